@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# setup.sh — the one place that installs what hybridgpt needs, then configures and builds it.
+#
+# Idempotent: each step checks before it acts, so running it again is cheap.
+#   1. Debian packages (compiler, CMake, header-only libraries, GoogleTest, PCRE2, Open MPI).
+#   2. LibTorch from the pinned `torch` wheel in a project-local virtual environment (.venv),
+#      unless Torch_DIR or CMAKE_PREFIX_PATH already points at a LibTorch.
+#   3. CMake configure (Release, Ninja) and build into build/.
+#
+# Environment knobs: HGPT_SKIP_APT=1 skips step 1, HGPT_SKIP_BUILD=1 stops after step 2,
+# HGPT_BUILD_DIR (default build), HGPT_CMAKE_ARGS (extra configure arguments).
+set -euo pipefail
+
+# The one pinned LibTorch: PyPI's torch 2.11.0 wheel is a CUDA 13 build (cu130), as on the GPU
+# machines we test on. Change it here and nowhere else.
+TORCH_VERSION="2.11.0"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BUILD_DIR="${HGPT_BUILD_DIR:-build}"
+VENV="$ROOT/.venv"
+
+log() { printf '[setup] %s\n' "$*"; }
+
+# ---------------------------------------------------------------------------------------------
+# 1. Debian packages
+APT_PACKAGES=(g++ cmake ninja-build ccache git python3 python3-venv nlohmann-json3-dev
+              libcli11-dev libgtest-dev libgmock-dev libpcre2-dev openmpi-bin libopenmpi-dev)
+if [[ "${HGPT_SKIP_APT:-0}" != 1 ]] && command -v dpkg >/dev/null; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. LibTorch: a user-provided one, else the pinned wheel in .venv
+torch_prefix=""
+if [[ -n "${Torch_DIR:-}" ]]; then
+  log "using LibTorch from Torch_DIR=$Torch_DIR"
+elif [[ -n "${CMAKE_PREFIX_PATH:-}" ]] && compgen -G "${CMAKE_PREFIX_PATH%%:*}/share/cmake/Torch/TorchConfig.cmake" >/dev/null; then
+  log "using LibTorch from CMAKE_PREFIX_PATH=$CMAKE_PREFIX_PATH"
+else
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating virtual environment $VENV"
+    python3 -m venv "$VENV"
+  fi
+  have=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null || true)
+  if [[ "${have%%+*}" != "$TORCH_VERSION" ]]; then
+    log "installing torch==$TORCH_VERSION into .venv (a few GB with its CUDA libraries; once)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy
+  fi
+  torch_prefix=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+fi
+
+[[ "${HGPT_SKIP_BUILD:-0}" == 1 ]] && exit 0
+
+# ---------------------------------------------------------------------------------------------
+# 3. Configure (once) and build
+if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
+  log "configuring $BUILD_DIR"
+  args=(-S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release)
+  [[ -n "$torch_prefix" ]] && args+=("-DCMAKE_PREFIX_PATH=$torch_prefix")
+  [[ -x "$VENV/bin/python" ]] && args+=("-DPython3_EXECUTABLE=$VENV/bin/python")
+  command -v ccache >/dev/null && args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  # shellcheck disable=SC2086
+  cmake "${args[@]}" ${HGPT_CMAKE_ARGS:-}
+fi
+log "building $BUILD_DIR"
+cmake --build "$BUILD_DIR"
