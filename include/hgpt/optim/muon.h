@@ -1,0 +1,49 @@
+// muon.h — Muon (momentum orthogonalised by Newton–Schulz) for 2-D weight matrices.
+#pragma once
+
+#include "hgpt/optim/optimizer.h"
+
+#include <vector>
+
+namespace hgpt::optim {
+
+// Newton–Schulz quintic iteration towards the orthogonal factor U·Vᵀ of G = U·S·Vᵀ (G 2-D), as
+// nanochat's zeropower_via_newtonschulz5 (nanochat/muon.py):
+//   X ← G (bf16 on CUDA tensors, as nanochat; fp32 on CPU), transposed when rows > cols;
+//   X ← X / (‖X‖_F + 1e-7);
+//   repeat `steps` times:  A = X·Xᵀ;  B = b·A + c·A·A;  X = a·X + B·X
+//   with (a, b, c) = (3.4445, −4.7750, 2.0315); transposed back at the end.
+// Each singular value σ of X maps through φ(σ) = aσ + bσ³ + cσ⁵, so the result is U·φ⁵(S/‖G‖_F)·Vᵀ:
+// after 5 steps every normalised σ in [0.003, 1] lands in about [0.68, 1.21] (not exactly 1 — the
+// coefficients trade accuracy for a steep slope at 0). Returns bf16 (CUDA) or fp32 (CPU).
+at::Tensor zeropower_via_newton_schulz5(const at::Tensor& G, int steps = 5);
+
+// Update for each 2-D parameter p (rows × cols) with gradient g, lr = base lr × lr_mult (nanochat's
+// Muon.step, nanochat/muon.py; fp32 momentum buffer):
+//   buf ← lerp(buf, g, 1 − momentum)  = momentum·buf + (1 − momentum)·g        "momentum_buffer"
+//   u   ← nesterov ? lerp(g, buf, momentum) = (1 − momentum)·g + momentum·buf : buf
+//   p   ← p − lr · sqrt(max(1, rows/cols)) · zeropower_via_newton_schulz5(u, ns_steps)
+// Unlike nanochat, the gradient itself is left unchanged (nanochat computes u in place in p.grad).
+// State keys: "<name>.momentum_buffer", "step".
+class Muon : public Optimizer {
+ public:
+  explicit Muon(std::vector<NamedParam> params, double lr = 0.02, double momentum = 0.95,
+                bool nesterov = true, int ns_steps = 5);
+
+  void step() override;
+
+  // The trainer ramps it each step (see muon_momentum in schedule.h).
+  void set_momentum(double m);
+  double momentum() const { return momentum_; }
+
+ protected:
+  StateDict live_state() const override;
+
+ private:
+  std::vector<at::Tensor> momentum_buffers_;  // one per params()[i]
+  double lr_, momentum_;
+  bool nesterov_;
+  int ns_steps_;
+};
+
+}  // namespace hgpt::optim
