@@ -2,7 +2,8 @@
 # setup.sh — the one place that installs what hybridgpt needs, then configures and builds it.
 #
 # Idempotent: each step checks before it acts, so running it again is cheap.
-#   1. Debian packages (compiler, CMake, header-only libraries, GoogleTest, PCRE2, Open MPI).
+#   1. Debian packages (compiler, CMake, header-only libraries, GoogleTest, PCRE2, Open MPI, and
+#      Gloo's headers, which LibTorch's ProcessGroupGloo.hpp includes but the wheel does not ship).
 #   2. LibTorch from the pinned `torch` wheel in a project-local virtual environment (.venv),
 #      unless Torch_DIR or CMAKE_PREFIX_PATH already points at a LibTorch.
 #   3. CMake configure (Release, Ninja) and build into build/.
@@ -25,7 +26,7 @@ log() { printf '[setup] %s\n' "$*"; }
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages
 APT_PACKAGES=(g++ cmake ninja-build ccache git python3 python3-venv nlohmann-json3-dev
-              libcli11-dev libgtest-dev libgmock-dev libpcre2-dev openmpi-bin libopenmpi-dev)
+              libcli11-dev libgtest-dev libgmock-dev libpcre2-dev libgloo-dev openmpi-bin libopenmpi-dev)
 if [[ "${HGPT_SKIP_APT:-0}" != 1 ]] && command -v dpkg >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,334 @@
+// process_group.cpp — ProcessGroup: rendezvous through a c10d TCPStore, one c10d backend (Gloo or
+// NCCL, built in backends.h's factories), the collectives the trainer uses with bounded waits and
+// clear errors, the Gloo reduce-scatter fallback, and the cross-rank config check.
+#include "hgpt/dist/process_group.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
+
+#include "backends.h"
+#include "hgpt/errors.h"
+
+namespace hgpt::dist {
+
+using detail::BackendPtr;
+using detail::StorePtr;
+
+struct ProcessGroup::Impl {
+  int rank = 0;
+  int world_size = 1;
+  DistOptions opts;
+  bool cuda = false;
+  std::string name = "none";
+  StorePtr store;       // prefixed view of the TCPStore (null for the no-op group)
+  BackendPtr backend;   // null for the no-op group
+  int64_t config_rounds = 0;
+
+  ~Impl() {
+    // Let NCCL release its communicators in order rather than from a static destructor.
+    if (backend) {
+      try {
+        backend->shutdown();
+      } catch (...) {
+      }
+    }
+  }
+
+  bool active() const { return backend.defined(); }
+
+  [[noreturn]] void fail(const std::string& what, const std::string& cause) const {
+    throw DistError(what + " failed on rank " + std::to_string(rank) + " of " +
+                    std::to_string(world_size) + " (" + name + ", timeout " +
+                    std::to_string(opts.timeout.count()) +
+                    " ms); another rank probably exited or stopped responding: " + cause);
+  }
+
+  // Runs one collective to completion, translating backend failures into a DistError. Gloo's wait
+  // gets a deadline a little past its own timeout (so Gloo's more precise message usually wins);
+  // NCCL's wait only orders the CUDA stream and its watchdog enforces the timeout.
+  void run(const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+    try {
+      auto work = start();
+      if (cuda) {
+        work->wait();
+      } else {
+        work->wait(opts.timeout + std::chrono::milliseconds(2000));
+      }
+    } catch (const c10::Error& e) {
+      fail(what, e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      fail(what, e.what());
+    }
+  }
+
+  void check_device(const at::Tensor& t, const char* what) const {
+    TORCH_CHECK(t.is_cuda() == cuda, what, ": tensor on ", t.device(), " but the process group is ",
+                name, cuda ? " (tensors must be on CUDA)" : " (tensors must be on CPU)");
+  }
+};
+
+namespace {
+
+// Keys from an earlier torchrun restart may still sit in the agent's store: scope ours by attempt.
+std::string store_prefix() {
+  const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  return std::string("hgpt/attempt_") + (attempt && *attempt ? attempt : "0");
+}
+
+StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(env.master_port);
+  so.isServer = env.rank == 0 && !env.use_agent_store;
+  so.timeout = opts.timeout;
+  if (!env.use_agent_store) {
+    so.numWorkers = static_cast<std::size_t>(env.world_size);
+    so.waitWorkers = true;  // rank 0 returns only when every rank has joined (or the timeout)
+  }
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  try {
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    return c10::make_intrusive<c10d::PrefixStore>(store_prefix(), tcp);
+  } catch (const std::exception& e) {
+    const std::string cause =
+        dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace()
+                                            : e.what();
+    const std::string role = so.isServer ? "host the rendezvous store on " : "reach the rendezvous store at ";
+    throw DistError("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
+                    " could not " + role + where + " within " +
+                    std::to_string(opts.timeout.count()) +
+                    " ms (every rank needs the same MASTER_ADDR/MASTER_PORT, rank 0 must be "
+                    "running and the port free): " + cause);
+  }
+}
+
+std::vector<uint8_t> to_bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+nlohmann::json parse_config(const std::string& text, size_t rank) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  TORCH_CHECK(j.is_object(), "check_same_config: rank ", rank, "'s config is not a JSON object");
+  return j;
+}
+
+}  // namespace
+
+std::string describe_config_mismatch(const std::vector<std::string>& configs) {
+  if (configs.empty()) return "";
+  const auto ref = parse_config(configs[0], 0);
+  for (size_t r = 1; r < configs.size(); ++r) {
+    const auto other = parse_config(configs[r], r);
+    std::set<std::string> keys;
+    for (const auto& kv : ref.items()) keys.insert(kv.key());
+    for (const auto& kv : other.items()) keys.insert(kv.key());
+    for (const auto& key : keys) {
+      const std::string a = ref.contains(key) ? ref[key].dump() : "(missing)";
+      const std::string b = other.contains(key) ? other[key].dump() : "(missing)";
+      if (a != b) {
+        return "ranks disagree on the config: key '" + key + "' is " + a + " on rank 0 but " + b +
+               " on rank " + std::to_string(r) + "; every rank must run the same config";
+      }
+    }
+  }
+  return "";
+}
+
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ProcessGroup::~ProcessGroup() = default;
+
+std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda,
+                                                   const DistOptions& opts) {
+  TORCH_CHECK(env.world_size >= 1 && env.rank >= 0 && env.rank < env.world_size,
+              "ProcessGroup::create: rank ", env.rank, " outside a world of ", env.world_size);
+  TORCH_CHECK(opts.timeout.count() > 0, "ProcessGroup::create: timeout must be positive");
+  TORCH_CHECK(opts.bucket_bytes > 0, "ProcessGroup::create: bucket_bytes must be positive");
+  auto impl = std::make_unique<Impl>();
+  impl->rank = env.rank;
+  impl->world_size = env.world_size;
+  impl->opts = opts;
+  impl->cuda = cuda;
+  if (env.world_size > 1 || opts.force_backend) {
+    impl->store = connect_store(env, opts);
+    try {
+      if (cuda) {
+#ifdef HGPT_WITH_CUDA  // backend_nccl_cuda.cpp is compiled exactly in the builds that define it
+        impl->backend = detail::make_nccl_backend(impl->store, env.rank, env.world_size,
+                                                  env.local_rank, opts);
+        impl->name = "nccl";
+#else
+        throw DistError("this build has no CUDA support, so no NCCL process group; train on CPU");
+#endif
+      } else {
+        impl->backend = detail::make_gloo_backend(impl->store, env.rank, env.world_size,
+                                                  env.master_addr, opts);
+        impl->name = "gloo";
+      }
+    } catch (const DistError&) {
+      throw;
+    } catch (const c10::Error& e) {
+      impl->fail(std::string("creating the ") + (cuda ? "NCCL" : "Gloo") + " process group",
+                 e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      impl->fail(std::string("creating the ") + (cuda ? "NCCL" : "Gloo") + " process group",
+                 e.what());
+    }
+  }
+  return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
+}
+
+int ProcessGroup::rank() const { return impl_->rank; }
+int ProcessGroup::world_size() const { return impl_->world_size; }
+bool ProcessGroup::is_distributed() const { return impl_->active(); }
+const char* ProcessGroup::backend_name() const { return impl_->name.c_str(); }
+
+void ProcessGroup::all_reduce_sum_(at::Tensor& t) {
+  if (!impl_->active()) return;
+  impl_->check_device(t, "all_reduce_sum_");
+  // c10d needs dense storage; a strided view is reduced through a contiguous copy.
+  std::vector<at::Tensor> bufs{t.is_contiguous() ? t : t.contiguous()};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  o.timeout = impl_->opts.timeout;
+  impl_->run("all_reduce", [&] { return impl_->backend->allreduce(bufs, o); });
+  if (!bufs[0].is_same(t)) t.copy_(bufs[0]);
+}
+
+void ProcessGroup::all_reduce_mean_(std::vector<at::Tensor>& tensors) {
+  if (!impl_->active()) return;
+  // One bucket holds tensors of one dtype; a tensor larger than a bucket travels alone.
+  struct Bucket {
+    std::vector<size_t> members;
+    int64_t bytes = 0;
+  };
+  std::map<at::ScalarType, std::vector<Bucket>> by_dtype;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    impl_->check_device(t, "all_reduce_mean_");
+    TORCH_CHECK(at::isFloatingType(t.scalar_type()), "all_reduce_mean_: tensor ", i,
+                " has non-floating dtype ", t.scalar_type());
+    auto& buckets = by_dtype[t.scalar_type()];
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    if (buckets.empty() || buckets.back().bytes + bytes > impl_->opts.bucket_bytes) {
+      if (buckets.empty() || buckets.back().bytes > 0) buckets.emplace_back();
+    }
+    buckets.back().members.push_back(i);
+    buckets.back().bytes += bytes;
+  }
+  const double inv = 1.0 / impl_->world_size;
+  for (auto& entry : by_dtype) {
+    for (auto& bucket : entry.second) {
+      std::vector<at::Tensor> flat_parts;
+      flat_parts.reserve(bucket.members.size());
+      for (size_t i : bucket.members) flat_parts.push_back(tensors[i].reshape({-1}));
+      at::Tensor flat = flat_parts.size() == 1 && tensors[bucket.members[0]].is_contiguous()
+                            ? flat_parts[0]  // a view of the tensor itself: reduced in place
+                            : at::cat(flat_parts);
+      all_reduce_sum_(flat);
+      flat.mul_(inv);
+      int64_t offset = 0;
+      for (size_t i : bucket.members) {
+        auto& t = tensors[i];
+        auto slice = flat.narrow(0, offset, t.numel()).view(t.sizes());
+        if (!slice.is_same(t) && slice.data_ptr() != t.data_ptr()) t.copy_(slice);
+        offset += t.numel();
+      }
+    }
+  }
+}
+
+void ProcessGroup::broadcast_(at::Tensor& t, int root) {
+  TORCH_CHECK(root >= 0 && root < impl_->world_size, "broadcast_: root ", root,
+              " outside a world of ", impl_->world_size);
+  if (!impl_->active()) return;
+  impl_->check_device(t, "broadcast_");
+  std::vector<at::Tensor> bufs{t.is_contiguous() ? t : t.contiguous()};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  o.timeout = impl_->opts.timeout;
+  impl_->run("broadcast", [&] { return impl_->backend->broadcast(bufs, o); });
+  if (!bufs[0].is_same(t)) t.copy_(bufs[0]);
+}
+
+void ProcessGroup::barrier() {
+  if (!impl_->active()) return;
+  c10d::BarrierOptions o;
+  o.timeout = impl_->opts.timeout;
+  impl_->run("barrier", [&] { return impl_->backend->barrier(o); });
+}
+
+double ProcessGroup::all_reduce_sum(double v) {
+  if (!impl_->active()) return v;
+  auto t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(
+                                impl_->cuda ? at::kCUDA : at::kCPU));
+  all_reduce_sum_(t);
+  return t.item<double>();
+}
+
+double ProcessGroup::all_reduce_mean(double v) { return all_reduce_sum(v) / impl_->world_size; }
+
+at::Tensor ProcessGroup::reduce_scatter_sum(const at::Tensor& input) {
+  const int64_t n = impl_->world_size;
+  TORCH_CHECK(input.numel() % n == 0, "reduce_scatter_sum: ", input.numel(),
+              " elements do not split into ", n, " equal shards");
+  const int64_t k = input.numel() / n;
+  if (!impl_->active()) return input.reshape({-1}).clone();
+  impl_->check_device(input, "reduce_scatter_sum");
+  if (!impl_->cuda) {
+    // Gloo fallback: sum everything, keep our slice (world_size× the traffic of a true
+    // reduce-scatter, which Gloo's c10d backend lacks for these tensors).
+    auto all = input.reshape({-1}).clone();
+    all_reduce_sum_(all);
+    return all.narrow(0, impl_->rank * k, k).clone();
+  }
+  auto in = input.reshape({-1}).contiguous();
+  auto out = at::empty({k}, in.options());
+  c10d::ReduceScatterOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  o.timeout = impl_->opts.timeout;
+  impl_->run("reduce_scatter", [&] { return impl_->backend->_reduce_scatter_base(out, in, o); });
+  return out;
+}
+
+at::Tensor ProcessGroup::all_gather(const at::Tensor& shard) {
+  if (!impl_->active()) return shard.reshape({-1}).clone();
+  impl_->check_device(shard, "all_gather");
+  auto in = shard.reshape({-1}).contiguous();
+  auto out = at::empty({in.numel() * impl_->world_size}, in.options());
+  c10d::AllgatherOptions o;
+  o.timeout = impl_->opts.timeout;
+  impl_->run("all_gather", [&] { return impl_->backend->_allgather_base(out, in, o); });
+  return out;
+}
+
+void ProcessGroup::check_same_config(const std::string& config_json) {
+  parse_config(config_json, static_cast<size_t>(impl_->rank));  // a malformed text is our bug
+  if (!impl_->active()) return;
+  const std::string round = "config/" + std::to_string(impl_->config_rounds++) + "/";
+  std::vector<std::string> keys;
+  for (int r = 0; r < impl_->world_size; ++r) keys.push_back(round + std::to_string(r));
+  std::vector<std::string> configs;
+  try {
+    impl_->store->set(keys[impl_->rank], to_bytes(config_json));
+    impl_->store->wait(keys, impl_->opts.timeout);
+    for (const auto& key : keys) {
+      const auto bytes = impl_->store->get(key);
+      configs.emplace_back(bytes.begin(), bytes.end());
+    }
+  } catch (const c10::Error& e) {
+    impl_->fail("check_same_config", e.what_without_backtrace());
+  }
+  // Every rank sees the same texts, so every rank reaches the same verdict.
+  const std::string mismatch = describe_config_mismatch(configs);
+  if (!mismatch.empty()) throw UserError(mismatch);
+}
+
+}  // namespace hgpt::dist

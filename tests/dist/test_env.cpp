@@ -1,0 +1,198 @@
+// test_env.cpp — detect_env() on every launcher's variables, and the UserErrors for partial or
+// inconsistent settings (each must name the offending variable).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "hgpt/dist/process_group.h"
+#include "hgpt/errors.h"
+
+namespace {
+
+using hgpt::dist::detect_env;
+using hgpt::dist::DistEnv;
+
+const char* const kVars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+                             "TORCHELASTIC_USE_AGENT_STORE", "OMPI_COMM_WORLD_RANK",
+                             "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"};
+
+// Clears every launcher variable for the test and restores the originals afterwards.
+class DetectEnv : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* v : kVars) {
+      const char* old = std::getenv(v);
+      saved_[v] = old ? std::optional<std::string>(old) : std::nullopt;
+      unsetenv(v);
+    }
+  }
+  void TearDown() override {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        unsetenv(name.c_str());
+      }
+    }
+  }
+  static void set(const char* name, const char* value) { setenv(name, value, 1); }
+
+  // detect_env must throw a UserError whose message contains `needle`.
+  static void expect_user_error(const std::string& needle) {
+    try {
+      detect_env();
+      FAIL() << "expected a UserError naming " << needle;
+    } catch (const hgpt::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+
+ private:
+  std::map<std::string, std::optional<std::string>> saved_;
+};
+
+TEST_F(DetectEnv, NothingSetIsASingleProcess) {
+  const DistEnv env = detect_env();
+  EXPECT_EQ(env.launcher, "single");
+  EXPECT_EQ(env.rank, 0);
+  EXPECT_EQ(env.world_size, 1);
+  EXPECT_EQ(env.local_rank, 0);
+  EXPECT_EQ(env.master_addr, "127.0.0.1");
+  EXPECT_EQ(env.master_port, 29500);
+  EXPECT_FALSE(env.use_agent_store);
+}
+
+TEST_F(DetectEnv, TorchrunVariables) {
+  set("RANK", "5");
+  set("WORLD_SIZE", "8");
+  set("LOCAL_RANK", "1");
+  set("MASTER_ADDR", "node0.cluster");
+  set("MASTER_PORT", "12345");
+  set("TORCHELASTIC_USE_AGENT_STORE", "True");
+  const DistEnv env = detect_env();
+  EXPECT_EQ(env.launcher, "torchrun");
+  EXPECT_EQ(env.rank, 5);
+  EXPECT_EQ(env.world_size, 8);
+  EXPECT_EQ(env.local_rank, 1);
+  EXPECT_EQ(env.master_addr, "node0.cluster");
+  EXPECT_EQ(env.master_port, 12345);
+  EXPECT_TRUE(env.use_agent_store);
+}
+
+TEST_F(DetectEnv, TorchrunWithoutLocalRankOrMasterUsesDefaults) {
+  set("RANK", "1");
+  set("WORLD_SIZE", "2");
+  set("TORCHELASTIC_USE_AGENT_STORE", "False");
+  const DistEnv env = detect_env();
+  EXPECT_EQ(env.local_rank, 1);  // one node: the local rank is the rank
+  EXPECT_EQ(env.master_addr, "127.0.0.1");
+  EXPECT_EQ(env.master_port, 29500);
+  EXPECT_FALSE(env.use_agent_store);
+}
+
+TEST_F(DetectEnv, OpenMpiVariables) {
+  set("OMPI_COMM_WORLD_RANK", "3");
+  set("OMPI_COMM_WORLD_SIZE", "4");
+  set("OMPI_COMM_WORLD_LOCAL_RANK", "1");
+  set("MASTER_ADDR", "10.0.0.7");
+  set("MASTER_PORT", "29600");
+  const DistEnv env = detect_env();
+  EXPECT_EQ(env.launcher, "mpirun");
+  EXPECT_EQ(env.rank, 3);
+  EXPECT_EQ(env.world_size, 4);
+  EXPECT_EQ(env.local_rank, 1);
+  EXPECT_EQ(env.master_addr, "10.0.0.7");
+  EXPECT_EQ(env.master_port, 29600);
+  EXPECT_FALSE(env.use_agent_store);
+}
+
+TEST_F(DetectEnv, TorchrunVariablesWinOverOpenMpi) {
+  set("OMPI_COMM_WORLD_RANK", "3");
+  set("OMPI_COMM_WORLD_SIZE", "4");
+  set("RANK", "0");
+  set("WORLD_SIZE", "2");
+  const DistEnv env = detect_env();
+  EXPECT_EQ(env.launcher, "torchrun");
+  EXPECT_EQ(env.rank, 0);
+  EXPECT_EQ(env.world_size, 2);
+}
+
+TEST_F(DetectEnv, RankWithoutWorldSize) {
+  set("RANK", "0");
+  expect_user_error("WORLD_SIZE");
+}
+
+TEST_F(DetectEnv, WorldSizeWithoutRank) {
+  set("WORLD_SIZE", "2");
+  expect_user_error("RANK is not");
+}
+
+TEST_F(DetectEnv, LocalRankAlone) {
+  set("LOCAL_RANK", "0");
+  expect_user_error("LOCAL_RANK");
+}
+
+TEST_F(DetectEnv, RankOutOfRange) {
+  set("RANK", "2");
+  set("WORLD_SIZE", "2");
+  expect_user_error("RANK=2");
+}
+
+TEST_F(DetectEnv, NotAnInteger) {
+  set("RANK", "1x");
+  set("WORLD_SIZE", "2");
+  expect_user_error("RANK='1x'");
+}
+
+TEST_F(DetectEnv, WorldSizeZero) {
+  set("RANK", "0");
+  set("WORLD_SIZE", "0");
+  expect_user_error("WORLD_SIZE=0");
+}
+
+TEST_F(DetectEnv, LocalRankOutOfRange) {
+  set("RANK", "0");
+  set("WORLD_SIZE", "2");
+  set("LOCAL_RANK", "-1");
+  expect_user_error("LOCAL_RANK=-1");
+}
+
+TEST_F(DetectEnv, BadMasterPort) {
+  set("RANK", "0");
+  set("WORLD_SIZE", "2");
+  set("MASTER_PORT", "70000");
+  expect_user_error("MASTER_PORT=70000");
+  set("MASTER_PORT", "http");
+  expect_user_error("MASTER_PORT='http'");
+}
+
+TEST_F(DetectEnv, EmptyMasterAddr) {
+  set("OMPI_COMM_WORLD_RANK", "0");
+  set("OMPI_COMM_WORLD_SIZE", "2");
+  set("MASTER_ADDR", "");
+  expect_user_error("MASTER_ADDR");
+}
+
+TEST_F(DetectEnv, BadAgentStoreFlag) {
+  set("RANK", "0");
+  set("WORLD_SIZE", "1");
+  set("TORCHELASTIC_USE_AGENT_STORE", "maybe");
+  expect_user_error("TORCHELASTIC_USE_AGENT_STORE");
+}
+
+TEST_F(DetectEnv, OpenMpiRankWithoutSize) {
+  set("OMPI_COMM_WORLD_RANK", "0");
+  expect_user_error("OMPI_COMM_WORLD_SIZE");
+}
+
+TEST_F(DetectEnv, OpenMpiLocalRankOutOfRange) {
+  set("OMPI_COMM_WORLD_RANK", "0");
+  set("OMPI_COMM_WORLD_SIZE", "2");
+  set("OMPI_COMM_WORLD_LOCAL_RANK", "2");
+  expect_user_error("OMPI_COMM_WORLD_LOCAL_RANK=2");
+}
+
+}  // namespace
