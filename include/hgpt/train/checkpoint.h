@@ -1,0 +1,41 @@
+// checkpoint.h — checkpoints in <out_dir>/<model_tag>/ (DESIGN §6):
+//   model_<step:06d>.pt             dict name → tensor (torch.load reads it), written by rank 0
+//   optim_<step:06d>_rank<r>.pt     dict name → tensor of each rank's optimizer state + RNG state
+//   meta_<step:06d>.json            step, resolved config, val metrics, loader position, ...
+// Every file is written under a temporary name and renamed; meta is written last, after all
+// ranks' files, so a checkpoint is complete exactly when its meta file exists.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace hgpt::train {
+
+using TensorDict = std::vector<std::pair<std::string, at::Tensor>>;
+
+std::string step_name(const char* prefix, int64_t step, const char* suffix);  // model_000010.pt
+std::string optim_name(int64_t step, int rank);                               // optim_000010_rank0.pt
+
+// Tensor dicts in PyTorch's zip/pickle format (torch.save / torch.load compatible).
+void save_tensor_dict(const std::string& path, const TensorDict& dict);
+TensorDict load_tensor_dict(const std::string& path);
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// The module's parameters and buffers by name (moved to CPU), and the reverse (checks names/shapes).
+TensorDict module_state(const torch::nn::Module& module);
+void load_module_state(torch::nn::Module& module, const TensorDict& state, const std::string& source);
+
+// The newest step whose meta file exists in dir, if any.
+std::optional<int64_t> latest_checkpoint(const std::string& dir);
+nlohmann::json read_meta(const std::string& dir, int64_t step);
+
+}  // namespace hgpt::train

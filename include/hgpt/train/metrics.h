@@ -1,0 +1,45 @@
+// metrics.h — what a run reports: the debiased EMA of the loss, MFU against a peak-FLOP/s table,
+// ETA, and the JSONL file <out_dir>/<model_tag>/metrics.jsonl (one object per logged step/eval).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <string>
+
+namespace hgpt::train {
+
+// nanochat's smoothed loss: ema = β·ema + (1−β)·loss, reported debiased as ema / (1 − β^(n)).
+class LossEma {
+ public:
+  explicit LossEma(double beta = 0.9) : beta_(beta) {}
+  double update(double loss);  // returns the debiased value
+  double value() const;
+  nlohmann::json state() const { return {{"ema", ema_}, {"count", count_}}; }
+  void load(const nlohmann::json& s) { ema_ = s.at("ema").get<double>(), count_ = s.at("count").get<int64_t>(); }
+
+ private:
+  double beta_, ema_ = 0.0;
+  int64_t count_ = 0;
+};
+
+// Peak dense bf16 FLOP/s of the device, or <= 0 when unknown (CPU, unlisted GPU): the config's
+// peak_flops wins when positive, else a small table keyed on the CUDA device name.
+double peak_flops_for(const std::string& device_name, double configured);
+// "cpu", or the CUDA device's name ("NVIDIA H200").
+std::string device_name(bool cuda, int index);
+
+// Appends JSON objects, one per line, flushed after each (a crash loses at most the last line).
+class MetricsWriter {
+ public:
+  MetricsWriter() = default;
+  void open(const std::string& path);  // no-op writer when never opened (non-zero ranks)
+  void write(const nlohmann::json& record);
+
+ private:
+  std::ofstream out_;
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "12s"
+
+}  // namespace hgpt::train

@@ -1,0 +1,22 @@
+// summary.h — what `base_train --dry-run` prints: sizes, FLOPs, batch arithmetic, horizon and a
+// memory estimate, all derived from the config without allocating the model.
+#pragma once
+
+#include "hgpt/config.h"
+
+#include <nlohmann/json.hpp>
+
+namespace hgpt::train {
+
+// The number of optimizer steps: num_iterations if set, else target_flops / (flops per token ·
+// total_batch_size), else target_param_data_ratio · parameters / total_batch_size (nanochat).
+int64_t resolve_num_iterations(const Config& config);
+
+// One JSON object: parameters, parameters_by_block {T, M}, flops_per_token, tokens_per_step,
+// grad_accum_steps, num_iterations, estimated_memory_bytes (+ its parts), training_tokens, ...
+nlohmann::json run_summary(const Config& config, int world_size, bool cuda);
+
+// The same summary as readable lines.
+std::string format_summary(const nlohmann::json& summary);
+
+}  // namespace hgpt::train

@@ -1,0 +1,349 @@
+// config.cpp — the key table (names, defaults, types), JSON parsing, overrides and validation.
+#include "hgpt/config.h"
+
+#include "hgpt/errors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+namespace hgpt {
+
+using nlohmann::json;
+
+int64_t ModelConfig::count(char kind) const {
+  return std::count(block_pattern.begin(), block_pattern.end(), kind);
+}
+
+std::string Config::resolved_model_tag() const {
+  return train.model_tag.empty() ? "d" + std::to_string(model.depth) : train.model_tag;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The key table: one entry per config key, with its JSON type and how to read/write it.
+
+enum class Kind { Int, UInt, Float, Bool, String, Pattern };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Int: return "an integer";
+    case Kind::UInt: return "a non-negative integer";
+    case Kind::Float: return "a number";
+    case Kind::Bool: return "true or false";
+    case Kind::String: return "a string";
+    case Kind::Pattern: return "null, a list of \"T\"/\"M\"/\"transformer\"/\"mamba\", or a string like \"TTMM\"";
+  }
+  return "?";
+}
+
+struct KeySpec {
+  std::string name;
+  Kind kind;
+  std::function<json(const Config&)> get;
+  std::function<void(Config&, const json&)> set;  // value already type-checked
+};
+
+template <class Section, class T>
+KeySpec make_key(const char* name, Kind kind, Section Config::*section, T Section::*field) {
+  return KeySpec{name, kind,
+                 [=](const Config& c) { return json((c.*section).*field); },
+                 [=](Config& c, const json& v) { (c.*section).*field = v.get<T>(); }};
+}
+
+std::string resolve_pattern(const json& v);
+
+const std::vector<KeySpec>& key_table() {
+  using M = ModelConfig;
+  using T = TrainConfig;
+  static const std::vector<KeySpec> table = [] {
+    std::vector<KeySpec> k;
+    auto m = &Config::model;
+    auto t = &Config::train;
+    // model
+    k.push_back(make_key("depth", Kind::Int, m, &M::depth));
+    k.push_back(make_key("aspect_ratio", Kind::Int, m, &M::aspect_ratio));
+    k.push_back(make_key("head_dim", Kind::Int, m, &M::head_dim));
+    k.push_back(make_key("n_kv_head", Kind::Int, m, &M::n_kv_head));
+    k.push_back(make_key("vocab_size", Kind::Int, m, &M::vocab_size));
+    k.push_back(make_key("max_seq_len", Kind::Int, m, &M::sequence_len));
+    k.push_back(KeySpec{"block_pattern", Kind::Pattern,
+                        [](const Config& c) {
+                          json list = json::array();
+                          for (char ch : c.model.block_pattern) list.push_back(std::string(1, ch));
+                          return c.model.block_pattern.empty() ? json(nullptr) : list;
+                        },
+                        [](Config& c, const json& v) { c.model.block_pattern = resolve_pattern(v); }});
+    k.push_back(make_key("mamba_d_state", Kind::Int, m, &M::mamba_d_state));
+    k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv));
+    k.push_back(make_key("mamba_expand", Kind::Int, m, &M::mamba_expand));
+    k.push_back(make_key("mamba_use_mlp", Kind::Bool, m, &M::mamba_use_mlp));
+    // runtime
+    k.push_back(make_key("device", Kind::String, t, &T::device));
+    k.push_back(make_key("data", Kind::String, t, &T::data));
+    k.push_back(make_key("tokenizer", Kind::String, t, &T::tokenizer));
+    k.push_back(make_key("out_dir", Kind::String, t, &T::out_dir));
+    k.push_back(make_key("model_tag", Kind::String, t, &T::model_tag));
+    k.push_back(make_key("seed", Kind::UInt, t, &T::seed));
+    // batch and horizon
+    k.push_back(make_key("device_batch_size", Kind::Int, t, &T::device_batch_size));
+    k.push_back(make_key("total_batch_size", Kind::Int, t, &T::total_batch_size));
+    k.push_back(make_key("num_iterations", Kind::Int, t, &T::num_iterations));
+    k.push_back(make_key("target_flops", Kind::Float, t, &T::target_flops));
+    k.push_back(make_key("target_param_data_ratio", Kind::Float, t, &T::target_param_data_ratio));
+    // optimisation
+    k.push_back(make_key("embedding_lr", Kind::Float, t, &T::embedding_lr));
+    k.push_back(make_key("unembedding_lr", Kind::Float, t, &T::unembedding_lr));
+    k.push_back(make_key("matrix_lr", Kind::Float, t, &T::matrix_lr));
+    k.push_back(make_key("mamba_lr", Kind::Float, t, &T::mamba_lr));
+    k.push_back(make_key("weight_decay", Kind::Float, t, &T::weight_decay));
+    k.push_back(make_key("grad_clip", Kind::Float, t, &T::grad_clip));
+    k.push_back(make_key("warmup_ratio", Kind::Float, t, &T::warmup_ratio));
+    k.push_back(make_key("warmdown_ratio", Kind::Float, t, &T::warmdown_ratio));
+    k.push_back(make_key("final_lr_frac", Kind::Float, t, &T::final_lr_frac));
+    // evaluation, logging, checkpoints
+    k.push_back(make_key("eval_every", Kind::Int, t, &T::eval_every));
+    k.push_back(make_key("eval_tokens", Kind::Int, t, &T::eval_tokens));
+    k.push_back(make_key("sample_every", Kind::Int, t, &T::sample_every));
+    k.push_back(make_key("log_every", Kind::Int, t, &T::log_every));
+    k.push_back(make_key("save_every", Kind::Int, t, &T::save_every));
+    k.push_back(make_key("resume", Kind::Bool, t, &T::resume));
+    k.push_back(make_key("peak_flops", Kind::Float, t, &T::peak_flops));
+    // distributed
+    k.push_back(make_key("dist_timeout_s", Kind::Int, t, &T::dist_timeout_s));
+    k.push_back(make_key("gloo_interface", Kind::String, t, &T::gloo_interface));
+    return k;
+  }();
+  return table;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for error messages
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+[[noreturn]] void unknown_key(const std::string& key, const std::string& where) {
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (const auto& spec : key_table()) {
+    size_t d = edit_distance(key, spec.name);
+    if (d < best_d) best_d = d, best = spec.name;
+  }
+  std::string msg = where + "unknown key '" + key + "'";
+  if (best_d <= std::max<size_t>(3, key.size() / 3)) msg += "; did you mean '" + best + "'?";
+  msg += " (README.md lists every key)";
+  throw UserError(msg);
+}
+
+const KeySpec& find_key(const std::string& key, const std::string& where) {
+  for (const auto& spec : key_table())
+    if (spec.name == key) return spec;
+  unknown_key(key, where);
+}
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::string resolve_pattern(const json& v) {
+  if (v.is_null()) return "";
+  std::string out;
+  auto entry = [&](const std::string& raw) {
+    const std::string s = lower(raw);
+    if (s == "t" || s == "transformer") return 'T';
+    if (s == "m" || s == "mamba") return 'M';
+    throw UserError("block_pattern: unknown entry '" + raw +
+                    "'; allowed: \"T\"/\"transformer\" or \"M\"/\"mamba\" (case-insensitive)");
+  };
+  if (v.is_string()) {
+    for (char ch : v.get<std::string>()) out += entry(std::string(1, ch));
+    return out;
+  }
+  for (const auto& e : v) {
+    if (!e.is_string())
+      throw UserError("block_pattern: entry " + e.dump() + " is not a string; allowed: \"T\" or \"M\"");
+    out += entry(e.get<std::string>());
+  }
+  return out;
+}
+
+bool type_ok(Kind kind, const json& v) {
+  switch (kind) {
+    case Kind::Int: return v.is_number_integer();
+    case Kind::UInt: return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+    case Kind::Float: return v.is_number();
+    case Kind::Bool: return v.is_boolean();
+    case Kind::String: return v.is_string();
+    case Kind::Pattern: return v.is_null() || v.is_string() || v.is_array();
+  }
+  return false;
+}
+
+void apply_key(Config& config, const std::string& key, const json& value, const std::string& where) {
+  const KeySpec& spec = find_key(key, where);
+  if (!type_ok(spec.kind, value)) {
+    throw UserError(where + "key '" + key + "' must be " + kind_name(spec.kind) + ", got " +
+                    value.dump());
+  }
+  spec.set(config, value);
+}
+
+// Byte offset → "line L, column C" for parse errors.
+std::string line_column(const std::string& text, size_t byte) {
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < std::min(byte, text.size()); ++i) {
+    if (text[i] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(col > 1 ? col - 1 : col);
+}
+
+void require(bool ok, const std::string& key, const std::string& problem) {
+  if (!ok) throw UserError("config key '" + key + "': " + problem);
+}
+
+}  // namespace
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> keys;
+  for (const auto& spec : key_table()) keys.push_back(spec.name);
+  return keys;
+}
+
+json Config::to_json() const {
+  json out = json::object();
+  for (const auto& spec : key_table()) out[spec.name] = spec.get(*this);
+  return out;
+}
+
+int64_t grad_accum_steps(const Config& c, int world_size) {
+  const int64_t per_step = c.train.device_batch_size * c.model.sequence_len * world_size;
+  require(c.train.total_batch_size > 0 && c.train.total_batch_size % per_step == 0, "total_batch_size",
+          std::to_string(c.train.total_batch_size) + " must be a positive multiple of device_batch_size × max_seq_len × world_size = " +
+              std::to_string(c.train.device_batch_size) + " × " + std::to_string(c.model.sequence_len) +
+              " × " + std::to_string(world_size) + " = " + std::to_string(per_step));
+  return c.train.total_batch_size / per_step;
+}
+
+void validate(const Config& c, int world_size) {
+  const ModelConfig& m = c.model;
+  const TrainConfig& t = c.train;
+  auto positive = [](int64_t v, const char* key) {
+    require(v > 0, key, "must be a positive integer, got " + std::to_string(v));
+  };
+  positive(m.depth, "depth");
+  positive(m.aspect_ratio, "aspect_ratio");
+  positive(m.head_dim, "head_dim");
+  positive(m.vocab_size, "vocab_size");
+  positive(m.sequence_len, "max_seq_len");
+  positive(t.device_batch_size, "device_batch_size");
+  positive(t.eval_tokens, "eval_tokens");
+  positive(t.log_every, "log_every");
+  positive(t.dist_timeout_s, "dist_timeout_s");
+
+  require(static_cast<int64_t>(m.block_pattern.size()) == m.depth, "block_pattern",
+          "has " + std::to_string(m.block_pattern.size()) + " entries but depth is " +
+              std::to_string(m.depth) + "; give one \"T\" or \"M\" per layer (or null for all T)");
+  const int64_t dim = m.model_dim(), heads = m.n_head();
+  require(dim % heads == 0, "head_dim",
+          "model_dim " + std::to_string(dim) + " (depth × aspect_ratio) is not divisible by n_head " +
+              std::to_string(heads) + " = ceil(model_dim / head_dim); choose depth, aspect_ratio or head_dim so it divides");
+  require(m.attn_head_dim() % 2 == 0, "head_dim",
+          "the attention head size " + std::to_string(m.attn_head_dim()) + " must be even (rotary embeddings)");
+  if (m.n_kv_head != -1) {
+    require(m.n_kv_head > 0 && heads % m.n_kv_head == 0, "n_kv_head",
+            "must be -1 (same as n_head) or a positive divisor of n_head = " + std::to_string(heads) +
+                ", got " + std::to_string(m.n_kv_head));
+  }
+  require(m.mamba_d_state >= 1 && m.mamba_d_state <= 64, "mamba_d_state",
+          "must be in 1..64 (the scan kernels hold the state in registers), got " + std::to_string(m.mamba_d_state));
+  require(m.mamba_d_conv >= 2 && m.mamba_d_conv <= 4, "mamba_d_conv",
+          "must be in 2..4 (Mamba's causal depthwise convolution), got " + std::to_string(m.mamba_d_conv));
+  positive(m.mamba_expand, "mamba_expand");
+
+  require(t.device == "auto" || t.device == "cpu" || t.device == "cuda", "device",
+          "must be \"auto\", \"cpu\" or \"cuda\", got \"" + t.device + "\"");
+  require(!t.data.empty(), "data", "must be \"synthetic\" or a directory of token shards");
+  require(!t.out_dir.empty(), "out_dir", "must not be empty");
+  require(t.model_tag.find('/') == std::string::npos, "model_tag", "must not contain '/' (it names a folder under out_dir)");
+  for (auto [v, key] : {std::pair{t.embedding_lr, "embedding_lr"}, {t.unembedding_lr, "unembedding_lr"},
+                        {t.matrix_lr, "matrix_lr"}, {t.mamba_lr, "mamba_lr"}, {t.weight_decay, "weight_decay"}}) {
+    require(v >= 0, key, "must be >= 0, got " + std::to_string(v));
+  }
+  for (auto [v, key] : {std::pair{t.warmup_ratio, "warmup_ratio"}, {t.warmdown_ratio, "warmdown_ratio"},
+                        {t.final_lr_frac, "final_lr_frac"}}) {
+    require(v >= 0 && v <= 1, key, "must be in [0, 1], got " + std::to_string(v));
+  }
+  require(t.warmup_ratio + t.warmdown_ratio <= 1, "warmdown_ratio",
+          "warmup_ratio + warmdown_ratio must be <= 1");
+  require(t.num_iterations == -1 || t.num_iterations > 0, "num_iterations",
+          "must be -1 (derive from target_flops or target_param_data_ratio) or positive");
+  require(t.num_iterations > 0 || t.target_flops > 0 || t.target_param_data_ratio > 0,
+          "target_param_data_ratio", "one of num_iterations, target_flops, target_param_data_ratio must be positive");
+  grad_accum_steps(c, world_size);
+}
+
+Config config_from_json(const json& object, const std::vector<std::string>& overrides, int world_size) {
+  if (!object.is_object()) throw UserError("config: the top level must be a JSON object of key: value");
+  Config config;
+  for (const auto& [key, value] : object.items()) apply_key(config, key, value, "config: ");
+  for (const auto& item : overrides) {
+    const auto eq = item.find('=');
+    std::string key = item.substr(0, eq);
+    const std::string where = "override --" + item + ": ";
+    json value;
+    if (eq == std::string::npos) {
+      // A bare --flag means true for boolean keys.
+      if (find_key(key, where).kind != Kind::Bool)
+        throw UserError(where + "expected --" + key + "=VALUE");
+      value = true;
+    } else {
+      const std::string text = item.substr(eq + 1);
+      value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (value.is_discarded()) value = text;  // not JSON: a plain string such as a path or "TTMM"
+    }
+    apply_key(config, key, value, where);
+  }
+  if (config.model.block_pattern.empty()) config.model.block_pattern.assign(config.model.depth, 'T');
+  validate(config, world_size);
+  return config;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides, int world_size) {
+  std::ifstream in(path);
+  if (!in) throw UserError("config: cannot read '" + path + "' (no such file or not readable)");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  json object;
+  try {
+    object = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw UserError("config: '" + path + "' is not valid JSON at " + line_column(text, e.byte) + ": " +
+                    e.what());
+  }
+  try {
+    return config_from_json(object, overrides, world_size);
+  } catch (const UserError& e) {
+    throw UserError(path + ": " + e.what());
+  }
+}
+
+}  // namespace hgpt

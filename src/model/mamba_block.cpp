@@ -1,0 +1,92 @@
+// mamba_block.cpp — the Mamba mixer (mamba_simple.py's slow path, with our scan) and block.
+#include "hgpt/model/mamba_block.h"
+
+#include "hgpt/ops/selective_scan.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+namespace hgpt::model {
+
+MambaMixerImpl::MambaMixerImpl(const MambaShape& s) : shape(s) {
+  const int64_t di = s.d_inner(), r = s.dt_rank();
+  in_proj = register_module("in_proj", linear_no_bias(s.dim, 2 * di));
+  conv1d = register_module("conv1d", torch::nn::Conv1d(torch::nn::Conv1dOptions(di, di, s.d_conv)
+                                                           .groups(di)
+                                                           .padding(s.d_conv - 1)
+                                                           .bias(true)));
+  x_proj = register_module("x_proj", linear_no_bias(di, r + 2 * s.d_state));
+  dt_proj = register_module("dt_proj", torch::nn::Linear(torch::nn::LinearOptions(r, di).bias(true)));
+  out_proj = register_module("out_proj", linear_no_bias(di, s.dim));
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  A_log = register_parameter("A_log", at::empty({di, s.d_state}, f32));
+  D = register_parameter("D", at::empty({di}, f32));
+}
+
+void MambaMixerImpl::init_weights() {
+  at::NoGradGuard no_grad;
+  const int64_t di = shape.d_inner(), r = shape.dt_rank();
+  init_linear_generic(in_proj);
+  init_linear_generic(x_proj);
+  init_zero(out_proj);
+  // conv1d keeps PyTorch's default (kaiming-uniform) init, as in mamba.
+  // A = -[1..N] per channel, stored as A_log = log(1..N); D = 1.
+  A_log.copy_(at::log(at::arange(1, shape.d_state + 1, A_log.options())).expand({di, shape.d_state}));
+  D.fill_(1.0);
+  // dt_proj: weight ~ U(±dt_rank^-0.5); bias = softplus⁻¹(dt), dt log-uniform in [1e-3, 1e-1], ≥ 1e-4.
+  const double dt_init_std = std::pow(static_cast<double>(r), -0.5);
+  dt_proj->weight.uniform_(-dt_init_std, dt_init_std);
+  const double dt_min = 1e-3, dt_max = 1e-1;
+  auto dt = at::exp(at::rand({di}, dt_proj->bias.options()) * (std::log(dt_max) - std::log(dt_min)) +
+                    std::log(dt_min))
+                .clamp_min(1e-4);
+  dt_proj->bias.copy_(dt + at::log(-at::expm1(-dt)));
+}
+
+at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden) {
+  const int64_t L = hidden.size(1), di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
+  // (B, L, 2·di) → x, z as (B, di, L).
+  const auto xz = in_proj(hidden).transpose(1, 2);
+  auto x = xz.narrow(1, 0, di);
+  const auto z = xz.narrow(1, di, di);
+  x = at::silu(conv1d(x).narrow(2, 0, L));  // causal: keep the first L outputs
+  const auto x_dbl = x_proj(x.transpose(1, 2));  // (B, L, r + 2N)
+  const auto dt = x_dbl.narrow(2, 0, r);
+  const auto Bm = x_dbl.narrow(2, r, N).transpose(1, 2).contiguous();      // (B, N, L)
+  const auto Cm = x_dbl.narrow(2, r + N, N).transpose(1, 2).contiguous();  // (B, N, L)
+  // dt_proj's weight only: its bias enters the scan as delta_bias (before the softplus).
+  const auto delta = at::matmul(dt_proj->weight, dt.transpose(1, 2));  // (B, di, L)
+
+  ops::ScanInputs in;
+  in.u = x.contiguous();
+  in.delta = delta.contiguous();
+  in.A = -at::exp(A_log.to(at::kFloat));
+  in.B = Bm;
+  in.C = Cm;
+  in.D_skip = D.to(at::kFloat);
+  in.z = z.contiguous();
+  in.delta_bias = dt_proj->bias.to(at::kFloat);
+  in.delta_softplus = true;
+  const auto y = ops::selective_scan(in).out;  // (B, di, L)
+  return out_proj(y.transpose(1, 2));
+}
+
+MambaBlockImpl::MambaBlockImpl(const MambaShape& shape, bool use_mlp) {
+  mixer = register_module("mixer", MambaMixer(shape));
+  if (use_mlp) mlp = register_module("mlp", MLP(shape.dim));
+}
+
+at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, const Rotary&) {
+  auto x = x_in + mixer(rms_norm(x_in));
+  if (mlp) x = x + mlp(rms_norm(x));
+  return x;
+}
+
+void MambaBlockImpl::init_weights() {
+  mixer->init_weights();
+  if (mlp) mlp->init_weights();
+}
+
+}  // namespace hgpt::model

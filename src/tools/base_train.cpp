@@ -1,0 +1,93 @@
+// base_train — pretrain a HybridGPT from a JSON config (the C++ counterpart of nanochat's
+// scripts/base_train.py).
+//
+//   base_train CONFIG.json [--key=value ...] [--dry-run [--json]]
+//
+// Launch as one process, under torchrun (RANK/WORLD_SIZE/...) or under mpirun (OMPI_COMM_WORLD_*).
+// Exit codes: 0 done, 2 bad input (config, data, flags), 1 internal or distributed failure,
+// 128+N after a clean stop on signal N (a checkpoint was written; resume with --resume=true).
+#include "hgpt/config.h"
+#include "hgpt/dist/process_group.h"
+#include "hgpt/errors.h"
+#include "hgpt/train/summary.h"
+#include "hgpt/train/trainer.h"
+
+#include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* kUsage =
+    "usage: base_train CONFIG.json [--key=value ...] [--dry-run [--json]]\n"
+    "  CONFIG.json   a JSON object of config keys (see README.md; configs/ has examples)\n"
+    "  --key=value   override a config key (value parsed as JSON, else taken as a string)\n"
+    "  --dry-run     print the model/batch/memory summary and exit without training\n"
+    "  --json        with --dry-run: the summary as one JSON object on stdout\n";
+
+struct Args {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  bool dry_run = false, json = false, help = false;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") args.help = true;
+    else if (a == "--dry-run") args.dry_run = true;
+    else if (a == "--json") args.json = true;
+    else if (a.rfind("--", 0) == 0) args.overrides.push_back(a.substr(2));
+    else if (args.config_path.empty()) args.config_path = a;
+    else throw hgpt::UserError("unexpected argument '" + a + "' (one config file; overrides are --key=value)");
+  }
+  if (!args.help && args.config_path.empty()) {
+    throw hgpt::UserError("no config file given; try configs/tiny_cpu.json\n" + std::string(kUsage));
+  }
+  if (args.json && !args.dry_run) throw hgpt::UserError("--json only goes with --dry-run");
+  return args;
+}
+
+int run(int argc, char** argv) {
+  const Args args = parse_args(argc, argv);
+  if (args.help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  const hgpt::dist::DistEnv env = hgpt::dist::detect_env();
+  const hgpt::Config config = hgpt::load_config(args.config_path, args.overrides, env.world_size);
+
+  if (args.dry_run) {
+    const bool cuda = config.train.device == "cuda" ||
+                      (config.train.device == "auto" && at::hasCUDA() && at::detail::getCUDAHooks().deviceCount() > 0);
+    const auto summary = hgpt::train::run_summary(config, env.world_size, cuda);
+    if (env.rank == 0) std::cout << (args.json ? summary.dump() + "\n" : hgpt::train::format_summary(summary));
+    return 0;
+  }
+
+  const at::Device device = hgpt::train::resolve_device(config.train.device, env.local_rank);
+  hgpt::dist::DistOptions options;
+  options.timeout = std::chrono::seconds(config.train.dist_timeout_s);
+  options.gloo_interface = config.train.gloo_interface;
+  auto pg = hgpt::dist::ProcessGroup::create(env, device.is_cuda(), options);
+  pg->check_same_config(config.to_json().dump());
+  return hgpt::train::run_training(config, *pg, env.local_rank);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const hgpt::UserError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return hgpt::kExitUserError;
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << std::endl;
+    return 1;
+  }
+}

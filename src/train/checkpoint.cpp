@@ -1,0 +1,121 @@
+// checkpoint.cpp — atomic tensor-dict files, module state, finding the newest checkpoint.
+#include "hgpt/train/checkpoint.h"
+
+#include "hgpt/errors.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/nn/module.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace hgpt::train {
+
+std::string step_name(const char* prefix, int64_t step, const char* suffix) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%s_%06lld%s", prefix, static_cast<long long>(step), suffix);
+  return buf;
+}
+
+std::string optim_name(int64_t step, int rank) {
+  return step_name("optim", step, ("_rank" + std::to_string(rank) + ".pt").c_str());
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw UserError("cannot write '" + tmp + "': check that the folder exists and is writable");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw UserError("writing '" + tmp + "' failed (disk full?)");
+  }
+  fs::rename(tmp, path);
+}
+
+void save_tensor_dict(const std::string& path, const TensorDict& dict) {
+  c10::Dict<std::string, at::Tensor> d;
+  for (const auto& [name, t] : dict) d.insert(name, t.detach().to(at::kCPU).contiguous());
+  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(d));
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
+TensorDict load_tensor_dict(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError("cannot read checkpoint file '" + path + "'");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  c10::IValue value;
+  try {
+    value = torch::jit::pickle_load(bytes);
+  } catch (const std::exception& e) {
+    throw UserError("checkpoint file '" + path + "' is not a readable tensor dict: " + e.what());
+  }
+  if (!value.isGenericDict()) throw UserError("checkpoint file '" + path + "' does not hold a dict");
+  TensorDict out;
+  for (const auto& item : value.toGenericDict()) {
+    out.emplace_back(item.key().toStringRef(), item.value().toTensor());
+  }
+  return out;
+}
+
+TensorDict module_state(const torch::nn::Module& module) {
+  TensorDict out;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+void load_module_state(torch::nn::Module& module, const TensorDict& state, const std::string& source) {
+  std::map<std::string, at::Tensor> by_name(state.begin(), state.end());
+  at::NoGradGuard no_grad;
+  auto copy_into = [&](const std::string& name, at::Tensor& target) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw UserError(source + ": missing tensor '" + name + "'");
+    if (it->second.sizes() != target.sizes()) {
+      std::ostringstream msg;
+      msg << source << ": tensor '" << name << "' has shape " << it->second.sizes() << ", the model expects "
+          << target.sizes() << " (was it saved with another config?)";
+      throw UserError(msg.str());
+    }
+    target.copy_(it->second);
+    by_name.erase(it);
+  };
+  for (auto& item : module.named_parameters(true)) copy_into(item.key(), item.value());
+  for (auto& item : module.named_buffers(true)) copy_into(item.key(), item.value());
+  if (!by_name.empty()) throw UserError(source + ": unexpected tensor '" + by_name.begin()->first + "'");
+}
+
+std::optional<int64_t> latest_checkpoint(const std::string& dir) {
+  std::optional<int64_t> best;
+  if (!fs::is_directory(dir)) return best;
+  static const std::regex meta_re(R"(meta_(\d+)\.json)");
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, meta_re)) {
+      const int64_t step = std::stoll(m[1].str());
+      if (!best || step > *best) best = step;
+    }
+  }
+  return best;
+}
+
+nlohmann::json read_meta(const std::string& dir, int64_t step) {
+  const std::string path = (fs::path(dir) / step_name("meta", step, ".json")).string();
+  std::ifstream in(path);
+  if (!in) throw UserError("cannot read '" + path + "'");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw UserError("'" + path + "' is not valid JSON: " + e.what());
+  }
+}
+
+}  // namespace hgpt::train

@@ -1,0 +1,96 @@
+// summary.cpp — the dry-run summary.
+#include "hgpt/train/summary.h"
+
+#include "hgpt/model/gpt.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace hgpt::train {
+
+int64_t resolve_num_iterations(const Config& c) {
+  if (c.train.num_iterations > 0) return c.train.num_iterations;
+  const double batch = static_cast<double>(c.train.total_batch_size);
+  if (c.train.target_flops > 0) {
+    return std::max<int64_t>(1, std::llround(c.train.target_flops / (model::flops_per_token(c.model) * batch)));
+  }
+  const double params = static_cast<double>(model::count_parameters(c.model).total);
+  return std::max<int64_t>(1, static_cast<int64_t>(c.train.target_param_data_ratio * params / batch));
+}
+
+nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
+  const auto p = model::count_parameters(c.model);
+  const double fpt = model::flops_per_token(c.model);
+  const int64_t iters = resolve_num_iterations(c);
+  const auto mem = model::estimate_memory(c.model, c.train.device_batch_size, cuda ? 2 : 4);
+  nlohmann::json s;
+  s["model_tag"] = c.resolved_model_tag();
+  s["block_pattern"] = c.model.block_pattern;
+  s["depth"] = c.model.depth;
+  s["model_dim"] = c.model.model_dim();
+  s["n_head"] = c.model.n_head();
+  s["n_kv_head"] = c.model.kv_heads();
+  s["head_dim"] = c.model.attn_head_dim();
+  s["vocab_size"] = c.model.vocab_size;
+  s["parameters"] = p.total;
+  s["parameters_by_block"] = {{"T", p.transformer_blocks}, {"M", p.mamba_blocks}};
+  s["parameters_embedding"] = p.embedding;
+  s["parameters_lm_head"] = p.lm_head;
+  s["flops_per_token"] = fpt;
+  s["world_size"] = world_size;
+  s["tokens_per_step"] = c.train.total_batch_size;
+  s["tokens_per_micro_step"] = c.train.device_batch_size * c.model.sequence_len;
+  s["grad_accum_steps"] = grad_accum_steps(c, world_size);
+  s["num_iterations"] = iters;
+  s["training_tokens"] = iters * c.train.total_batch_size;
+  s["training_flops"] = fpt * static_cast<double>(iters) * static_cast<double>(c.train.total_batch_size);
+  s["tokens_per_parameter"] = static_cast<double>(iters * c.train.total_batch_size) / static_cast<double>(p.total);
+  s["estimated_memory_bytes"] = mem.total();
+  s["estimated_memory"] = {{"weights", mem.weights}, {"grads", mem.grads}, {"optimizer", mem.optimizer},
+                           {"activations", mem.activations}, {"activation_dtype", cuda ? "bf16" : "fp32"}};
+  return s;
+}
+
+namespace {
+std::string human(double v, const char* unit) {
+  const char* prefixes[] = {"", "K", "M", "G", "T", "P", "E"};
+  int i = 0;
+  while (std::fabs(v) >= 1000 && i < 6) v /= 1000, ++i;
+  std::ostringstream out;
+  out.precision(4);
+  out << v << " " << prefixes[i] << unit;
+  return out.str();
+}
+std::string gib(int64_t bytes) {
+  std::ostringstream out;
+  out.precision(3);
+  out << bytes / double(1ull << 30) << " GiB";
+  return out.str();
+}
+}  // namespace
+
+std::string format_summary(const nlohmann::json& s) {
+  std::ostringstream out;
+  const auto& mem = s["estimated_memory"];
+  out << "model " << s["model_tag"].get<std::string>() << ": depth " << s["depth"] << ", pattern "
+      << s["block_pattern"].get<std::string>() << ", model_dim " << s["model_dim"] << ", heads "
+      << s["n_head"] << " (kv " << s["n_kv_head"] << ", head_dim " << s["head_dim"] << "), vocab "
+      << s["vocab_size"] << "\n"
+      << "parameters: " << s["parameters"] << " (" << human(s["parameters"].get<double>(), "") << ")"
+      << "  T blocks " << s["parameters_by_block"]["T"] << ", M blocks " << s["parameters_by_block"]["M"]
+      << ", wte " << s["parameters_embedding"] << ", lm_head " << s["parameters_lm_head"] << "\n"
+      << "FLOPs per token: " << human(s["flops_per_token"].get<double>(), "FLOP") << "\n"
+      << "tokens per step: " << s["tokens_per_step"] << " = " << s["tokens_per_micro_step"]
+      << " per micro-step × " << s["grad_accum_steps"] << " accumulation step(s) × " << s["world_size"]
+      << " rank(s)\n"
+      << "iterations: " << s["num_iterations"] << " (" << human(s["training_tokens"].get<double>(), "tokens")
+      << ", " << human(s["training_flops"].get<double>(), "FLOP") << ", "
+      << s["tokens_per_parameter"].get<double>() << " tokens/parameter)\n"
+      << "estimated training memory per rank: " << gib(s["estimated_memory_bytes"].get<int64_t>())
+      << " (weights " << gib(mem["weights"].get<int64_t>()) << ", grads " << gib(mem["grads"].get<int64_t>())
+      << ", optimizer " << gib(mem["optimizer"].get<int64_t>()) << ", activations "
+      << gib(mem["activations"].get<int64_t>()) << " in " << mem["activation_dtype"].get<std::string>() << ")\n";
+  return out.str();
+}
+
+}  // namespace hgpt::train
