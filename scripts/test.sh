@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# test.sh — set up (idempotent), build, and run the whole test suite with CTest.
+# Extra arguments go to ctest, e.g. `scripts/test.sh -L unit` or `scripts/test.sh -R Config`.
+# Tests labelled gpu skip with a message on machines without a CUDA device.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup.sh"
+cd "$ROOT/build"
+ctest --output-on-failure --parallel "${HGPT_TEST_JOBS:-2}" "$@"
