@@ -49,4 +49,7 @@ void check_scan_inputs(const ScanInputs& in);
 
 const char* scan_impl_name(ScanImpl impl);
 
+// True when this build has the fused CUDA kernel and a CUDA device is present.
+bool scan_cuda_available();
+
 }  // namespace hgpt::ops

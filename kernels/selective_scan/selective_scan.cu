@@ -1,0 +1,372 @@
+// selective_scan.cu — the fused CUDA selective scan, forward and backward kernels (DESIGN §8).
+//
+// Algorithm. One thread block per (batch b, channel d); kScanThreads = 128 threads. The sequence
+// is walked in chunks of kScanChunk = 128 threads × 4 items = 512 steps. Per chunk the per-step
+// scalars (u, Δ = softplus(delta + bias)) are staged in shared memory; then for each state n the
+// chunk's B_n, C_n are staged and the recurrence h_t = a_t·h_{t−1} + b_t (a_t = exp(Δ_t·A_n),
+// b_t = Δ_t·B_t·u_t) is solved with a block-wide exclusive scan (cub::BlockScan) over pairs (a, b)
+// with the operator (a0,b0)∘(a1,b1) = (a1·a0, a1·b0 + b1): each thread composes its 4 items, the
+// block scans the 128 aggregates, each thread then applies the prefix to the running state carried
+// from the previous chunk (shared memory, one float per n) and walks its items. y_t accumulates
+// C_t·h_t over n in registers. Steps past the sequence end are the identity pair (1, 0), so a
+// ragged tail leaves the state untouched and is never written.
+//
+// Saved for backward: only the state at the start of every chunk, (B, D, n_chunks, N) fp32.
+// Backward walks the chunks last to first. Per chunk it recomputes y (only when z is given, for
+// dz), then for each n recomputes the chunk's states from the checkpoint (forward scan, into
+// shared memory) and runs the reverse scan q_t = a_t·(q_{t+1} + C_t·dy_t), q carrying the gradient
+// from later steps, as a forward scan over threads whose items are laid out back to front.
+//
+// Accumulation and determinism: all arithmetic is fp32. dB and dC (summed over channels, which
+// are different blocks) are accumulated with fp32 atomicAdd into (B, N, L) buffers: their
+// summation order varies, so dB/dC are NOT bitwise deterministic. dA, dD and d(delta_bias) are
+// reduced inside the block (cub::BlockReduce, fixed order) into per-(batch, channel) partials that
+// the caller sums over the batch, so they, du, ddelta and dz are deterministic. The forward pass
+// is deterministic.
+#include "kernels/selective_scan/selective_scan.h"
+
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace hgpt::kernels {
+namespace {
+
+// ---- element conversions -------------------------------------------------------------------
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half(x); }
+
+// ---- the scan operator ---------------------------------------------------------------------
+struct ScanPair {
+  float a, b;  // h ↦ a·h + b
+};
+
+struct ComposePairs {  // apply x first, then y
+  __device__ __forceinline__ ScanPair operator()(const ScanPair& x, const ScanPair& y) const {
+    return {y.a * x.a, y.a * x.b + y.b};
+  }
+};
+
+// torch's softplus (threshold 20) and its derivative.
+__device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float softplus_grad(float x) { return x > 20.f ? 1.f : 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+
+using BlockScan = cub::BlockScan<ScanPair, kScanThreads>;
+using BlockReduce = cub::BlockReduce<float, kScanThreads>;
+
+// Shared per-chunk staging of the per-step scalars and of one state's B and C.
+struct ChunkStage {
+  float u[kScanChunk];
+  float dt[kScanChunk];
+  float B[kScanChunk];
+  float C[kScanChunk];
+};
+
+// Stages B[b, n, t0 : t0 + chunk] and C likewise (zeros past the end). Caller synchronises.
+__device__ void stage_bc(const ScanParams& p, ChunkStage& s, int64_t b, int n, int64_t t0) {
+  const float* Bp = p.B + b * p.bc_batch_stride + n * p.bc_state_stride;
+  const float* Cp = p.C + b * p.bc_batch_stride + n * p.bc_state_stride;
+  for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) {
+    const int64_t t = t0 + j;
+    const bool ok = t < p.seqlen;
+    s.B[j] = ok ? Bp[t] : 0.f;
+    s.C[j] = ok ? Cp[t] : 0.f;
+  }
+}
+
+// The states of this thread's items (forward layout: steps tid·4 … tid·4+3 of the chunk) for
+// state n, from the running state h_start before the chunk. Returns the state after the thread's
+// last item; states[i] receives h after item i. Uses scan storage: caller syncs before reuse.
+__device__ float scan_chunk_forward(const ChunkStage& s, float A_n, float h_start, int64_t t0,
+                                    int64_t seqlen, BlockScan::TempStorage& tmp,
+                                    float (&states)[kScanItems]) {
+  ScanPair items[kScanItems];
+  ScanPair agg{1.f, 0.f};
+#pragma unroll
+  for (int i = 0; i < kScanItems; ++i) {
+    const int j = threadIdx.x * kScanItems + i;
+    const bool ok = t0 + j < seqlen;
+    items[i] = ok ? ScanPair{__expf(s.dt[j] * A_n), s.dt[j] * s.u[j] * s.B[j]} : ScanPair{1.f, 0.f};
+    agg = ComposePairs()(agg, items[i]);
+  }
+  ScanPair prefix;
+  BlockScan(tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
+  float h = prefix.a * h_start + prefix.b;
+#pragma unroll
+  for (int i = 0; i < kScanItems; ++i) {
+    h = items[i].a * h + items[i].b;
+    states[i] = h;
+  }
+  return h;
+}
+
+// Stages u and Δ of the chunk starting at t0 (zeros past the end). Caller synchronises.
+template <typename T>
+__device__ void stage_scalars(const ScanParams& p, ChunkStage& s, const T* u, const T* delta,
+                              float bias, int64_t t0) {
+  for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) {
+    const int64_t t = t0 + j;
+    float uu = 0.f, dt = 0.f;
+    if (t < p.seqlen) {
+      uu = to_float(u[t]);
+      dt = to_float(delta[t]) + bias;
+      if (p.delta_softplus) dt = softplus(dt);
+    }
+    s.u[j] = uu;
+    s.dt[j] = dt;
+  }
+}
+
+// ---- forward -------------------------------------------------------------------------------
+template <typename T>
+__global__ void __launch_bounds__(kScanThreads) scan_fwd_kernel(ScanParams p) {
+  __shared__ BlockScan::TempStorage scan_tmp;
+  __shared__ ChunkStage stage;
+  __shared__ float carry[kScanMaxDState];  // running state between chunks
+
+  const int64_t d = blockIdx.x, b = blockIdx.y;
+  const int N = static_cast<int>(p.dstate);
+  const int64_t x_off = b * p.x_batch_stride + d * p.x_dim_stride;
+  const T* u = static_cast<const T*>(p.u) + x_off;
+  const T* delta = static_cast<const T*>(p.delta) + x_off;
+  const T* z = p.z ? static_cast<const T*>(p.z) + x_off : nullptr;
+  T* out = static_cast<T*>(p.out) + x_off;
+  const float* A_d = p.A + d * p.dstate;
+  const float D_d = p.D ? p.D[d] : 0.f;
+  const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
+  float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
+
+  for (int n = threadIdx.x; n < N; n += kScanThreads) carry[n] = 0.f;
+  __syncthreads();
+
+  for (int64_t c = 0; c < p.n_chunks; ++c) {
+    const int64_t t0 = c * kScanChunk;
+    for (int n = threadIdx.x; n < N; n += kScanThreads) ckpt[c * N + n] = carry[n];
+    stage_scalars(p, stage, u, delta, bias, t0);
+    float y[kScanItems] = {};
+    for (int n = 0; n < N; ++n) {
+      __syncthreads();  // previous users of stage.B/C and scan_tmp are done
+      stage_bc(p, stage, b, n, t0);
+      __syncthreads();
+      float states[kScanItems];
+      const float h_end = scan_chunk_forward(stage, A_d[n], carry[n], t0, p.seqlen, scan_tmp, states);
+#pragma unroll
+      for (int i = 0; i < kScanItems; ++i) y[i] += stage.C[threadIdx.x * kScanItems + i] * states[i];
+      __syncthreads();  // every thread has read carry[n]
+      if (threadIdx.x == kScanThreads - 1) carry[n] = h_end;  // padding is the identity
+    }
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      const int j = threadIdx.x * kScanItems + i;
+      const int64_t t = t0 + j;
+      if (t < p.seqlen) {
+        float yv = y[i] + D_d * stage.u[j];
+        if (z) {
+          const float zt = to_float(z[t]);
+          yv *= zt * sigmoid(zt);
+        }
+        out[t] = from_float<T>(yv);
+      }
+    }
+    __syncthreads();  // carry updates visible, stage free for the next chunk
+  }
+  for (int n = threadIdx.x; n < N; n += kScanThreads) p.last_state[(b * p.dim + d) * p.dstate + n] = carry[n];
+}
+
+// ---- backward ------------------------------------------------------------------------------
+template <typename T>
+__global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
+  __shared__ BlockScan::TempStorage scan_tmp;
+  __shared__ BlockReduce::TempStorage reduce_tmp;
+  __shared__ ChunkStage stage;
+  __shared__ float s_y[kScanChunk];   // y before gating (recomputed, only with z)
+  __shared__ float s_dy[kScanChunk];  // ∂L/∂y
+  __shared__ float s_h[kScanChunk];   // states of the chunk for the current n
+  __shared__ float q_carry[kScanMaxDState];  // q at the first step of the later chunk
+  __shared__ float dA_acc[kScanMaxDState];
+
+  const int64_t d = blockIdx.x, b = blockIdx.y;
+  const int N = static_cast<int>(p.dstate);
+  const int64_t x_off = b * p.x_batch_stride + d * p.x_dim_stride;
+  const T* u = static_cast<const T*>(p.u) + x_off;
+  const T* delta = static_cast<const T*>(p.delta) + x_off;
+  const T* z = p.z ? static_cast<const T*>(p.z) + x_off : nullptr;
+  const T* dout = static_cast<const T*>(p.dout) + x_off;
+  T* du = static_cast<T*>(p.du) + x_off;
+  T* ddelta = static_cast<T*>(p.ddelta) + x_off;
+  T* dz = z ? static_cast<T*>(p.dz) + x_off : nullptr;
+  const float* A_d = p.A + d * p.dstate;
+  const float D_d = p.D ? p.D[d] : 0.f;
+  const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
+  const float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
+
+  for (int n = threadIdx.x; n < N; n += kScanThreads) {
+    q_carry[n] = 0.f;
+    dA_acc[n] = 0.f;
+  }
+  float dD_thread = 0.f, dbias_thread = 0.f;
+
+  for (int64_t c = p.n_chunks - 1; c >= 0; --c) {
+    const int64_t t0 = c * kScanChunk;
+    __syncthreads();  // the previous chunk's readers of the staging buffers are done
+    stage_scalars(p, stage, u, delta, bias, t0);
+    for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) s_y[j] = D_d * stage.u[j];
+
+    if (z) {  // recompute y = Σ_n C·h + D·u for dz
+      float y[kScanItems] = {};
+      for (int n = 0; n < N; ++n) {
+        __syncthreads();
+        stage_bc(p, stage, b, n, t0);
+        __syncthreads();
+        float states[kScanItems];
+        scan_chunk_forward(stage, A_d[n], ckpt[c * N + n], t0, p.seqlen, scan_tmp, states);
+#pragma unroll
+        for (int i = 0; i < kScanItems; ++i) y[i] += stage.C[threadIdx.x * kScanItems + i] * states[i];
+      }
+      __syncthreads();
+#pragma unroll
+      for (int i = 0; i < kScanItems; ++i) s_y[threadIdx.x * kScanItems + i] += y[i];
+    }
+    __syncthreads();
+    // ∂L/∂y, dz and the D-skip terms.
+    for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) {
+      const int64_t t = t0 + j;
+      float dy = 0.f;
+      if (t < p.seqlen) {
+        dy = to_float(dout[t]);
+        if (z) {
+          const float zt = to_float(z[t]), sz = sigmoid(zt);
+          dz[t] = from_float<T>(dy * s_y[j] * sz * (1.f + zt * (1.f - sz)));
+          dy *= zt * sz;
+        }
+        dD_thread += dy * stage.u[j];
+      }
+      s_dy[j] = dy;
+    }
+
+    // Reverse layout: item i of thread tid is step rev(i) = chunk−1 − (tid·4 + i), so a forward
+    // block scan over threads runs backwards in time.
+    float ddt[kScanItems] = {}, du_acc[kScanItems] = {};
+    for (int n = 0; n < N; ++n) {
+      __syncthreads();
+      stage_bc(p, stage, b, n, t0);
+      __syncthreads();
+      const float A_n = A_d[n];
+      const float h0 = ckpt[c * N + n];
+      float states[kScanItems];
+      scan_chunk_forward(stage, A_n, h0, t0, p.seqlen, scan_tmp, states);
+#pragma unroll
+      for (int i = 0; i < kScanItems; ++i) s_h[threadIdx.x * kScanItems + i] = states[i];
+      __syncthreads();  // s_h complete; scan_tmp free again
+
+      ScanPair items[kScanItems];
+      ScanPair agg{1.f, 0.f};
+#pragma unroll
+      for (int i = 0; i < kScanItems; ++i) {
+        const int j = kScanChunk - 1 - (threadIdx.x * kScanItems + i);
+        const bool ok = t0 + j < p.seqlen;
+        const float a = ok ? __expf(stage.dt[j] * A_n) : 1.f;
+        items[i] = ok ? ScanPair{a, a * stage.C[j] * s_dy[j]} : ScanPair{1.f, 0.f};
+        agg = ComposePairs()(agg, items[i]);
+      }
+      ScanPair prefix;
+      BlockScan(scan_tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
+      float q = prefix.a * q_carry[n] + prefix.b;  // = a_{t+1}·∂L/∂h_{t+1} for the first item
+      float dA_thread = 0.f;
+      float* dB_row = p.dB + b * p.bc_batch_stride + n * p.bc_state_stride;
+      float* dC_row = p.dC + b * p.bc_batch_stride + n * p.bc_state_stride;
+#pragma unroll
+      for (int i = 0; i < kScanItems; ++i) {
+        const int j = kScanChunk - 1 - (threadIdx.x * kScanItems + i);
+        const int64_t t = t0 + j;
+        if (t < p.seqlen) {
+          const float a = items[i].a, dt = stage.dt[j], uu = stage.u[j];
+          const float g = q + stage.C[j] * s_dy[j];  // ∂L/∂h_t
+          const float h_prev = j > 0 ? s_h[j - 1] : h0;
+          atomicAdd(dC_row + t, s_dy[j] * s_h[j]);
+          atomicAdd(dB_row + t, g * dt * uu);
+          const float gha = g * h_prev * a;  // ∂L/∂a_t · a_t
+          ddt[i] += g * stage.B[j] * uu + gha * A_n;
+          du_acc[i] += g * dt * stage.B[j];
+          dA_thread += gha * dt;
+          q = a * g;
+        }
+      }
+      const float dA_block = BlockReduce(reduce_tmp).Sum(dA_thread);
+      __syncthreads();  // all reads of q_carry[n], s_h, scan/reduce storage done
+      if (threadIdx.x == kScanThreads - 1) q_carry[n] = q;  // holds the chunk's first step
+      if (threadIdx.x == 0) dA_acc[n] += dA_block;
+    }
+#pragma unroll
+    for (int i = 0; i < kScanItems; ++i) {
+      const int j = kScanChunk - 1 - (threadIdx.x * kScanItems + i);
+      const int64_t t = t0 + j;
+      if (t < p.seqlen) {
+        du[t] = from_float<T>(s_dy[j] * D_d + du_acc[i]);
+        float g = ddt[i];
+        if (p.delta_softplus) g *= softplus_grad(to_float(delta[t]) + bias);
+        ddelta[t] = from_float<T>(g);
+        dbias_thread += g;
+      }
+    }
+  }
+  __syncthreads();
+  const int64_t bd = b * p.dim + d;
+  for (int n = threadIdx.x; n < N; n += kScanThreads) p.dA_part[bd * p.dstate + n] = dA_acc[n];
+  const float dD_block = BlockReduce(reduce_tmp).Sum(dD_thread);
+  __syncthreads();
+  const float dbias_block = BlockReduce(reduce_tmp).Sum(dbias_thread);
+  if (threadIdx.x == 0) {
+    if (p.dD_part) p.dD_part[bd] = dD_block;
+    if (p.ddelta_bias_part) p.ddelta_bias_part[bd] = dbias_block;
+  }
+}
+
+template <template <typename> class Launch>
+cudaError_t dispatch(const ScanParams& p, cudaStream_t stream) {
+  if (p.batch == 0 || p.dim == 0 || p.seqlen == 0) return cudaSuccess;
+  if (p.dstate < 1 || p.dstate > kScanMaxDState || p.batch > 65535) return cudaErrorInvalidValue;
+  switch (p.elem) {
+    case ScanElem::kFloat32: Launch<float>::run(p, stream); break;
+    case ScanElem::kBFloat16: Launch<__nv_bfloat16>::run(p, stream); break;
+    case ScanElem::kFloat16: Launch<__half>::run(p, stream); break;
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+struct LaunchFwd {
+  static void run(const ScanParams& p, cudaStream_t stream) {
+    scan_fwd_kernel<T><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kScanThreads, 0, stream>>>(p);
+  }
+};
+template <typename T>
+struct LaunchBwd {
+  static void run(const ScanParams& p, cudaStream_t stream) {
+    scan_bwd_kernel<T><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kScanThreads, 0, stream>>>(p);
+  }
+};
+
+}  // namespace
+
+cudaError_t selective_scan_fwd_launch(const ScanParams& p, cudaStream_t stream) {
+  return dispatch<LaunchFwd>(p, stream);
+}
+
+cudaError_t selective_scan_bwd_launch(const ScanParams& p, cudaStream_t stream) {
+  return dispatch<LaunchBwd>(p, stream);
+}
+
+}  // namespace hgpt::kernels

@@ -1,0 +1,56 @@
+// selective_scan.h — plain launcher API of the CUDA selective scan (no LibTorch): raw pointers,
+// sizes, strides and a stream. The ATen-side wrapper is src/ops/selective_scan_cuda.cpp.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace hgpt::kernels {
+
+// Block shape: kScanThreads threads × kScanItems consecutive steps each = one chunk of the sequence.
+constexpr int kScanThreads = 128;
+constexpr int kScanItems = 4;
+constexpr int kScanChunk = kScanThreads * kScanItems;  // 512 steps
+constexpr int kScanMaxDState = 64;
+
+// dtype of the activations u, delta, z, out and of their gradients; everything else is fp32.
+enum class ScanElem { kFloat32, kBFloat16, kFloat16 };
+
+struct ScanParams {
+  ScanElem elem = ScanElem::kFloat32;
+  int64_t batch = 0, dim = 0, seqlen = 0, dstate = 0, n_chunks = 0;
+  // Strides in elements. The time dimension is contiguous (stride 1) everywhere.
+  int64_t x_batch_stride = 0, x_dim_stride = 0;   // u, delta, z, out, dout, du, ddelta, dz
+  int64_t bc_batch_stride = 0, bc_state_stride = 0;  // B, C, dB, dC
+  bool delta_softplus = false;
+  // Inputs.
+  const void* u = nullptr;
+  const void* delta = nullptr;
+  const void* z = nullptr;               // optional
+  const float* A = nullptr;              // (dim, dstate) contiguous
+  const float* B = nullptr;
+  const float* C = nullptr;
+  const float* D = nullptr;              // (dim), optional
+  const float* delta_bias = nullptr;     // (dim), optional
+  // Forward outputs.
+  void* out = nullptr;
+  float* checkpoints = nullptr;          // (batch, dim, n_chunks, dstate): state before each chunk
+  float* last_state = nullptr;           // (batch, dim, dstate)
+  // Backward (checkpoints read back as input).
+  const void* dout = nullptr;
+  void* du = nullptr;
+  void* ddelta = nullptr;
+  void* dz = nullptr;                    // when z is given
+  float* dB = nullptr;                   // zero-initialised by the caller; atomically accumulated
+  float* dC = nullptr;                   // idem
+  float* dA_part = nullptr;              // (batch, dim, dstate): per-(batch, channel) partials
+  float* dD_part = nullptr;              // (batch, dim)
+  float* ddelta_bias_part = nullptr;     // (batch, dim)
+};
+
+// Both return the launch error (cudaSuccess when the kernel was queued on `stream`).
+cudaError_t selective_scan_fwd_launch(const ScanParams& p, cudaStream_t stream);
+cudaError_t selective_scan_bwd_launch(const ScanParams& p, cudaStream_t stream);
+
+}  // namespace hgpt::kernels

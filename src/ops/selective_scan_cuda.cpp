@@ -1,0 +1,141 @@
+// selective_scan_cuda.cpp — ATen side of the fused CUDA selective scan: checks and converts the
+// tensors (activations in one of fp32/bf16/fp16, the rest fp32, all contiguous), allocates the
+// outputs and calls the plain launcher on the current stream. CUDA builds only.
+#include "selective_scan_kernels.h"
+
+#include "kernels/selective_scan/selective_scan.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+
+namespace hgpt::ops::detail {
+namespace {
+
+using hgpt::kernels::ScanElem;
+using hgpt::kernels::ScanParams;
+static_assert(kCudaScanChunk == hgpt::kernels::kScanChunk, "chunk sizes out of sync");
+
+struct CudaPrepared {
+  at::Tensor u, delta, z, A, B, C, D, bias;
+  ScanParams p;
+};
+
+ScanElem elem_of(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return ScanElem::kFloat32;
+    case at::kBFloat16: return ScanElem::kBFloat16;
+    case at::kHalf: return ScanElem::kFloat16;
+    default: break;
+  }
+  TORCH_CHECK(false, "selective_scan (CUDA): u must be fp32, bf16 or fp16, got ", t);
+}
+
+CudaPrepared prepare(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                     const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
+                     const at::Tensor& z, const at::Tensor& delta_bias, bool delta_softplus) {
+  TORCH_CHECK(u.is_cuda(), "selective_scan (CUDA): inputs must be CUDA tensors");
+  const auto dstate = A.size(1);
+  TORCH_CHECK(dstate >= 1 && dstate <= hgpt::kernels::kScanMaxDState,
+              "selective_scan (CUDA): d_state must be in [1, ", hgpt::kernels::kScanMaxDState, "], got ", dstate);
+  TORCH_CHECK(u.size(0) <= 65535, "selective_scan (CUDA): batch must be at most 65535, got ", u.size(0));
+  CudaPrepared r;
+  const auto act = u.scalar_type();
+  auto as_act = [act](const at::Tensor& t) { return t.defined() ? t.to(act).contiguous() : t; };
+  auto as_f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
+  r.u = u.contiguous();
+  r.delta = as_act(delta);
+  r.z = as_act(z);
+  r.A = as_f32(A);
+  r.B = as_f32(B);
+  r.C = as_f32(C);
+  r.D = as_f32(D);
+  r.bias = as_f32(delta_bias);
+
+  ScanParams& p = r.p;
+  p.elem = elem_of(act);
+  p.batch = u.size(0);
+  p.dim = u.size(1);
+  p.seqlen = u.size(2);
+  p.dstate = dstate;
+  p.n_chunks = (p.seqlen + hgpt::kernels::kScanChunk - 1) / hgpt::kernels::kScanChunk;
+  p.x_batch_stride = p.dim * p.seqlen;
+  p.x_dim_stride = p.seqlen;
+  p.bc_batch_stride = dstate * p.seqlen;
+  p.bc_state_stride = p.seqlen;
+  p.delta_softplus = delta_softplus;
+  p.u = r.u.data_ptr();
+  p.delta = r.delta.data_ptr();
+  p.z = r.z.defined() ? r.z.data_ptr() : nullptr;
+  p.A = r.A.data_ptr<float>();
+  p.B = r.B.data_ptr<float>();
+  p.C = r.C.data_ptr<float>();
+  p.D = r.D.defined() ? r.D.data_ptr<float>() : nullptr;
+  p.delta_bias = r.bias.defined() ? r.bias.data_ptr<float>() : nullptr;
+  return r;
+}
+
+}  // namespace
+
+ScanFwdResult scan_fwd_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                            const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
+                            const at::Tensor& z, const at::Tensor& delta_bias, bool delta_softplus) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  CudaPrepared r = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus);
+  ScanParams& p = r.p;
+  const auto f32 = u.options().dtype(at::kFloat);
+  ScanFwdResult out;
+  out.out = new_output(r.u.sizes(), r.u.options());
+  out.checkpoints = new_output({p.batch, p.dim, p.n_chunks, p.dstate}, f32);
+  out.last_state = new_output({p.batch, p.dim, p.dstate}, f32);
+  p.out = out.out.data_ptr();
+  p.checkpoints = out.checkpoints.data_ptr<float>();
+  p.last_state = out.last_state.data_ptr<float>();
+  C10_CUDA_CHECK(hgpt::kernels::selective_scan_fwd_launch(p, at::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
+ScanGrads scan_bwd_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                        const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
+                        const at::Tensor& z, const at::Tensor& delta_bias, bool delta_softplus,
+                        const at::Tensor& checkpoints, const at::Tensor& dout) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  CudaPrepared r = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus);
+  ScanParams& p = r.p;
+  const auto f32 = u.options().dtype(at::kFloat);
+  const auto ckpt = checkpoints.to(at::kFloat).contiguous();
+  const auto dout_c = dout.to(r.u.scalar_type()).contiguous();
+  auto du = new_output(r.u.sizes(), r.u.options()), ddelta = new_output(r.u.sizes(), r.u.options());
+  auto dz = r.z.defined() ? new_output(r.u.sizes(), r.u.options()) : at::Tensor();
+  auto dB = at::zeros({p.batch, p.dstate, p.seqlen}, f32), dC = at::zeros({p.batch, p.dstate, p.seqlen}, f32);
+  auto dA_part = new_output({p.batch, p.dim, p.dstate}, f32);
+  auto dD_part = new_output({p.batch, p.dim}, f32), dbias_part = new_output({p.batch, p.dim}, f32);
+  p.checkpoints = const_cast<float*>(ckpt.data_ptr<float>());
+  p.dout = dout_c.data_ptr();
+  p.du = du.data_ptr();
+  p.ddelta = ddelta.data_ptr();
+  p.dz = dz.defined() ? dz.data_ptr() : nullptr;
+  p.dB = dB.data_ptr<float>();
+  p.dC = dC.data_ptr<float>();
+  p.dA_part = dA_part.data_ptr<float>();
+  p.dD_part = dD_part.data_ptr<float>();
+  p.ddelta_bias_part = dbias_part.data_ptr<float>();
+  C10_CUDA_CHECK(hgpt::kernels::selective_scan_bwd_launch(p, at::cuda::getCurrentCUDAStream()));
+
+  auto cast = [](const at::Tensor& g, const at::Tensor& like) {
+    return g.defined() && like.defined() ? g.to(like.scalar_type()) : at::Tensor();
+  };
+  ScanGrads g;
+  g.du = cast(du, u);
+  g.ddelta = cast(ddelta, delta);
+  g.dz = cast(dz, z);
+  g.dB = cast(dB, B);
+  g.dC = cast(dC, C);
+  g.dA = cast(dA_part.sum(0), A);   // ATen's CUDA sum is a fixed-order reduction
+  g.dD = cast(dD_part.sum(0), D);
+  g.ddelta_bias = cast(dbias_part.sum(0), delta_bias);
+  return g;
+}
+
+}  // namespace hgpt::ops::detail
