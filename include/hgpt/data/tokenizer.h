@@ -1,0 +1,150 @@
+// tokenizer.h — byte-level BPE tokenizer with regex pre-splitting (GPT-4 / nanochat style), stored
+// in tiktoken's ranks format; training, encoding, decoding; plus the document-file reader shared by
+// the tok_train and tokenize tools, and the bits-per-byte formula.
+//
+// Files in a tokenizer directory (docs/TOKENIZER.md has the details):
+//   tokenizer.tiktoken  one line per mergeable token: base64(bytes) ' ' rank   (rank == token id)
+//   tokenizer.json      {"pattern": "...", "special_tokens": {"<|bos|>": id, ...}, "vocab_size": N}
+// Special tokens get the ids after the mergeable ranks. A Tokenizer is immutable after construction,
+// cheap to copy (shared state) and safe to use from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hgpt::data {
+
+// nanochat's GPT-4-style split pattern, with numbers split into groups of 1–2 digits.
+extern const char* const kDefaultSplitPattern;
+// "<|bos|>" then nanochat's chat tokens, in the order their ids are assigned.
+std::vector<std::string> default_special_tokens();
+
+constexpr const char* kTiktokenFile = "tokenizer.tiktoken";
+constexpr const char* kTokenizerJsonFile = "tokenizer.json";
+
+namespace detail {
+struct TokenizerImpl;
+}
+
+// What Tokenizer::train reports while it runs (for progress bars / ETA).
+struct TrainProgress {
+  std::string phase;  // "count" (reading + splitting documents) or "merge"
+  int64_t done = 0;   // count: bytes read so far; merge: merges done
+  int64_t total = 0;  // count: 0 (unknown); merge: merges wanted
+};
+
+struct TrainOptions {
+  int64_t vocab_size = 65536;  // including the special tokens
+  std::string pattern = kDefaultSplitPattern;
+  std::vector<std::string> special_tokens = default_special_tokens();
+  int threads = 0;  // 0: all hardware threads
+  std::function<void(const TrainProgress&)> progress;  // optional; called from the calling thread
+};
+
+// Yields documents one at a time: fills `doc` and returns true, or returns false when done.
+using DocumentSource = std::function<bool(std::string& doc)>;
+
+class Tokenizer {
+ public:
+  // Reads DIR/tokenizer.tiktoken and DIR/tokenizer.json. Malformed files → hgpt::UserError naming
+  // the file and line.
+  static Tokenizer load(const std::string& dir);
+  // Any tiktoken-format ranks file plus a split pattern and special tokens (name → id; ids must not
+  // collide with ranks). All 256 single bytes must have a rank (byte-level fallback).
+  static Tokenizer from_tiktoken(const std::string& ranks_path, const std::string& pattern,
+                                 const std::map<std::string, uint32_t>& special_tokens);
+  // Writes both files (atomically: temporary names + rename); creates DIR if needed.
+  void save(const std::string& dir) const;
+
+  // Trains byte-level BPE: ranks 0..255 are the bytes, then one rank per merge, then the special
+  // tokens. Each step merges the most frequent adjacent pair; ties go to the lexicographically
+  // smallest (left id, right id) pair. Deterministic for the same documents and options (any
+  // thread count). Stops early (smaller vocab) when no pair is left to merge.
+  static Tokenizer train(const std::vector<std::string>& documents, const TrainOptions& options = {});
+  static Tokenizer train(const DocumentSource& next_document, const TrainOptions& options = {});
+
+  // Ordinary text (special-token names in the text are encoded as plain text). Any byte string,
+  // including invalid UTF-8, round-trips through decode.
+  std::vector<uint32_t> encode(std::string_view text) const;
+  // Encodes many documents on `threads` threads (0: all hardware threads); results in input order.
+  std::vector<std::vector<uint32_t>> encode_batch(const std::vector<std::string>& texts, int threads = 0) const;
+  // Concatenates the tokens' bytes (special tokens give their names). Unknown ids → std::out_of_range.
+  std::string decode(const std::vector<uint32_t>& ids) const;
+  // The pre-tokenizer's pieces (regex matches, plus any bytes the regex cannot match, e.g. invalid UTF-8).
+  std::vector<std::string> split(std::string_view text) const;
+
+  // Id of "<|bos|>", else of "<|endoftext|>" (tiktoken's GPT tokenizers); UserError if neither exists.
+  uint32_t bos_id() const;
+  // Id of a special token; UserError naming the token if absent.
+  uint32_t special_id(const std::string& name) const;
+  const std::map<std::string, uint32_t>& special_tokens() const;
+  // One more than the largest id (mergeable ranks and special tokens).
+  int64_t vocab_size() const;
+  // Number of mergeable (non-special) tokens' rank slots: largest rank + 1.
+  int64_t num_ranks() const;
+  // Bytes of a mergeable token (empty for special tokens and unused ids).
+  const std::string& token_bytes(uint32_t id) const;
+  // Per id: the token's length in bytes; 0 for special tokens and unused ids (for bits per byte).
+  std::vector<int32_t> token_byte_lengths() const;
+  const std::string& pattern() const;
+
+ private:
+  explicit Tokenizer(std::shared_ptr<const detail::TokenizerImpl> impl);
+  std::shared_ptr<const detail::TokenizerImpl> impl_;
+};
+
+// Bits per byte as nanochat computes it: sum of token losses (nats) / (ln 2 · sum of target bytes).
+// Special-token targets count 0 bytes (exclude their losses from sum_nats too). 0 bytes → NaN.
+double bits_per_byte(double sum_nats, int64_t sum_bytes);
+
+// ---- Document files (shared by tok_train and tokenize) -------------------------------------------
+// *.jsonl: one JSON object per line, the document is its "text" string (blank lines skipped).
+// Any other file: plain text, documents separated by one or more blank lines (whole_file: the
+// whole file is one document). Bad input (unreadable file, invalid JSON line, missing "text")
+// → hgpt::UserError "FILE:LINE: what", or, when skip_bad, counted in bad_files / bad_lines.
+struct DocumentReaderOptions {
+  bool whole_file = false;
+  bool skip_bad = false;
+};
+
+class DocumentReader {
+ public:
+  DocumentReader(std::vector<std::string> files, DocumentReaderOptions options = {});
+  ~DocumentReader();
+  DocumentReader(const DocumentReader&) = delete;
+  DocumentReader& operator=(const DocumentReader&) = delete;
+  // Next document; false when all files are read.
+  bool next(std::string& doc);
+  int64_t bytes_read() const { return bytes_read_; }  // input bytes consumed so far
+  int64_t total_bytes() const { return total_bytes_; }  // sum of the files' sizes
+  int64_t bad_files() const { return bad_files_; }
+  int64_t bad_lines() const { return bad_lines_; }
+
+ private:
+  bool open_next_file();
+  bool next_jsonl(std::string& doc);
+  bool next_text(std::string& doc);
+
+  std::vector<std::string> files_;
+  DocumentReaderOptions options_;
+  size_t file_index_ = 0;
+  struct OpenFile;
+  std::unique_ptr<OpenFile> current_;
+  int64_t bytes_read_ = 0, total_bytes_ = 0, bad_files_ = 0, bad_lines_ = 0;
+};
+
+// Keeps at most max_chars Unicode code points of a UTF-8 string (cut on a code point boundary).
+std::string truncate_utf8_chars(std::string text, int64_t max_chars);
+// Number of code points in a UTF-8 string (bytes that are not continuation bytes).
+int64_t count_utf8_chars(std::string_view text);
+
+// A deterministic synthetic corpus (English-like words, numbers, punctuation, some non-Latin text)
+// of about `approx_bytes` bytes, as documents: the built-in corpus of tok_train and the benchmark's input.
+std::vector<std::string> synthetic_corpus(int64_t approx_bytes, uint64_t seed = 1234);
+
+}  // namespace hgpt::data

@@ -1,0 +1,20 @@
+// files.h — the few file-system operations the project needs, on POSIX calls.
+//
+// Not std::filesystem: the torch wheel's libtorch exports its own copies of several
+// std::filesystem functions, which interpose on the standard library's in any binary linked with
+// it (remove_all was seen to crash). Failures throw hgpt::UserError naming the path.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hgpt {
+
+void make_dirs(const std::string& dir);                 // mkdir -p
+bool is_directory(const std::string& path);
+std::vector<std::string> list_dir(const std::string& dir);  // entry names, sorted, without . and ..
+std::string path_join(const std::string& dir, const std::string& name);
+// Writes `bytes` to path + ".tmp", then renames it over `path`: readers never see half a file.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace hgpt

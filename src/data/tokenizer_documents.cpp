@@ -1,0 +1,157 @@
+// tokenizer_documents.cpp — reading documents from the user's corpus files for tok_train and
+// tokenize (JSONL with a "text" field, or plain text split on blank lines), with file:line errors,
+// and the UTF-8 character helpers used for the character budgets.
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "hgpt/data/tokenizer.h"
+#include "hgpt/errors.h"
+
+namespace hgpt::data {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r\f\v") == std::string::npos; }
+
+}  // namespace
+
+struct DocumentReader::OpenFile {
+  std::string path;
+  std::ifstream in;
+  int64_t line_no = 0;
+  bool jsonl = false;
+  bool done = false;  // whole-file mode: the single document was returned
+};
+
+DocumentReader::DocumentReader(std::vector<std::string> files, DocumentReaderOptions options)
+    : files_(std::move(files)), options_(options) {
+  for (const auto& f : files_) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) == 0 && S_ISREG(st.st_mode)) total_bytes_ += static_cast<int64_t>(st.st_size);
+  }
+}
+
+DocumentReader::~DocumentReader() = default;
+
+bool DocumentReader::open_next_file() {
+  current_.reset();
+  while (file_index_ < files_.size()) {
+    const std::string& path = files_[file_index_++];
+    struct stat st {};
+    std::string why;
+    if (::stat(path.c_str(), &st) != 0)
+      why = std::strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+      why = "not a regular file";
+    auto f = std::make_unique<OpenFile>();
+    if (why.empty()) {
+      f->in.open(path, std::ios::binary);
+      if (!f->in) why = std::strerror(errno);
+    }
+    if (!why.empty()) {
+      if (!options_.skip_bad) throw UserError(path + ": cannot read: " + why);
+      ++bad_files_;
+      continue;
+    }
+    f->path = path;
+    f->jsonl = ends_with(path, ".jsonl");
+    current_ = std::move(f);
+    return true;
+  }
+  return false;
+}
+
+bool DocumentReader::next(std::string& doc) {
+  while (true) {
+    if (!current_ && !open_next_file()) return false;
+    if (current_->jsonl ? next_jsonl(doc) : next_text(doc)) return true;
+    current_.reset();
+  }
+}
+
+bool DocumentReader::next_jsonl(std::string& doc) {
+  OpenFile& f = *current_;
+  std::string line;
+  while (std::getline(f.in, line)) {
+    ++f.line_no;
+    bytes_read_ += static_cast<int64_t>(line.size()) + 1;
+    if (is_blank(line)) continue;
+    std::string why;
+    try {
+      nlohmann::json j = nlohmann::json::parse(line);
+      if (!j.is_object())
+        why = "expected a JSON object with a \"text\" field";
+      else if (!j.contains("text") || !j["text"].is_string())
+        why = "no \"text\" string field";
+      else {
+        doc = j["text"].get<std::string>();
+        return true;
+      }
+    } catch (const nlohmann::json::exception& e) {
+      why = std::string("invalid JSON: ") + e.what();
+    }
+    if (!options_.skip_bad) throw UserError(f.path + ":" + std::to_string(f.line_no) + ": " + why);
+    ++bad_lines_;
+  }
+  return false;
+}
+
+bool DocumentReader::next_text(std::string& doc) {
+  OpenFile& f = *current_;
+  if (options_.whole_file) {
+    if (f.done) return false;
+    f.done = true;
+    std::stringstream ss;
+    ss << f.in.rdbuf();
+    doc = ss.str();
+    bytes_read_ += static_cast<int64_t>(doc.size());
+    return !doc.empty();
+  }
+  // A document is a run of lines up to the next blank line; the blank lines between documents
+  // are separators and belong to neither.
+  doc.clear();
+  std::string line;
+  while (std::getline(f.in, line)) {
+    ++f.line_no;
+    const bool had_newline = !f.in.eof();
+    bytes_read_ += static_cast<int64_t>(line.size()) + (had_newline ? 1 : 0);
+    if (is_blank(line)) {
+      if (!doc.empty()) return true;
+      continue;
+    }
+    if (!doc.empty()) doc += '\n';
+    doc += line;
+  }
+  return !doc.empty();
+}
+
+int64_t count_utf8_chars(std::string_view text) {
+  int64_t n = 0;
+  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+std::string truncate_utf8_chars(std::string text, int64_t max_chars) {
+  if (max_chars < 0) return text;
+  int64_t chars = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      if (chars == max_chars) {
+        text.resize(i);
+        break;
+      }
+      ++chars;
+    }
+  }
+  return text;
+}
+
+}  // namespace hgpt::data
