@@ -19,6 +19,10 @@ MambaShape mamba_shape(const ModelConfig& c) {
 }  // namespace
 
 HybridGPTImpl::HybridGPTImpl(const ModelConfig& config) : config_(config) {
+  TORCH_CHECK(static_cast<int64_t>(config.block_pattern.size()) == config.depth, "HybridGPT: block_pattern '",
+              config.block_pattern, "' must have one entry per layer (depth ", config.depth, "); validate the config first");
+  TORCH_CHECK(config.block_pattern.find_first_not_of("TM") == std::string::npos,
+              "HybridGPT: block_pattern entries must be 'T' or 'M', got '", config.block_pattern, "'");
   const int64_t dim = config.model_dim();
   transformer_ = register_module("transformer", std::make_shared<torch::nn::Module>("Transformer"));
   wte_ = transformer_->register_module("wte", torch::nn::Embedding(config.vocab_size, dim));

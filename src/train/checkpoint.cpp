@@ -2,19 +2,17 @@
 #include "hgpt/train/checkpoint.h"
 
 #include "hgpt/errors.h"
+#include "hgpt/files.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/nn/module.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <regex>
 #include <sstream>
-
-namespace fs = std::filesystem;
 
 namespace hgpt::train {
 
@@ -26,18 +24,6 @@ std::string step_name(const char* prefix, int64_t step, const char* suffix) {
 
 std::string optim_name(int64_t step, int rank) {
   return step_name("optim", step, ("_rank" + std::to_string(rank) + ".pt").c_str());
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw UserError("cannot write '" + tmp + "': check that the folder exists and is writable");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw UserError("writing '" + tmp + "' failed (disk full?)");
-  }
-  fs::rename(tmp, path);
 }
 
 void save_tensor_dict(const std::string& path, const TensorDict& dict) {
@@ -94,11 +80,10 @@ void load_module_state(torch::nn::Module& module, const TensorDict& state, const
 
 std::optional<int64_t> latest_checkpoint(const std::string& dir) {
   std::optional<int64_t> best;
-  if (!fs::is_directory(dir)) return best;
+  if (!is_directory(dir)) return best;
   static const std::regex meta_re(R"(meta_(\d+)\.json)");
-  for (const auto& entry : fs::directory_iterator(dir)) {
+  for (const std::string& name : list_dir(dir)) {
     std::smatch m;
-    const std::string name = entry.path().filename().string();
     if (std::regex_match(name, m, meta_re)) {
       const int64_t step = std::stoll(m[1].str());
       if (!best || step > *best) best = step;
@@ -108,7 +93,7 @@ std::optional<int64_t> latest_checkpoint(const std::string& dir) {
 }
 
 nlohmann::json read_meta(const std::string& dir, int64_t step) {
-  const std::string path = (fs::path(dir) / step_name("meta", step, ".json")).string();
+  const std::string path = path_join(dir, step_name("meta", step, ".json"));
   std::ifstream in(path);
   if (!in) throw UserError("cannot read '" + path + "'");
   try {

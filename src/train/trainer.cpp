@@ -4,6 +4,7 @@
 #include "hgpt/data/synthetic.h"
 #include "hgpt/data/tokenizer.h"
 #include "hgpt/errors.h"
+#include "hgpt/files.h"
 #include "hgpt/optim/schedule.h"
 #include "hgpt/train/checkpoint.h"
 #include "hgpt/train/evaluate.h"
@@ -20,11 +21,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <sstream>
-
-namespace fs = std::filesystem;
 
 namespace hgpt::train {
 
@@ -165,12 +163,11 @@ struct RunContext {
 
 void save_checkpoint(const RunContext& ctx, int64_t step, model::HybridGPT& gpt, const Optimizers& optimizers,
                      const data::Loader& train_loader, const LossEma& ema, const nlohmann::json& val) {
-  const auto dir = fs::path(ctx.dir);
-  if (ctx.master) save_tensor_dict((dir / step_name("model", step, ".pt")).string(), module_state(*gpt));
+  if (ctx.master) save_tensor_dict(path_join(ctx.dir, step_name("model", step, ".pt")), module_state(*gpt));
   TensorDict optim_state;
   for (const auto& [name, t] : optimizers.muon->state_dict()) optim_state.emplace_back("muon." + name, t);
   for (const auto& [name, t] : optimizers.adamw->state_dict()) optim_state.emplace_back("adamw." + name, t);
-  save_tensor_dict((dir / optim_name(step, ctx.pg.rank())).string(), optim_state);
+  save_tensor_dict(path_join(ctx.dir, optim_name(step, ctx.pg.rank())), optim_state);
   ctx.pg.barrier();  // every rank's files are in place before meta marks the checkpoint complete
   if (ctx.master) {
     nlohmann::json meta;
@@ -181,7 +178,7 @@ void save_checkpoint(const RunContext& ctx, int64_t step, model::HybridGPT& gpt,
     meta["loader"] = {{"train_position", train_loader.position()}};
     meta["loss_ema"] = ema.state();
     meta["rng_state_cpu"] = hex_encode(at::detail::getDefaultCPUGenerator().get_state());
-    write_file_atomic((dir / step_name("meta", step, ".json")).string(), meta.dump(2));
+    write_file_atomic(path_join(ctx.dir, step_name("meta", step, ".json")), meta.dump(2));
   }
   ctx.pg.barrier();
 }
@@ -211,10 +208,9 @@ int64_t resume_checkpoint(const RunContext& ctx, model::HybridGPT& gpt, Optimize
                       " but the checkpoint was trained with " + saved.at(key).dump());
     }
   }
-  const auto dir = fs::path(ctx.dir);
-  load_module_state(*gpt, load_tensor_dict((dir / step_name("model", *step, ".pt")).string()),
-                    (dir / step_name("model", *step, ".pt")).string());
-  const auto optim_state = load_tensor_dict((dir / optim_name(*step, ctx.pg.rank())).string());
+  const std::string model_file = path_join(ctx.dir, step_name("model", *step, ".pt"));
+  load_module_state(*gpt, load_tensor_dict(model_file), model_file);
+  const auto optim_state = load_tensor_dict(path_join(ctx.dir, optim_name(*step, ctx.pg.rank())));
   optim::StateDict muon_state, adamw_state;
   for (const auto& [name, t] : optim_state) {
     if (name.rfind("muon.", 0) == 0) muon_state.emplace_back(name.substr(5), t);
@@ -291,8 +287,8 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   const double flops_per_token = model::flops_per_token(config.model);
   const double peak = peak_flops_for(device_name(cuda, device.index()), t.peak_flops) * pg.world_size();
 
-  RunContext ctx{config, pg, (fs::path(t.out_dir) / config.resolved_model_tag()).string(), master};
-  if (master) fs::create_directories(ctx.dir);
+  RunContext ctx{config, pg, path_join(t.out_dir, config.resolved_model_tag()), master};
+  if (master) make_dirs(ctx.dir);
   LossEma ema;
   int64_t start_step = 0;
   if (t.resume) {
@@ -300,7 +296,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     say("resumed from " + ctx.dir + " at step " + std::to_string(start_step));
   }
   MetricsWriter metrics;
-  if (master) metrics.open((fs::path(ctx.dir) / "metrics.jsonl").string());
+  if (master) metrics.open(path_join(ctx.dir, "metrics.jsonl"));
 
   {
     std::ostringstream head;
@@ -348,7 +344,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     const bool save_now = step > start_step && (last_step || (t.save_every > 0 && step % t.save_every == 0));
     if (save_now) {
       save_checkpoint(ctx, step, gpt, optimizers, train_loader, ema, last_val);
-      say("saved checkpoint " + (fs::path(ctx.dir) / step_name("model", step, ".pt")).string());
+      say("saved checkpoint " + path_join(ctx.dir, step_name("model", step, ".pt")));
     }
     if (last_step) break;
 

@@ -28,7 +28,6 @@ std::string optim_name(int64_t step, int rank);                               //
 // Tensor dicts in PyTorch's zip/pickle format (torch.save / torch.load compatible).
 void save_tensor_dict(const std::string& path, const TensorDict& dict);
 TensorDict load_tensor_dict(const std::string& path);
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 // The module's parameters and buffers by name (moved to CPU), and the reverse (checks names/shapes).
 TensorDict module_state(const torch::nn::Module& module);
