@@ -24,7 +24,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 step "configure + build"
 [[ -d .deps ]] || { echo "missing .deps/: run scripts/device_deps.sh on the build machine and carry it"; exit 2; }
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHGPT_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/.deps" \
+  -DHGPT_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/.deps" \
   -DCMAKE_CXX_FLAGS="-I$ROOT/.deps/include" >"$RESULTS/configure.txt" 2>&1 || { tail -30 "$RESULTS/configure.txt"; exit 1; }
 ninja -C build-gpu -j"$(nproc)" hgpt base_train bench_scan bench_step test_ops test_gpu || exit 1
 

@@ -1,0 +1,407 @@
+// test_trainer_dist.cpp — data-parallel training end to end: real base_train runs of 1 and 2 ranks
+// over Gloo on loopback (launched with torchrun-style variables and through mpirun), compared on
+// their per-step losses (metrics.jsonl) and final weights (model_*.pt); resume at the same and at a
+// different world size; a rank killed mid-run; ranks started with different configs.
+//
+// Every run is a tiny model (depth 2, width 64, sequence 32) for 4 steps, so each takes seconds.
+// Runs that several tests compare against are made once per test process and cached.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ftw.h>  // nftw
+
+#include "hgpt/train/checkpoint.h"
+#include "tests/support/spawn.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using hgpt::testing::ChildResult;
+using hgpt::testing::ChildSpec;
+using Env = std::vector<std::pair<std::string, std::string>>;
+using namespace std::chrono_literals;
+
+constexpr auto kRunTimeout = 120s;  // one launch of base_train (all its ranks); a tiny run takes seconds
+constexpr double kDpTolerance = 1e-5;      // 2 ranks vs 1 rank × 2 micro-steps: summation order differs
+constexpr double kResumeTolerance = 1e-6;  // resumed vs uninterrupted at the same world size
+const char* kModelTag = "d2";              // base_train's default tag for depth 2
+
+// ------------------------------------------------------------------------------------------------
+// Scratch folder for every run of this process, removed at the end.
+
+const fs::path& scratch_root() {
+  static const fs::path root = [] {
+    std::string tmpl = (fs::temp_directory_path() / "hgpt_trainer_dist_XXXXXX").string();
+    const char* made = ::mkdtemp(tmpl.data());
+    if (!made) throw std::runtime_error("mkdtemp failed for " + tmpl);
+    return fs::path(made);
+  }();
+  return root;
+}
+
+// Removes a folder tree. Not std::filesystem::remove_all: linked with LibTorch it resolves to the copy
+// libtorch.so exports, which crashes (null call) on a non-empty folder.
+void remove_tree(const fs::path& root) {
+  ::nftw(
+      root.c_str(), [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); },
+      16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct RemoveScratch : ::testing::Environment {
+  void TearDown() override {
+    if (std::getenv("HGPT_TEST_KEEP_DIR")) return;  // for debugging a failure
+    remove_tree(scratch_root());
+  }
+};
+[[maybe_unused]] auto* const g_remove_scratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = scratch_root() / name;
+  remove_tree(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// ------------------------------------------------------------------------------------------------
+// base_train command lines
+
+std::string base_train() { return std::string(HGPT_BUILD_DIR) + "/base_train"; }
+
+// Tiny config: 128 tokens per micro-step (4 × 32) and 256 per step, so 1 rank accumulates 2
+// micro-steps and 2 ranks 1 each. Checkpoints at steps 2 and 4, evals at 0, 2 and 4.
+std::vector<std::string> train_argv(const std::string& pattern, const fs::path& out_dir,
+                                    std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {
+      base_train(), std::string(HGPT_SOURCE_DIR) + "/configs/tiny_cpu.json",
+      "--device=cpu", "--depth=2", "--aspect_ratio=32", "--head_dim=32", "--max_seq_len=32",
+      "--device_batch_size=4", "--total_batch_size=256", "--num_iterations=4", "--eval_every=2",
+      "--eval_tokens=256", "--sample_every=0", "--save_every=2", "--dist_timeout_s=20",
+      "--block_pattern=" + pattern, "--out_dir=" + out_dir.string()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+// One compute thread per process: 2 ranks on a 2-core CI machine do not fight over cores.
+const std::pair<std::string, std::string> kOneThread{"OMP_NUM_THREADS", "1"};
+
+// One process, no launcher variables (whatever launched the test).
+ChildSpec single_spec(std::vector<std::string> argv) {
+  ChildSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = {kOneThread};
+  spec.unset_env = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
+                    "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+                    "TORCHELASTIC_USE_AGENT_STORE"};
+  return spec;
+}
+
+std::vector<ChildSpec> two_rank_specs(const std::vector<std::string>& argv, Env env = {}) {
+  env.push_back(kOneThread);
+  return hgpt::testing::torchrun_specs(argv, 2, hgpt::testing::free_tcp_port(), env);
+}
+
+std::string mpirun_path() { return hgpt::testing::find_in_path("mpirun"); }
+
+ChildSpec mpirun_two_ranks(const std::vector<std::string>& argv) {
+  return hgpt::testing::mpirun_spec(
+      mpirun_path(), argv, 2,
+      {{"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(hgpt::testing::free_tcp_port())},
+       kOneThread});
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// ------------------------------------------------------------------------------------------------
+// What a finished run left behind
+
+struct RunRecord {
+  std::map<int64_t, double> loss;      // training step (1-based, after the update) → logged loss
+  std::map<int64_t, double> val_loss;  // step → validation loss
+  int64_t lines = 0;                    // records in the file (only rank 0 writes it)
+};
+
+RunRecord read_metrics(const fs::path& file) {
+  RunRecord rec;
+  std::ifstream in(file);
+  EXPECT_TRUE(in.good()) << "no metrics file " << file;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    ++rec.lines;
+    const auto j = nlohmann::json::parse(line);
+    const int64_t step = j.at("step").get<int64_t>();
+    if (j.contains("loss")) rec.loss[step] = j["loss"].get<double>();
+    if (j.contains("val_loss")) rec.val_loss[step] = j["val_loss"].get<double>();
+  }
+  return rec;
+}
+
+fs::path tag_dir(const fs::path& out_dir) { return out_dir / kModelTag; }
+
+fs::path model_file(const fs::path& out_dir, int64_t step) {
+  return tag_dir(out_dir) / hgpt::train::step_name("model", step, ".pt");
+}
+
+void expect_same_values(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
+                        double tol, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what << ": different steps logged";
+  for (const auto& [step, va] : a) {
+    ASSERT_TRUE(b.count(step)) << what << ": step " << step << " missing";
+    EXPECT_TRUE(std::isfinite(va)) << what << " at step " << step;
+    EXPECT_NEAR(va, b.at(step), tol) << what << " at step " << step;
+  }
+}
+
+// Largest |a − b| over all tensors of two model files; fails when names or shapes differ.
+double max_weight_diff(const fs::path& a, const fs::path& b) {
+  const auto da = hgpt::train::load_tensor_dict(a.string());
+  const auto db = hgpt::train::load_tensor_dict(b.string());
+  EXPECT_EQ(da.size(), db.size()) << a << " vs " << b;
+  EXPECT_FALSE(da.empty()) << a;
+  std::map<std::string, at::Tensor> by_name(db.begin(), db.end());
+  double worst = 0.0;
+  for (const auto& [name, ta] : da) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      ADD_FAILURE() << name << " is in " << a << " but not in " << b;
+      return INFINITY;
+    }
+    if (ta.sizes() != it->second.sizes()) {
+      ADD_FAILURE() << name << ": shape " << ta.sizes() << " vs " << it->second.sizes();
+      return INFINITY;
+    }
+    const double d = (ta.to(at::kDouble) - it->second.to(at::kDouble)).abs().max().item<double>();
+    EXPECT_TRUE(std::isfinite(d)) << name;
+    worst = std::max(worst, d);
+  }
+  return worst;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Runs shared by several tests, made on first use: key → out_dir of a run that passed.
+
+enum class Launch { kSingle, kTorchrun, kMpirun };
+
+const char* launch_name(Launch l) {
+  return l == Launch::kSingle ? "single" : l == Launch::kTorchrun ? "torchrun" : "mpirun";
+}
+
+// A full 4-step run; asserts (fatally) that every rank succeeded, and checks the accumulation the
+// summary reports so that the comparisons below really compare 2 ranks with 2 micro-steps.
+fs::path reference_run(const std::string& pattern, Launch launch) {
+  static std::map<std::string, fs::path> done;
+  const std::string key = pattern + "_" + launch_name(launch);
+  if (auto it = done.find(key); it != done.end()) return it->second;
+
+  const fs::path out = fresh_dir(key);
+  const auto argv = train_argv(pattern, out);
+  std::vector<ChildResult> results;
+  if (launch == Launch::kSingle) results = {hgpt::testing::run_process(single_spec(argv), kRunTimeout)};
+  else if (launch == Launch::kTorchrun) results = hgpt::testing::run_processes(two_rank_specs(argv), kRunTimeout);
+  else results = {hgpt::testing::run_process(mpirun_two_ranks(argv), kRunTimeout)};
+
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(results[i].ok()) << key << " process " << i << ": " << results[i].describe();
+  }
+  const std::string& rank0 = results[0].output;
+  const std::string expected_layout = launch == Launch::kSingle
+                                          ? "× 2 accumulation step(s) × 1 rank(s)"
+                                          : "× 1 accumulation step(s) × 2 rank(s)";
+  EXPECT_TRUE(contains(rank0, expected_layout)) << key << ": " << results[0].describe();
+  if (launch != Launch::kSingle) EXPECT_TRUE(contains(rank0, "backend gloo")) << results[0].describe();
+  if (::testing::Test::HasFailure()) throw std::runtime_error("reference run " + key + " failed");
+  done[key] = out;
+  return out;
+}
+
+// 2 ranks (launched as `launch`) against 1 rank with 2 micro-steps: same losses, same weights.
+void expect_two_ranks_match_one(const std::string& pattern, Launch launch) {
+  const fs::path one = reference_run(pattern, Launch::kSingle);
+  const fs::path two = reference_run(pattern, launch);
+  const RunRecord m1 = read_metrics(tag_dir(one) / "metrics.jsonl");
+  const RunRecord m2 = read_metrics(tag_dir(two) / "metrics.jsonl");
+  ASSERT_EQ(m1.loss.size(), 4u) << "expected one training record per step";
+  ASSERT_EQ(m1.val_loss.size(), 3u) << "expected evals at steps 0, 2 and 4";
+  EXPECT_EQ(m2.lines, 7) << "metrics.jsonl must hold 4 step and 3 eval records, written by rank 0 only";
+  expect_same_values(m1.loss, m2.loss, kDpTolerance, "training loss");
+  expect_same_values(m1.val_loss, m2.val_loss, kDpTolerance, "validation loss");
+  // Training moved: a comparison of two untrained models would prove nothing.
+  EXPECT_LT(m1.loss.at(4), m1.loss.at(1) - 0.1);
+
+  const double dw = max_weight_diff(model_file(one, 4), model_file(two, 4));
+  EXPECT_LE(dw, kDpTolerance) << "final weights, 1 rank vs 2 ranks (" << launch_name(launch) << ")";
+  std::printf("%s, 1 rank vs 2 ranks (%s): max weight difference %g\n", pattern.c_str(),
+              launch_name(launch), dw);
+  EXPECT_GT(max_weight_diff(model_file(one, 2), model_file(one, 4)), 1e-3) << "weights did not change";
+  // Each rank wrote its own optimizer state.
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(fs::exists(tag_dir(two) / hgpt::train::optim_name(4, r))) << "rank " << r;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2 ranks × device batch B ≡ 1 rank × 2 micro-steps of B
+
+TEST(TrainerDist, TwoRanksMatchOneRankTransformerTorchrun) {
+  expect_two_ranks_match_one("TT", Launch::kTorchrun);
+}
+
+TEST(TrainerDist, TwoRanksMatchOneRankHybridTorchrun) {
+  expect_two_ranks_match_one("TM", Launch::kTorchrun);
+}
+
+TEST(TrainerDist, TwoRanksMatchOneRankTransformerMpirun) {
+  if (mpirun_path().empty()) GTEST_SKIP() << "mpirun not found in PATH (Debian: openmpi-bin)";
+  expect_two_ranks_match_one("TT", Launch::kMpirun);
+}
+
+TEST(TrainerDist, TwoRanksMatchOneRankHybridMpirun) {
+  if (mpirun_path().empty()) GTEST_SKIP() << "mpirun not found in PATH (Debian: openmpi-bin)";
+  expect_two_ranks_match_one("TM", Launch::kMpirun);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Resume
+
+// Copies the run's checkpoint folder without the step-4 checkpoint and without metrics, so that it
+// looks like a run stopped right after saving at step 2.
+fs::path copy_stopped_at_step_2(const fs::path& run, const std::string& name) {
+  const fs::path out = fresh_dir(name);
+  fs::create_directories(tag_dir(out));
+  for (const auto& entry : fs::directory_iterator(tag_dir(run))) {
+    const std::string file = entry.path().filename().string();
+    if (file.find("_000002") == std::string::npos) continue;  // model/meta/optim of step 2 only
+    fs::copy_file(entry.path(), tag_dir(out) / file);
+  }
+  return out;
+}
+
+TEST(TrainerDist, ResumeWithTwoRanksMatchesUninterruptedRun) {
+  const fs::path full = reference_run("TM", Launch::kTorchrun);
+  const fs::path out = copy_stopped_at_step_2(full, "resume_same_world");
+  ASSERT_TRUE(fs::exists(tag_dir(out) / "meta_000002.json"));
+  ASSERT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_name(2, 1)));
+  ASSERT_FALSE(fs::exists(model_file(out, 4)));
+
+  const auto res = hgpt::testing::run_processes(
+      two_rank_specs(train_argv("TM", out, {"--resume=true"})), kRunTimeout);
+  for (int r = 0; r < 2; ++r) ASSERT_TRUE(res[r].ok()) << "rank " << r << ": " << res[r].describe();
+  EXPECT_TRUE(contains(res[0].output, "at step 2")) << res[0].describe();
+
+  const RunRecord uninterrupted = read_metrics(tag_dir(full) / "metrics.jsonl");
+  const RunRecord resumed = read_metrics(tag_dir(out) / "metrics.jsonl");
+  // The resumed run trained steps 3 and 4 only, with the same losses.
+  const std::map<int64_t, double> tail = {{3, uninterrupted.loss.at(3)}, {4, uninterrupted.loss.at(4)}};
+  expect_same_values(resumed.loss, tail, kResumeTolerance, "training loss after resume");
+  const std::map<int64_t, double> val_tail = {{2, uninterrupted.val_loss.at(2)},
+                                              {4, uninterrupted.val_loss.at(4)}};
+  expect_same_values(resumed.val_loss, val_tail, kResumeTolerance, "validation loss after resume");
+
+  const double dw = max_weight_diff(model_file(full, 4), model_file(out, 4));
+  EXPECT_LE(dw, kResumeTolerance) << "final weights, resumed vs uninterrupted";
+  std::printf("resumed vs uninterrupted: max weight difference %g%s\n", dw, dw == 0 ? " (bitwise)" : "");
+}
+
+TEST(TrainerDist, ResumeWithFewerRanksIsRefused) {
+  const fs::path out = copy_stopped_at_step_2(reference_run("TM", Launch::kTorchrun), "resume_2_to_1");
+  const auto res = hgpt::testing::run_process(single_spec(train_argv("TM", out, {"--resume=true"})),
+                                              kRunTimeout);
+  EXPECT_EQ(res.exit_code, 2) << res.describe();
+  EXPECT_TRUE(contains(res.output, "error: ")) << res.describe();
+  EXPECT_TRUE(contains(res.output, "written by 2 rank(s)")) << res.describe();
+  EXPECT_TRUE(contains(res.output, "(now 1)")) << res.describe();
+  EXPECT_FALSE(fs::exists(model_file(out, 4))) << "a refused resume must not train";
+}
+
+TEST(TrainerDist, ResumeWithMoreRanksIsRefusedOnEveryRank) {
+  const fs::path out = copy_stopped_at_step_2(reference_run("TM", Launch::kSingle), "resume_1_to_2");
+  const auto res = hgpt::testing::run_processes(
+      two_rank_specs(train_argv("TM", out, {"--resume=true"})), kRunTimeout);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(res[r].exit_code, 2) << "rank " << r << ": " << res[r].describe();
+    EXPECT_TRUE(contains(res[r].output, "written by 1 rank(s)")) << res[r].describe();
+    EXPECT_TRUE(contains(res[r].output, "(now 2)")) << res[r].describe();
+  }
+  EXPECT_FALSE(fs::exists(model_file(out, 4))) << "a refused resume must not train";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Failures
+
+// Rank 1 is SIGKILLed once rank 0 has logged a training step; rank 0 must stop with a non-zero exit
+// and a message, well within its 20 s collective timeout plus slack. Shell wrappers record when the
+// kill happened and when rank 0 ended (date +%s%N: one clock for both).
+TEST(TrainerDist, KilledRankStopsTheOtherWithinTheBound) {
+  const fs::path out = fresh_dir("killed");
+  const auto argv = train_argv("TM", out, {"--num_iterations=100000", "--eval_every=0",
+                                           "--save_every=0", "--log_every=1000"});
+  const fs::path metrics = tag_dir(out) / "metrics.jsonl";
+  const fs::path kill_time = out / "kill_time", end_time = out / "end_time";
+  const char* killer =
+      "\"$@\" & pid=$!\n"
+      "until grep -q '\"loss\"' \"$METRICS\" 2>/dev/null; do\n"
+      "  kill -0 $pid 2>/dev/null || { wait $pid; echo \"rank 1 ended early: $?\"; exit 99; }\n"
+      "  sleep 0.05\n"
+      "done\n"
+      "sleep 0.3\n"
+      "date +%s%N > \"$KILL_TIME\"\n"
+      "kill -KILL $pid; wait $pid; echo \"rank 1 wait status $?\"\n";
+  const char* timed = "\"$@\"; rc=$?; date +%s%N > \"$END_TIME\"; exit $rc\n";
+
+  auto specs = two_rank_specs(argv, {{"METRICS", metrics.string()},
+                                     {"KILL_TIME", kill_time.string()},
+                                     {"END_TIME", end_time.string()}});
+  specs[0].argv.insert(specs[0].argv.begin(), {"/bin/sh", "-c", timed, "sh"});
+  specs[1].argv.insert(specs[1].argv.begin(), {"/bin/sh", "-c", killer, "sh"});
+  const auto res = hgpt::testing::run_processes(specs, kRunTimeout);
+
+  ASSERT_TRUE(contains(res[1].output, "rank 1 wait status 137")) << res[1].describe();
+  EXPECT_FALSE(res[0].timed_out) << res[0].describe();
+  EXPECT_EQ(res[0].term_signal, 0) << res[0].describe();
+  EXPECT_NE(res[0].exit_code, 0) << res[0].describe();
+  EXPECT_TRUE(contains(res[0].output, "fatal: ")) << res[0].describe();
+  EXPECT_TRUE(contains(res[0].output, "failed on rank 0 of 2")) << res[0].describe();
+
+  auto read_ns = [](const fs::path& p) {
+    std::ifstream in(p);
+    long long ns = 0;
+    in >> ns;
+    EXPECT_GT(ns, 0) << "no time in " << p;
+    return ns;
+  };
+  const double survivor_s = (read_ns(end_time) - read_ns(kill_time)) * 1e-9;
+  std::printf("rank 0 stopped %.2f s after rank 1 was killed\n", survivor_s);
+  EXPECT_GE(survivor_s, 0.0);
+  EXPECT_LT(survivor_s, 30.0) << res[0].describe();
+}
+
+TEST(TrainerDist, DifferentConfigsStopEveryRankNamingTheKey) {
+  const fs::path out = fresh_dir("config_mismatch");
+  auto specs = two_rank_specs(train_argv("TM", out));
+  specs[1].argv.push_back("--matrix_lr=0.03");  // the last override wins
+  const auto res = hgpt::testing::run_processes(specs, kRunTimeout);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(res[r].exit_code, 2) << "rank " << r << ": " << res[r].describe();
+    EXPECT_TRUE(contains(res[r].output, "error: ")) << res[r].describe();
+    EXPECT_TRUE(contains(res[r].output, "key 'matrix_lr' is 0.02 on rank 0 but 0.03 on rank 1"))
+        << res[r].describe();
+  }
+  EXPECT_FALSE(fs::exists(tag_dir(out) / "metrics.jsonl")) << "no training before the check";
+}
+
+}  // namespace
