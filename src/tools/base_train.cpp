@@ -13,10 +13,14 @@
 #include "hgpt/train/trainer.h"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -52,6 +56,18 @@ Args parse_args(int argc, char** argv) {
   return args;
 }
 
+// Several CPU ranks on one machine would each start a thread per core; unless the user chose
+// (OMP_NUM_THREADS), share the cores among this node's ranks, as torchrun does.
+void share_cpu_threads(const hgpt::dist::DistEnv& env) {
+  if (env.world_size <= 1 || std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  int local = env.world_size;
+  for (const char* var : {"LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+    if (const char* v = std::getenv(var)) local = std::max(1, std::atoi(v));
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(std::max(1, cores / local));
+}
+
 int run(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   if (args.help) {
@@ -70,6 +86,7 @@ int run(int argc, char** argv) {
   }
 
   const at::Device device = hgpt::train::resolve_device(config.train.device, env.local_rank);
+  if (device.is_cpu()) share_cpu_threads(env);
   hgpt::dist::DistOptions options;
   options.timeout = std::chrono::seconds(config.train.dist_timeout_s);
   options.gloo_interface = config.train.gloo_interface;

@@ -5,7 +5,10 @@
 #include "hgpt/files.h"
 
 #include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/nn/module.h>
 
 #include <cstdio>
@@ -26,11 +29,26 @@ std::string optim_name(int64_t step, int rank) {
   return step_name("optim", step, ("_rank" + std::to_string(rank) + ".pt").c_str());
 }
 
+// torch.save's zip format, written like torch::pickle_save but without the TorchScript type tags
+// on the dict: torch.load's default weights_only unpickler (torch >= 2.6) refuses those tags.
 void save_tensor_dict(const std::string& path, const TensorDict& dict) {
   c10::Dict<std::string, at::Tensor> d;
   for (const auto& [name, t] : dict) d.insert(name, t.detach().to(at::kCPU).contiguous());
-  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(d));
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  std::vector<char> pickle_bytes;
+  torch::jit::Pickler pickler([&](const char* b, size_t n) { pickle_bytes.insert(pickle_bytes.end(), b, b + n); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(d));
+  pickler.stop();
+  std::string archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+    archive.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickle_bytes.data(), pickle_bytes.size(), pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  write_file_atomic(path, archive);
 }
 
 TensorDict load_tensor_dict(const std::string& path) {

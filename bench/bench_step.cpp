@@ -1,0 +1,142 @@
+// bench_step.cpp — times one full training step (forward + backward over the grad-accumulation
+// micro-batches, then the optimizer updates) for a config, built exactly as base_train builds it:
+// median ms per step after warm-up, tokens per second and, with a peak FLOP/s, MFU.
+//
+//   bench_step CONFIG.json [--key=value ...] [--steps N] [--warmup N] [--peak_flops F] [--json]
+//
+// --key=value are config overrides as for base_train (e.g. --block_pattern=TMTM --max_seq_len=256).
+// --peak_flops F (FLOP/s) overrides the known-GPU table; without either, MFU is not reported.
+#include "hgpt/config.h"
+#include "hgpt/data/loader.h"
+#include "hgpt/dist/process_group.h"
+#include "hgpt/errors.h"
+#include "hgpt/model/gpt.h"
+#include "hgpt/optim/schedule.h"
+#include "hgpt/train/metrics.h"
+#include "hgpt/train/trainer.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Options {
+  std::string config_path;
+  std::vector<std::string> overrides;  // "key=value"
+  int steps = 10, warmup = 3;
+  double peak_flops = -1.0;
+  bool json = false;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int run(const Options& o) {
+  const hgpt::Config config = hgpt::load_config(o.config_path, o.overrides, /*world_size=*/1);
+  const auto& t = config.train;
+  const at::Device device = hgpt::train::resolve_device(t.device, 0);
+  const bool cuda = device.is_cuda();
+  auto pg = hgpt::dist::ProcessGroup::create(hgpt::dist::DistEnv{}, cuda);  // one process: no-op
+
+  const int64_t accum = hgpt::grad_accum_steps(config, 1);
+  hgpt::data::Loader loader(hgpt::data::LoaderSpec{t.data, "train", t.device_batch_size, config.model.sequence_len,
+                                                   config.model.vocab_size, t.seed, 0, 1});
+  auto gpt = hgpt::train::build_model(config, device);
+  auto optimizers = hgpt::train::build_optimizers(gpt, config);
+
+  std::vector<double> ms;
+  double loss = 0.0;
+  for (int i = 0; i < o.warmup + o.steps; ++i) {
+    optimizers.muon->set_momentum(hgpt::optim::muon_momentum(i));
+    const auto t0 = std::chrono::steady_clock::now();
+    loss = hgpt::train::train_step(gpt, optimizers, loader, accum, device, *pg, t.grad_clip, /*autocast=*/cuda).loss;
+    if (cuda) at::detail::getCUDAHooks().deviceSynchronize(device.index());
+    const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= o.warmup) ms.push_back(dt);
+  }
+
+  const double med_ms = median(ms);
+  const double tok_per_s = t.total_batch_size / (med_ms / 1e3);
+  const double flops_per_token = hgpt::model::flops_per_token(config.model);
+  const std::string name = hgpt::train::device_name(cuda, device.index());
+  const double peak = hgpt::train::peak_flops_for(name, o.peak_flops > 0 ? o.peak_flops : t.peak_flops);
+  const double mfu = peak > 0 ? 100.0 * flops_per_token * tok_per_s / peak : -1.0;
+
+  nlohmann::json j = {{"config", o.config_path},
+                      {"block_pattern", config.model.block_pattern},
+                      {"depth", config.model.depth},
+                      {"model_dim", config.model.model_dim()},
+                      {"max_seq_len", config.model.sequence_len},
+                      {"device_batch_size", t.device_batch_size},
+                      {"grad_accum_steps", accum},
+                      {"tokens_per_step", t.total_batch_size},
+                      {"parameters", hgpt::model::count_parameters(config.model).total},
+                      {"flops_per_token", flops_per_token},
+                      {"device", name},
+                      {"threads", cuda ? 0 : at::get_num_threads()},
+                      {"warmup", o.warmup},
+                      {"steps", o.steps},
+                      {"median_ms", med_ms},
+                      {"min_ms", *std::min_element(ms.begin(), ms.end())},
+                      {"max_ms", *std::max_element(ms.begin(), ms.end())},
+                      {"tok_per_s", tok_per_s},
+                      {"last_loss", loss}};
+  if (mfu >= 0) j["mfu_percent"] = mfu, j["peak_flops"] = peak;
+  if (o.json) {
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
+  std::printf("config %s | pattern %s | depth %lld, dim %lld, seq %lld, batch %lld x %lld accum | %s",
+              o.config_path.c_str(), config.model.block_pattern.c_str(), static_cast<long long>(config.model.depth),
+              static_cast<long long>(config.model.model_dim()), static_cast<long long>(config.model.sequence_len),
+              static_cast<long long>(t.device_batch_size), static_cast<long long>(accum), name.c_str());
+  if (!cuda) std::printf(" (%d threads)", at::get_num_threads());
+  std::printf("\nstep: median %.2f ms (min %.2f, max %.2f) over %d steps after %d warm-up | %.0f tok/s", med_ms,
+              j["min_ms"].get<double>(), j["max_ms"].get<double>(), o.steps, o.warmup, tok_per_s);
+  if (mfu >= 0) std::printf(" | MFU %.2f%% of %.3g FLOP/s", mfu, peak);
+  std::printf(" | %.4g FLOP/token\n", flops_per_token);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"Time one training step (forward + backward + optimizer) of a config"};
+  app.add_option("config", o.config_path, "JSON config (configs/*.json)")->required();
+  app.add_option("--steps", o.steps, "timed steps")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
+  app.add_option("--peak_flops", o.peak_flops, "peak FLOP/s for MFU (default: known-GPU table)");
+  app.add_flag("--json", o.json, "print one JSON object");
+  app.allow_extras();  // the rest are config overrides --key=value
+  try {
+    app.parse(argc, argv);
+    for (const std::string& extra : app.remaining()) {
+      if (extra.rfind("--", 0) != 0 || extra.find('=') == std::string::npos) {
+        throw hgpt::UserError("unexpected argument '" + extra + "' (config overrides are --key=value)");
+      }
+      o.overrides.push_back(extra.substr(2));
+    }
+    return run(o);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const hgpt::UserError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return hgpt::kExitUserError;
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << std::endl;
+    return 1;
+  }
+}

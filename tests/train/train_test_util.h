@@ -1,0 +1,118 @@
+// train_test_util.h — helpers of the training-loop tests: tiny configs, a self-removing temporary
+// folder, running build/base_train, and reading metrics.jsonl / checkpoints back.
+#pragma once
+
+#include "hgpt/config.h"
+#include "tests/support/spawn.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <ftw.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace hgpt::testing {
+
+inline const std::string kBaseTrain = std::string(HGPT_BUILD_DIR) + "/base_train";
+inline const std::string kTinyConfig = std::string(HGPT_SOURCE_DIR) + "/configs/tiny_cpu.json";
+
+// A fresh folder under $TMPDIR (or /tmp), removed with everything in it when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hgpt_train_XXXXXX";
+    std::vector<char> buf(pattern.begin(), pattern.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = buf.data();
+  }
+  // nftw rather than std::filesystem::remove_all: in binaries linked against the torch wheel's
+  // libtorch.so that call resolves to a null function and crashes.
+  ~TempDir() {
+    nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+         FTW_DEPTH | FTW_PHYS);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Overrides of configs/tiny_cpu.json for a model that trains in milliseconds per step on a CPU:
+// depth 2 hybrid (T then M), width 64, 2 heads of 32, seq 32, batch 4, no accumulation, no
+// evaluation until the end, no samples.
+inline std::vector<std::string> tiny_overrides(const std::string& pattern = "TM") {
+  return {"depth=2",           "aspect_ratio=32",       "head_dim=32",
+          "block_pattern=" + pattern, "max_seq_len=32", "device_batch_size=4",
+          "total_batch_size=128", "eval_every=-1",     "eval_tokens=256",
+          "sample_every=-1",   "save_every=-1",         "device=cpu"};
+}
+
+inline Config tiny_config(std::vector<std::string> extra = {}, const std::string& pattern = "TM") {
+  auto overrides = tiny_overrides(pattern);
+  overrides.insert(overrides.end(), extra.begin(), extra.end());
+  return load_config(kTinyConfig, overrides);
+}
+
+// The argv of base_train on configs/tiny_cpu.json with the tiny overrides, then `extra` ("--key=value").
+inline std::vector<std::string> base_train_argv(const std::vector<std::string>& extra,
+                                                const std::string& pattern = "TM") {
+  std::vector<std::string> argv = {kBaseTrain, kTinyConfig};
+  for (const auto& o : tiny_overrides(pattern)) argv.push_back("--" + o);
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+// Environment of a base_train child: a single process whatever launcher runs the tests, and one
+// intra-op thread unless `threads` says otherwise (see one_thread.cpp for why).
+inline ChildSpec base_train_spec(std::vector<std::string> argv, int threads = 1) {
+  ChildSpec spec;
+  spec.argv = std::move(argv);
+  spec.unset_env = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+                    "OMPI_COMM_WORLD_LOCAL_RANK"};
+  if (threads > 0) spec.env = {{"OMP_NUM_THREADS", std::to_string(threads)}};
+  return spec;
+}
+
+inline ChildResult run_base_train(const std::vector<std::string>& extra, const std::string& pattern = "TM",
+                                  std::chrono::seconds timeout = std::chrono::seconds(300)) {
+  return run_process(base_train_spec(base_train_argv(extra, pattern)), timeout);
+}
+
+// Every line of a JSONL file, parsed.
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot read " << path;
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+// The training-step records (those with a "loss" key) of a metrics file, in file order.
+inline std::vector<nlohmann::json> step_records(const std::string& metrics_path) {
+  std::vector<nlohmann::json> out;
+  for (auto& j : read_jsonl(metrics_path)) {
+    if (j.contains("loss")) out.push_back(j);
+  }
+  return out;
+}
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace hgpt::testing
