@@ -52,7 +52,7 @@ inline ParsedDoc parse_copy(const std::string& text) {
   }
   const std::string answer = text.substr(gt + 3, text.size() - 1 - (gt + 3));
   if (answer != letters) return failed(d, "answer " + answer + " != letters " + letters);
-  if (letters.size() < 3 || letters.size() > 6) return failed(d, "letter count");
+  if (letters.size() < 2 || letters.size() > 4) return failed(d, "letter count");
   std::vector<int> span;
   for (size_t i = gt + 3; i + 1 < text.size(); ++i) span.push_back(static_cast<int>(i));
   d.spans.push_back(span);
@@ -86,15 +86,15 @@ inline ParsedDoc parse_recall(const std::string& text) {
   if (semi == std::string::npos) return failed(d, "no ' ;'");
   std::map<std::string, char> table;
   for (const auto& [pos, word] : words_at(text, 8, static_cast<int>(semi))) {
-    if (word.size() != 4 || word[2] != '=') return failed(d, "pair '" + word + "'");
-    if (!table.emplace(word.substr(0, 2), word[3]).second) return failed(d, "key twice");
+    if (word.size() != 3 || word[1] != '=') return failed(d, "pair '" + word + "'");
+    if (!table.emplace(word.substr(0, 1), word[2]).second) return failed(d, "key twice");
   }
   for (const auto& [pos, word] : words_at(text, static_cast<int>(semi) + 2, static_cast<int>(text.size()) - 1)) {
-    if (word.size() != 4 || word[2] != ':') return failed(d, "query '" + word + "'");
-    const auto it = table.find(word.substr(0, 2));
+    if (word.size() != 3 || word[1] != ':') return failed(d, "query '" + word + "'");
+    const auto it = table.find(word.substr(0, 1));
     if (it == table.end()) return failed(d, "query of an unknown key");
-    if (it->second != word[3]) return failed(d, "recall answer differs from the key's value");
-    d.spans.push_back({pos + 3});
+    if (it->second != word[2]) return failed(d, "recall answer differs from the key's value");
+    d.spans.push_back({pos + 2});
   }
   if (d.spans.empty()) return failed(d, "no queries");
   return d;

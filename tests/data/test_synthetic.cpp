@@ -45,7 +45,7 @@ TEST(Synthetic, DeterministicInSeedAndDiffersAcrossSeeds) {
   // A pinned document: the bytes must not change silently between builds or platforms, since
   // checkpoints resume the stream by row index.
   EXPECT_EQ(decode_bytes(generate_document(12345, Task::AssociativeRecall).tokens),
-            "<|bos|>recall: s9=3 w2=2 y0=3 r0=8 ; y0:3\n");
+            "<|bos|>recall: s=8 y=2 ; s:8\n");
   EXPECT_EQ(decode_bytes(generate_document(12345).tokens),
             "<|bos|>the old dog moves one cold girl. my book sings. this red dog sleeps. this dog likes a happy boy.\n");
 }
@@ -53,7 +53,7 @@ TEST(Synthetic, DeterministicInSeedAndDiffersAcrossSeeds) {
 TEST(Synthetic, DocumentsAreShortBytesAfterOneBos) {
   for (uint64_t seed = 0; seed < 2000; ++seed) {
     const Document doc = generate_document(seed);
-    ASSERT_GE(doc.tokens.size(), 30u) << seed;
+    ASSERT_GE(doc.tokens.size(), 20u) << seed;
     ASSERT_LE(doc.tokens.size(), 200u) << seed;
     EXPECT_EQ(doc.tokens.front(), kByteBos);
     EXPECT_EQ(doc.tokens.back(), static_cast<uint32_t>('\n'));
@@ -61,15 +61,15 @@ TEST(Synthetic, DocumentsAreShortBytesAfterOneBos) {
   }
 }
 
-TEST(Synthetic, KindsAreMixedFortyTwentyTwentyTwenty) {
+TEST(Synthetic, KindsAreMixedInQuarters) {
   std::map<Task, int> counts;
   const int n = 4000;
   for (uint64_t seed = 0; seed < static_cast<uint64_t>(n); ++seed)
     counts[parse_document(body_text(generate_document(seed))).task]++;
-  EXPECT_NEAR(counts[Task::None], 0.4 * n, 0.05 * n);
-  EXPECT_NEAR(counts[Task::SelectiveCopy], 0.2 * n, 0.04 * n);
-  EXPECT_NEAR(counts[Task::Induction], 0.2 * n, 0.04 * n);
-  EXPECT_NEAR(counts[Task::AssociativeRecall], 0.2 * n, 0.04 * n);
+  EXPECT_NEAR(counts[Task::None], 0.25 * n, 0.04 * n);
+  EXPECT_NEAR(counts[Task::SelectiveCopy], 0.25 * n, 0.04 * n);
+  EXPECT_NEAR(counts[Task::Induction], 0.25 * n, 0.04 * n);
+  EXPECT_NEAR(counts[Task::AssociativeRecall], 0.25 * n, 0.04 * n);
 }
 
 TEST(Synthetic, AnswersAreRightByConstruction) {

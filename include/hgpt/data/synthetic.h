@@ -3,13 +3,13 @@
 //
 // Tokens are bytes 0..255 plus <|bos|> = 256 (vocab 257). Every document starts with BOS, states
 // its task in a short readable prefix and ends with '\n'. The four kinds:
-//   copy: ..k...z.q...m.. > kzqm          selective copy: the letters of the field, in order
+//   copy: ..k...z.q... > kzq              selective copy: the letters of the field, in order
 //   induct: xq#k7za@3bn | #k @3           induction: after a trigger symbol, the token that followed
 //                                         it earlier in the document
-//   recall: k3=7 a9=2 x1=5 ; a9:2 k3:7    multi-query associative recall: the key's value
+//   recall: k=7 a=2 x=5 ; a:2 k:7         multi-query associative recall: the key's value
 //   the small cat sees a red tree.        filler from a tiny grammar (no answers)
-// The answer tokens (above: "kzqm", the "k" and "3" after the query triggers, the values after
-// "a9:" and "k3:") are marked per position by construction, so eval can score exact match per
+// The answer tokens (above: "kzq", the "k" and "3" after the query triggers, the values after
+// "a:" and "k:") are marked per position by construction, so eval can score exact match per
 // answer span. Generation uses its own integer RNG: the same seed gives the same bytes on every
 // platform and compiler.
 #pragma once
@@ -37,7 +37,7 @@ struct Document {
   std::vector<int32_t> span;          // per token: index of its answer span in this document, else -1
 };
 
-// A document of a kind drawn from the seed (40% filler, 20% each task). Deterministic in seed.
+// A document of a kind drawn from the seed (25% filler, 25% each task). Deterministic in seed.
 Document generate_document(uint64_t seed);
 // A document of the given kind (Task::None = filler). Deterministic in (seed, kind).
 Document generate_document(uint64_t seed, Task kind);
