@@ -45,13 +45,25 @@ void MambaMixerImpl::init_weights() {
   dt_proj->bias.copy_(dt + at::log(-at::expm1(-dt)));
 }
 
+// conv1d(x) with padding d_conv−1, first L outputs kept: y_t = bias + Σ_k w_k · x_{t−(K−1)+k}.
+// Written as K shifted multiply-adds rather than at::conv1d, whose grouped (depthwise) path is
+// slow on CPUs; the parameters stay those of the conv1d module (mamba's names and shapes).
+at::Tensor MambaMixerImpl::causal_depthwise_conv(const at::Tensor& x) {
+  const int64_t L = x.size(2), K = shape.d_conv;
+  const auto padded = at::constant_pad_nd(x, {K - 1, 0});
+  const auto weight = conv1d->weight.squeeze(1).to(x.scalar_type());  // (d_inner, K)
+  auto y = conv1d->bias.to(x.scalar_type()).view({1, -1, 1}) + padded.narrow(2, 0, L) * weight.select(1, 0).view({1, -1, 1});
+  for (int64_t k = 1; k < K; ++k) y = y + padded.narrow(2, k, L) * weight.select(1, k).view({1, -1, 1});
+  return y;
+}
+
 at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden) {
   const int64_t L = hidden.size(1), di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
   // (B, L, 2·di) → x, z as (B, di, L).
   const auto xz = in_proj(hidden).transpose(1, 2);
   auto x = xz.narrow(1, 0, di);
   const auto z = xz.narrow(1, di, di);
-  x = at::silu(conv1d(x).narrow(2, 0, L));  // causal: keep the first L outputs
+  x = at::silu(causal_depthwise_conv(x));
   const auto x_dbl = x_proj(x.transpose(1, 2));  // (B, L, r + 2N)
   const auto dt = x_dbl.narrow(2, 0, r);
   const auto Bm = x_dbl.narrow(2, r, N).transpose(1, 2).contiguous();      // (B, N, L)

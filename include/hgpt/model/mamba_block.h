@@ -23,6 +23,9 @@ class MambaMixerImpl : public torch::nn::Module {
   // Mamba's own init (A_log, D, dt_proj) and the generic/zero init of the other matrices.
   void init_weights();
 
+  // The causal depthwise convolution of x (B, d_inner, L) with conv1d's weight and bias.
+  at::Tensor causal_depthwise_conv(const at::Tensor& x);
+
   MambaShape shape;
   torch::nn::Linear in_proj{nullptr}, x_proj{nullptr}, dt_proj{nullptr}, out_proj{nullptr};
   torch::nn::Conv1d conv1d{nullptr};
