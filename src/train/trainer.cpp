@@ -337,7 +337,16 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
           ids = data::encode_bytes(prompt);
         }
         const auto out = greedy_continue(gpt, ids, 24, device, autocast);
-        const std::string text = tokenizer ? tokenizer->decode(out) : data::decode_bytes(out);
+        std::string text;
+        if (tokenizer) {  // a padded vocab can sample ids the tokenizer does not have: drop them
+          std::vector<uint32_t> known;
+          for (uint32_t id : out) {
+            if (id < tokenizer->vocab_size()) known.push_back(id);
+          }
+          text = tokenizer->decode(known);
+        } else {
+          text = data::decode_bytes(out);
+        }
         std::cout << "sample: " << prompt << " ⟶ " << text << std::endl;
       }
     }

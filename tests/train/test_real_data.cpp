@@ -1,0 +1,77 @@
+// test_real_data.cpp — the real-text path end to end, through the three binaries a user runs:
+// tok_train (a BPE tokenizer from text) → tokenize (llm.c shards) → base_train with `data` and
+// `tokenizer` set: it trains, reports bits per byte from the tokenizer's byte lengths, prints
+// decoded samples, and refuses a vocab_size smaller than the tokenizer's.
+#include "tests/support/spawn.h"
+#include "tests/train/train_test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+namespace hgpt::testing {
+namespace {
+
+const std::string kTokTrain = std::string(HGPT_BUILD_DIR) + "/tok_train";
+const std::string kTokenize = std::string(HGPT_BUILD_DIR) + "/tokenize";
+
+// A few hundred short paragraphs of plain English-like text, separated by blank lines.
+void write_corpus(const std::string& path) {
+  const char* subjects[] = {"The river", "A small dog", "My neighbour", "The old train", "Every child"};
+  const char* verbs[] = {"runs past", "looks at", "waits for", "talks about", "carries"};
+  const char* objects[] = {"the green hill.", "a quiet house.", "the evening light.", "two red apples.", "the market."};
+  std::ofstream out(path);
+  for (int doc = 0; doc < 400; ++doc) {
+    for (int s = 0; s < 4; ++s) {
+      out << subjects[(doc + s) % 5] << ' ' << verbs[(doc * 3 + s) % 5] << ' ' << objects[(doc * 7 + s * 2) % 5] << ' ';
+    }
+    out << "Number " << doc << ".\n\n";
+  }
+}
+
+ChildResult run(const std::vector<std::string>& argv) {
+  ChildSpec spec;
+  spec.argv = argv;
+  spec.env = {{"OMP_NUM_THREADS", "1"}};
+  return run_process(spec, std::chrono::seconds(300));
+}
+
+TEST(RealData, TokTrainTokenizeBaseTrain) {
+  TempDir dir;
+  write_corpus(dir / "corpus.txt");
+  const auto trained = run({kTokTrain, "--out", dir / "tok", "--vocab_size", "320", dir / "corpus.txt"});
+  ASSERT_TRUE(trained.ok()) << trained.describe();
+  const auto tokenized = run({kTokenize, "--tokenizer", dir / "tok", "--out", dir / "shards", "--shard_size", "4000",
+                              dir / "corpus.txt"});
+  ASSERT_TRUE(tokenized.ok()) << tokenized.describe();
+
+  const auto result = run_base_train({"--data=" + (dir / "shards"), "--tokenizer=" + (dir / "tok"), "--vocab_size=320",
+                                      "--num_iterations=3", "--sample_every=3", "--out_dir=" + (dir / "out")});
+  ASSERT_TRUE(result.ok()) << result.describe();
+  EXPECT_NE(result.output.find("sample: The capital of France is"), std::string::npos) << result.output;
+  const auto records = read_jsonl(dir / "out/d2/metrics.jsonl");
+  ASSERT_FALSE(records.empty());
+  const auto& last = records.back();
+  ASSERT_TRUE(last.contains("val_bpb")) << last.dump();
+  const double bpb = last["val_bpb"].get<double>(), loss = last["val_loss"].get<double>();
+  EXPECT_TRUE(std::isfinite(bpb) && bpb > 0) << bpb;
+  // BPE tokens cover more than one byte on average, so bits per byte < bits per token.
+  EXPECT_LT(bpb, loss / std::log(2.0)) << last.dump();
+  EXPECT_FALSE(last.contains("acc_induction")) << "task accuracies belong to the built-in corpus only";
+}
+
+TEST(RealData, VocabSmallerThanTheTokenizerIsRefused) {
+  TempDir dir;
+  write_corpus(dir / "corpus.txt");
+  ASSERT_TRUE(run({kTokTrain, "--out", dir / "tok", "--vocab_size", "320", dir / "corpus.txt"}).ok());
+  ASSERT_TRUE(run({kTokenize, "--tokenizer", dir / "tok", "--out", dir / "shards", "--shard_size", "4000",
+                   dir / "corpus.txt"}).ok());
+  const auto result = run_base_train({"--data=" + (dir / "shards"), "--tokenizer=" + (dir / "tok"),
+                                      "--vocab_size=300", "--out_dir=" + (dir / "out")});
+  EXPECT_EQ(result.exit_code, 2) << result.describe();
+  EXPECT_NE(result.output.find("vocab_size"), std::string::npos) << result.output;
+}
+
+}  // namespace
+}  // namespace hgpt::testing
