@@ -5,6 +5,8 @@
 // ordinary exceptions instead and exit 1.
 #pragma once
 
+#include <exception>
+#include <iostream>
 #include <stdexcept>
 #include <string>
 
@@ -15,5 +17,20 @@ struct UserError : std::runtime_error {
 };
 
 constexpr int kExitUserError = 2;
+
+// The body of every tool's main: runs `body` and turns a UserError into "error: ..." and exit 2,
+// any other exception into "fatal: ..." and exit 1.
+template <class Body>
+int run_tool(Body&& body) {
+  try {
+    return body();
+  } catch (const UserError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return kExitUserError;
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << std::endl;
+    return 1;
+  }
+}
 
 }  // namespace hgpt

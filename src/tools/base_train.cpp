@@ -98,13 +98,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const hgpt::UserError& e) {
-    std::cerr << "error: " << e.what() << std::endl;
-    return hgpt::kExitUserError;
-  } catch (const std::exception& e) {
-    std::cerr << "fatal: " << e.what() << std::endl;
-    return 1;
-  }
+  return hgpt::run_tool([&] { return run(argc, argv); });
 }

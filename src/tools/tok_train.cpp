@@ -126,10 +126,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const hgpt::UserError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return hgpt::kExitUserError;
-  }
+  return hgpt::run_tool([&] { return run(argc, argv); });
 }
