@@ -49,7 +49,8 @@ struct ScanParams {
   float* ddelta_bias_part = nullptr;     // (batch, dim)
 };
 
-// Both return the launch error (cudaSuccess when the kernel was queued on `stream`).
+// Both return the launch error (cudaSuccess when the kernel was queued on `stream`). Nothing is
+// launched when batch, dim or seqlen is 0: for seqlen 0 the caller zeroes last_state and the partials.
 cudaError_t selective_scan_fwd_launch(const ScanParams& p, cudaStream_t stream);
 cudaError_t selective_scan_bwd_launch(const ScanParams& p, cudaStream_t stream);
 

@@ -85,7 +85,9 @@ ScanOutputs selective_scan(const ScanInputs& in, bool return_last_state, ScanImp
   check_scan_inputs(in);
   const auto device = in.u.device();
   if (impl == ScanImpl::Auto) {
-    impl = device.is_cuda() ? ScanImpl::Cuda : device.is_cpu() ? ScanImpl::FusedCpu : ScanImpl::Reference;
+    // fp64 on a GPU only happens in checks: the CUDA kernel computes in fp32, so take the reference.
+    const bool cuda_kernel = device.is_cuda() && in.u.scalar_type() != at::kDouble;
+    impl = cuda_kernel ? ScanImpl::Cuda : device.is_cpu() ? ScanImpl::FusedCpu : ScanImpl::Reference;
   }
   if (impl == ScanImpl::Reference) return selective_scan_reference(in, return_last_state);
   if (impl == ScanImpl::FusedCpu) {

@@ -36,15 +36,19 @@ CudaPrepared prepare(const at::Tensor& u, const at::Tensor& delta, const at::Ten
                      const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
                      const at::Tensor& z, const at::Tensor& delta_bias, bool delta_softplus) {
   TORCH_CHECK(u.is_cuda(), "selective_scan (CUDA): inputs must be CUDA tensors");
+  elem_of(u.scalar_type());  // rejects fp64 and other dtypes up front
   const auto dstate = A.size(1);
   TORCH_CHECK(dstate >= 1 && dstate <= hgpt::kernels::kScanMaxDState,
               "selective_scan (CUDA): d_state must be in [1, ", hgpt::kernels::kScanMaxDState, "], got ", dstate);
   TORCH_CHECK(u.size(0) <= 65535, "selective_scan (CUDA): batch must be at most 65535, got ", u.size(0));
   CudaPrepared r;
-  const auto act = u.scalar_type();
+  // The kernel reads u, delta and z in one dtype: u's when they all share it, else fp32, so that
+  // an fp32 delta next to a bf16 u is never rounded down (outputs go back to each input's dtype).
+  const bool same = delta.scalar_type() == u.scalar_type() && (!z.defined() || z.scalar_type() == u.scalar_type());
+  const auto act = same ? u.scalar_type() : at::kFloat;
   auto as_act = [act](const at::Tensor& t) { return t.defined() ? t.to(act).contiguous() : t; };
   auto as_f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
-  r.u = u.contiguous();
+  r.u = as_act(u);
   r.delta = as_act(delta);
   r.z = as_act(z);
   r.A = as_f32(A);
@@ -93,6 +97,8 @@ ScanFwdResult scan_fwd_cuda(const at::Tensor& u, const at::Tensor& delta, const 
   p.checkpoints = out.checkpoints.data_ptr<float>();
   p.last_state = out.last_state.data_ptr<float>();
   C10_CUDA_CHECK(hgpt::kernels::selective_scan_fwd_launch(p, at::cuda::getCurrentCUDAStream()));
+  if (p.seqlen == 0) out.last_state.zero_();  // no kernel ran: the state is h_{-1} = 0
+  out.out = out.out.to(u.scalar_type());        // no-op unless u was widened to fp32
   return out;
 }
 
@@ -122,6 +128,11 @@ ScanGrads scan_bwd_cuda(const at::Tensor& u, const at::Tensor& delta, const at::
   p.dD_part = dD_part.data_ptr<float>();
   p.ddelta_bias_part = dbias_part.data_ptr<float>();
   C10_CUDA_CHECK(hgpt::kernels::selective_scan_bwd_launch(p, at::cuda::getCurrentCUDAStream()));
+  if (p.seqlen == 0) {  // no kernel ran: the parameter gradients are empty sums
+    dA_part.zero_();
+    dD_part.zero_();
+    dbias_part.zero_();
+  }
 
   auto cast = [](const at::Tensor& g, const at::Tensor& like) {
     return g.defined() && like.defined() ? g.to(like.scalar_type()) : at::Tensor();

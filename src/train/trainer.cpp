@@ -225,6 +225,24 @@ int64_t resume_checkpoint(const RunContext& ctx, model::HybridGPT& gpt, Optimize
   return *step;
 }
 
+// Samples of a barely trained model are arbitrary bytes: escape control characters so they
+// cannot disturb the terminal (newlines show as \n).
+std::string printable(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 nlohmann::json eval_record(const EvalResult& r) {
   nlohmann::json j;
   j["val_loss"] = r.loss;
@@ -347,7 +365,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
         } else {
           text = data::decode_bytes(out);
         }
-        std::cout << "sample: " << prompt << " ⟶ " << text << std::endl;
+        std::cout << "sample: " << printable(prompt) << " ⟶ " << printable(text) << std::endl;
       }
     }
     const bool save_now = step > start_step && (last_step || (t.save_every > 0 && step % t.save_every == 0));
