@@ -222,6 +222,9 @@ void backward_channel(const CpuScanArgs<T>& a, const CpuScanGradPtrs<T>& g, int6
       const T* __restrict hp = s.H.data() + j * N;
       const T* __restrict hn = s.H.data() + (j + 1) * N;
       const T* __restrict e = s.E.data() + j * N;
+      // Every iteration touches index n only, and the scratch, input and gradient buffers are
+      // distinct allocations: tell GCC so, or it keeps this loop scalar.
+#pragma GCC ivdep
       for (int64_t n = 0; n < N; ++n) {
         const T gh = q[n] + Crow[n] * dy;  // ∂L/∂h_t
         dCrow[n] += dy * hn[n];
