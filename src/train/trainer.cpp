@@ -243,6 +243,37 @@ std::string printable(const std::string& text) {
   return out;
 }
 
+// Greedy continuations of a few prompts, decoded: the built-in corpus's task prompts (which carry
+// their own <|bos|>), or plain-text prompts through the tokenizer.
+void print_samples(model::HybridGPT& gpt, const data::Tokenizer* tokenizer, const at::Device& device, bool autocast) {
+  std::vector<std::string> prompts = data::sample_prompts();
+  if (tokenizer) {
+    prompts = {"The capital of France is", "The chemical symbol of gold is",
+               "If yesterday was Friday, then tomorrow will be"};
+  }
+  for (const auto& prompt : prompts) {
+    std::vector<uint32_t> ids;
+    if (tokenizer) {
+      ids = tokenizer->encode(prompt);
+      ids.insert(ids.begin(), tokenizer->bos_id());
+    } else {
+      ids = data::encode_bytes(prompt);
+    }
+    const auto out = greedy_continue(gpt, ids, 24, device, autocast);
+    std::string text;
+    if (tokenizer) {  // a padded vocab can sample ids the tokenizer does not have: drop them
+      std::vector<uint32_t> known;
+      for (uint32_t id : out) {
+        if (id < tokenizer->vocab_size()) known.push_back(id);
+      }
+      text = tokenizer->decode(known);
+    } else {
+      text = data::decode_bytes(out);
+    }
+    std::cout << "sample: " << printable(prompt) << " ⟶ " << printable(text) << std::endl;
+  }
+}
+
 nlohmann::json eval_record(const EvalResult& r) {
   nlohmann::json j;
   j["val_loss"] = r.loss;
@@ -344,29 +375,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
       metrics.write(rec);
     }
     if (master && t.sample_every > 0 && (last_step || step % t.sample_every == 0)) {
-      std::vector<std::string> prompts = data::sample_prompts();
-      if (tokenizer) prompts = {"The capital of France is", "The chemical symbol of gold is", "If yesterday was Friday, then tomorrow will be"};
-      for (const auto& prompt : prompts) {
-        std::vector<uint32_t> ids;  // the built-in prompts carry their own <|bos|>
-        if (tokenizer) {
-          ids = tokenizer->encode(prompt);
-          ids.insert(ids.begin(), tokenizer->bos_id());
-        } else {
-          ids = data::encode_bytes(prompt);
-        }
-        const auto out = greedy_continue(gpt, ids, 24, device, autocast);
-        std::string text;
-        if (tokenizer) {  // a padded vocab can sample ids the tokenizer does not have: drop them
-          std::vector<uint32_t> known;
-          for (uint32_t id : out) {
-            if (id < tokenizer->vocab_size()) known.push_back(id);
-          }
-          text = tokenizer->decode(known);
-        } else {
-          text = data::decode_bytes(out);
-        }
-        std::cout << "sample: " << printable(prompt) << " ⟶ " << printable(text) << std::endl;
-      }
+      print_samples(gpt, tokenizer.get(), device, autocast);
     }
     const bool save_now = step > start_step && (last_step || (t.save_every > 0 && step % t.save_every == 0));
     if (save_now) {
@@ -409,13 +418,13 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     if (mfu >= 0) rec["mfu"] = mfu;
     metrics.write(rec);
     if (master && ((step + 1) % t.log_every == 0 || step + 1 == num_iterations)) {
+      char mfu_text[32] = "";
+      if (mfu >= 0) std::snprintf(mfu_text, sizeof(mfu_text), " | mfu %.2f%%", mfu);
       char line[256];
       std::snprintf(line, sizeof(line),
                     "step %05lld/%05lld | loss %.6f | lrm %.2f | dt %.1fms | tok/s %.0f%s | eta %s",
                     static_cast<long long>(step + 1), static_cast<long long>(num_iterations), smooth, lr_mult,
-                    dt * 1e3, tok_per_s,
-                    mfu >= 0 ? (" | mfu " + std::to_string(mfu).substr(0, 5) + "%").c_str() : "",
-                    format_duration(eta).c_str());
+                    dt * 1e3, tok_per_s, mfu_text, format_duration(eta).c_str());
       std::cout << line << std::endl;
     }
   }
