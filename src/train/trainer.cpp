@@ -16,6 +16,7 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -23,6 +24,7 @@
 #include <cstdio>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 namespace hgpt::train {
 
@@ -59,28 +61,55 @@ bool is_mamba_small(const std::string& name) {
 }
 }  // namespace
 
-Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config) {
+Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config, int rank, int world_size) {
   const auto& t = config.train;
   const double dim_scale = std::pow(static_cast<double>(config.model.model_dim()) / 768.0, -0.5);
+  Optimizers o;
+  o.owned_by_rank.resize(world_size);
+  std::vector<int64_t> load(world_size, 0);
   std::vector<optim::NamedParam> matrices, embedding, unembedding, mamba_small;
   for (const auto& item : gpt->named_parameters(true)) {
     const std::string& name = item.key();
     optim::NamedParam p{name, item.value()};
-    if (name == "transformer.wte.weight") embedding.push_back(p);
-    else if (name == "lm_head.weight") unembedding.push_back(p);
-    else if (is_mamba_small(name)) mamba_small.push_back(p);
-    else if (name.rfind("transformer.h.", 0) == 0 && p.param.dim() == 2) matrices.push_back(p);
+    // Owner: the least-loaded rank so far (by elements), lowest rank on ties.
+    const int owner = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[owner] += p.param.numel();
+    o.owned_by_rank[owner].push_back(p.param);
+    std::vector<optim::NamedParam>* group = nullptr;
+    if (name == "transformer.wte.weight") group = &embedding;
+    else if (name == "lm_head.weight") group = &unembedding;
+    else if (is_mamba_small(name)) group = &mamba_small;
+    else if (name.rfind("transformer.h.", 0) == 0 && p.param.dim() == 2) group = &matrices;
     else TORCH_CHECK(false, "parameter '", name, "' has no optimizer group");
+    if (owner == rank) group->push_back(p);
   }
-  Optimizers o;
   o.muon = std::make_unique<optim::Muon>(matrices, t.matrix_lr, 0.95);
-  std::vector<optim::AdamWGroup> groups = {
-      {embedding, t.embedding_lr * dim_scale, t.weight_decay},
-      {unembedding, t.unembedding_lr * dim_scale, t.weight_decay},
-  };
-  if (!mamba_small.empty()) groups.push_back({mamba_small, t.mamba_lr, 0.0});
+  std::vector<optim::AdamWGroup> groups;
+  for (auto [params, lr, decay] : {std::tuple{&embedding, t.embedding_lr * dim_scale, t.weight_decay},
+                                   {&unembedding, t.unembedding_lr * dim_scale, t.weight_decay},
+                                   {&mamba_small, t.mamba_lr, 0.0}}) {
+    if (!params->empty()) groups.push_back({*params, lr, decay});
+  }
   o.adamw = std::make_unique<optim::AdamW>(groups, 0.8, 0.95, 1e-10);
   return o;
+}
+
+void sync_params(const Optimizers& optimizers, dist::ProcessGroup& pg) {
+  at::NoGradGuard no_grad;
+  for (int owner = 0; owner < static_cast<int>(optimizers.owned_by_rank.size()); ++owner) {
+    const auto& params = optimizers.owned_by_rank[owner];
+    if (params.empty()) continue;
+    std::vector<at::Tensor> flat_views;
+    for (const auto& p : params) flat_views.push_back(p.reshape({-1}));
+    at::Tensor flat = at::cat(flat_views);  // the owner's values; overwritten on the others
+    pg.broadcast_(flat, owner);
+    if (pg.rank() == owner) continue;
+    int64_t offset = 0;
+    for (const auto& p : params) {
+      p.copy_(flat.narrow(0, offset, p.numel()).view_as(p));
+      offset += p.numel();
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,7 +138,8 @@ StepResult train_step(model::HybridGPT& gpt, Optimizers& optimizers, data::Loade
   result.loss = pg.is_distributed() ? pg.all_reduce_mean(loss_sum / accum) : loss_sum / accum;
   result.grad_norm = grad_clip > 0 ? optim::clip_grad_norm(params, grad_clip) : 0.0;
   for (auto* opt : optimizers.all()) opt->step();
-  for (auto* opt : optimizers.all()) opt->zero_grad();
+  if (pg.is_distributed()) sync_params(optimizers, pg);
+  for (auto& p : params) p.mutable_grad() = at::Tensor();  // every gradient, owned or not
   return result;
 }
 
@@ -332,7 +362,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
 
   // Model and optimizers ----------------------------------------------------------------------
   model::HybridGPT gpt = build_model(config, device);
-  Optimizers optimizers = build_optimizers(gpt, config);
+  Optimizers optimizers = build_optimizers(gpt, config, pg.rank(), pg.world_size());
   const double flops_per_token = model::flops_per_token(config.model);
   const double peak = peak_flops_for(device_name(cuda, device.index()), t.peak_flops) * pg.world_size();
 

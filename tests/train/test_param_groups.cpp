@@ -37,6 +37,44 @@ Group expected_group(const std::string& name) {
 
 class ParamGroups : public ::testing::TestWithParam<std::string> {};
 
+// Sharded update (3 ranks): every parameter is owned by exactly one rank, that rank's optimizers
+// hold exactly the parameters it owns, in their right groups, and the load is spread.
+TEST_P(ParamGroups, ShardedAcrossRanksEachParameterHasOneOwner) {
+  const Config config = tiny_config({"depth=4", "aspect_ratio=16", "head_dim=16", "mamba_use_mlp=true"}, GetParam());
+  auto gpt = train::build_model(config, at::kCPU);
+  constexpr int kRanks = 3;
+  std::map<std::string, int> owners;
+  std::vector<int64_t> owned_elements(kRanks, 0);
+  for (int rank = 0; rank < kRanks; ++rank) {
+    auto opt = train::build_optimizers(gpt, config, rank, kRanks);
+    ASSERT_EQ(opt.owned_by_rank.size(), static_cast<size_t>(kRanks));
+    std::set<const void*> owned;
+    for (const auto& t : opt.owned_by_rank[rank]) owned.insert(t.unsafeGetTensorImpl());
+    size_t held = 0;
+    for (auto* o : opt.all()) {
+      for (const auto& p : o->params()) {
+        EXPECT_TRUE(owned.count(p.param.unsafeGetTensorImpl())) << p.name << " held by rank " << rank << " but not owned";
+        EXPECT_EQ(owners.count(p.name), 0u) << p.name << " held by two ranks";
+        owners[p.name] = rank;
+        owned_elements[rank] += p.param.numel();
+        ++held;
+        const Group g = expected_group(p.name);
+        EXPECT_EQ(g == Group::Muon, o == opt.muon.get()) << p.name;
+      }
+    }
+    EXPECT_EQ(held, owned.size()) << "rank " << rank << " owns parameters no optimizer holds";
+  }
+  int64_t total = 0;
+  for (const auto& item : gpt->named_parameters(true)) {
+    EXPECT_EQ(owners.count(item.key()), 1u) << item.key() << " has no owner";
+    total += item.value().numel();
+  }
+  for (int rank = 0; rank < kRanks; ++rank) {
+    EXPECT_GT(owned_elements[rank], 0) << "rank " << rank << " owns nothing";
+    EXPECT_LT(owned_elements[rank], total * 2 / 3) << "rank " << rank << " owns most of the model";
+  }
+}
+
 TEST_P(ParamGroups, EveryParameterInExactlyOneOptimizerOfItsGroup) {
   const Config config = tiny_config({"depth=4", "aspect_ratio=16", "head_dim=16", "mamba_use_mlp=true"}, GetParam());
   auto gpt = train::build_model(config, at::kCPU);
