@@ -385,6 +385,10 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     say(head.str());
   }
 
+  // Samples need a way to turn text into tokens and back: the byte corpus or a tokenizer.
+  const bool can_sample = tokenizer || t.data == "synthetic";
+  if (t.sample_every > 0 && !can_sample) say("no samples: token shards without a tokenizer cannot be decoded (set tokenizer)");
+
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
 
@@ -404,7 +408,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
       rec["step"] = step;
       metrics.write(rec);
     }
-    if (master && t.sample_every > 0 && (last_step || step % t.sample_every == 0)) {
+    if (master && can_sample && t.sample_every > 0 && (last_step || step % t.sample_every == 0)) {
       print_samples(gpt, tokenizer.get(), device, autocast);
     }
     const bool save_now = step > start_step && (last_step || (t.save_every > 0 && step % t.save_every == 0));
