@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -388,6 +389,38 @@ TEST(TrainerDist, KilledRankStopsTheOtherWithinTheBound) {
   std::printf("rank 0 stopped %.2f s after rank 1 was killed\n", survivor_s);
   EXPECT_GE(survivor_s, 0.0);
   EXPECT_LT(survivor_s, 30.0) << res[0].describe();
+}
+
+// SIGINT to every rank (what Ctrl-C on a launcher does) once training runs: the ranks agree on the
+// stop at a step boundary, each writes its part of one checkpoint at the same step, and all exit
+// with 128 + SIGINT; the checkpoint is complete (meta written) and holds both ranks' optimizer files.
+TEST(TrainerDist, SigintStopsEveryRankWithOneCompleteCheckpoint) {
+  const fs::path out = fresh_dir("sigint");
+  const auto argv = train_argv("TM", out, {"--num_iterations=100000", "--eval_every=0",
+                                           "--save_every=0", "--log_every=1000"});
+  const fs::path metrics = tag_dir(out) / "metrics.jsonl";
+  const char* interrupter =
+      "\"$@\" & pid=$!\n"
+      "until grep -q '\"loss\"' \"$METRICS\" 2>/dev/null; do\n"
+      "  kill -0 $pid 2>/dev/null || { wait $pid; echo \"ended early: $?\"; exit 99; }\n"
+      "  sleep 0.05\n"
+      "done\n"
+      "kill -INT $pid; wait $pid; rc=$?; echo \"wait status $rc\"; exit $rc\n";
+  auto specs = two_rank_specs(argv, {{"METRICS", metrics.string()}});
+  for (auto& spec : specs) spec.argv.insert(spec.argv.begin(), {"/bin/sh", "-c", interrupter, "sh"});
+  const auto res = hgpt::testing::run_processes(specs, kRunTimeout);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(res[r].exit_code, 128 + SIGINT) << "rank " << r << ": " << res[r].describe();
+  }
+  EXPECT_TRUE(contains(res[0].output, "interrupted at step")) << res[0].describe();
+  EXPECT_TRUE(contains(res[0].output, "--resume=true")) << res[0].describe();
+  const auto step = hgpt::train::latest_checkpoint(tag_dir(out).string());
+  ASSERT_TRUE(step.has_value()) << "no complete checkpoint after SIGINT";
+  EXPECT_GE(*step, 1);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_name(*step, r))) << "rank " << r << " optimizer file";
+  }
+  EXPECT_TRUE(fs::exists(tag_dir(out) / hgpt::train::step_name("model", *step, ".pt")));
 }
 
 TEST(TrainerDist, DifferentConfigsStopEveryRankNamingTheKey) {
