@@ -418,15 +418,17 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     }
     if (last_step) break;
 
-    // Interrupted: every rank agrees, saves this step and stops.
-    double stop = g_stop_signal.load();
-    if (pg.is_distributed()) stop = pg.all_reduce_sum(stop);
-    if (stop != 0) {
+    // Interrupted: every rank learns whether any rank got SIGINT or SIGTERM (one all-reduce of
+    // #SIGINT + 65536·#SIGTERM, exact in a double), so all save this step and exit alike.
+    const int signal_here = g_stop_signal.load();
+    double signals = (signal_here == SIGINT ? 1.0 : 0.0) + (signal_here == SIGTERM ? 65536.0 : 0.0);
+    if (pg.is_distributed()) signals = pg.all_reduce_sum(signals);
+    if (signals != 0) {
       if (!save_now) save_checkpoint(ctx, step, gpt, optimizers, train_loader, ema, last_val);
       say("interrupted at step " + std::to_string(step) + ": checkpoint in " + ctx.dir +
           "; continue with the same command plus --resume=true");
-      const int sig = g_stop_signal.load() ? g_stop_signal.load() : SIGTERM;
-      return 128 + sig;
+      const bool any_sigint = std::fmod(signals, 65536.0) > 0;
+      return 128 + (any_sigint ? SIGINT : SIGTERM);
     }
 
     // Training step ---------------------------------------------------------------------------
