@@ -1,13 +1,13 @@
 // tok_train — trains the byte-level BPE tokenizer on text / JSONL files (or the built-in synthetic
 // corpus when no file is given) and writes DIR/tokenizer.tiktoken + DIR/tokenizer.json.
 // Usage: tok_train --out DIR [--vocab_size 65536] [--max_chars 2e9] [--doc_cap 10000] FILES...
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 
 #include "hgpt/data/tokenizer.h"
+#include "hgpt/cli.h"
 #include "hgpt/errors.h"
 
 namespace {
@@ -43,14 +43,7 @@ int run(int argc, char** argv) {
   app.add_flag("--whole_files", whole_files, "a plain-text file is one document (default: split on blank lines)");
   app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable files and invalid JSON lines (counted)");
   app.add_option("files", files, "*.jsonl (one {\"text\": ...} per line) or plain-text files; none: built-in corpus");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << " (see --help)\n";
-    return hgpt::kExitUserError;
-  }
+  if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
   if (vocab_size < 256 + 9 || vocab_size > (int64_t{1} << 31))
     throw hgpt::UserError("--vocab_size must be in [265, 2^31] (256 bytes + 9 special tokens at least)");
   if (max_chars <= 0) throw hgpt::UserError("--max_chars must be positive");

@@ -5,7 +5,6 @@
 //            [--val_fraction F] [--skip-bad] FILES...
 #include <sys/stat.h>
 
-#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -17,6 +16,7 @@
 
 #include "hgpt/data/shards.h"
 #include "hgpt/data/tokenizer.h"
+#include "hgpt/cli.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 
@@ -101,14 +101,7 @@ int run(int argc, char** argv) {
   app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable files and invalid JSON lines (counted)");
   app.add_flag("--whole_files", whole_files, "a plain-text file is one document (default: split on blank lines)");
   app.add_option("files", files, "*.jsonl (one {\"text\": ...} per line) or plain-text files")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << " (see --help)\n";
-    return hgpt::kExitUserError;
-  }
+  if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
   if (shard_size <= 0 || shard_size > INT32_MAX) throw hgpt::UserError("--shard_size must be in [1, 2^31)");
   if (val_fraction < 0 || val_fraction >= 1) throw hgpt::UserError("--val_fraction must be in [0, 1)");
   if (prefix.empty() || prefix.find('/') != std::string::npos) throw hgpt::UserError("--prefix must be a plain name");
