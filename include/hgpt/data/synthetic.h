@@ -37,7 +37,8 @@ struct Document {
   std::vector<int32_t> span;          // per token: index of its answer span in this document, else -1
 };
 
-// A document of a kind drawn from the seed (25% filler, 25% each task). Deterministic in seed.
+// A document of a kind drawn from the seed (20% filler, 20% copy, 20% induction, 40% recall).
+// Deterministic in seed.
 Document generate_document(uint64_t seed);
 // A document of the given kind (Task::None = filler). Deterministic in (seed, kind).
 Document generate_document(uint64_t seed, Task kind);
