@@ -138,7 +138,7 @@ TEST(ConfigOverrides, WinOverTheFile) {
   const std::string tiny = kConfigs + "/tiny_cpu.json";
   const auto base = load_config(tiny);
   ASSERT_EQ(base.model.sequence_len, 256);
-  ASSERT_EQ(base.train.matrix_lr, 0.02);
+  ASSERT_EQ(base.train.matrix_lr, 0.005);
   ASSERT_EQ(base.train.out_dir, "out");
 
   const auto c = load_config(tiny, {"max_seq_len=128", "matrix_lr=0.05", "out_dir=/tmp/x y",

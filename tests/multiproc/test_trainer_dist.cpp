@@ -426,12 +426,12 @@ TEST(TrainerDist, SigintStopsEveryRankWithOneCompleteCheckpoint) {
 TEST(TrainerDist, DifferentConfigsStopEveryRankNamingTheKey) {
   const fs::path out = fresh_dir("config_mismatch");
   auto specs = two_rank_specs(train_argv("TM", out));
-  specs[1].argv.push_back("--matrix_lr=0.03");  // the last override wins
+  specs[1].argv.push_back("--matrix_lr=0.03");  // the last override wins; tiny_cpu.json has 0.005
   const auto res = hgpt::testing::run_processes(specs, kRunTimeout);
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(res[r].exit_code, 2) << "rank " << r << ": " << res[r].describe();
     EXPECT_TRUE(contains(res[r].output, "error: ")) << res[r].describe();
-    EXPECT_TRUE(contains(res[r].output, "key 'matrix_lr' is 0.02 on rank 0 but 0.03 on rank 1"))
+    EXPECT_TRUE(contains(res[r].output, "key 'matrix_lr' is 0.005 on rank 0 but 0.03 on rank 1"))
         << res[r].describe();
   }
   EXPECT_FALSE(fs::exists(tag_dir(out) / "metrics.jsonl")) << "no training before the check";

@@ -51,12 +51,14 @@ class TempDir {
 
 // Overrides of configs/tiny_cpu.json for a model that trains in milliseconds per step on a CPU:
 // depth 2 hybrid (T then M), width 64, 2 heads of 32, seq 32, batch 4, no accumulation, no
-// evaluation until the end, no samples, a log line every step.
+// evaluation until the end, no samples, a log line every step, and nanochat's learning rates
+// (tiny_cpu.json lowers them for its longer run; these tests want fast, large steps).
 inline std::vector<std::string> tiny_overrides(const std::string& pattern = "TM") {
   return {"depth=2",           "aspect_ratio=32",       "head_dim=32",
           "block_pattern=" + pattern, "max_seq_len=32", "device_batch_size=4",
           "total_batch_size=128", "eval_every=-1",     "eval_tokens=256",
           "sample_every=-1",   "save_every=-1",         "device=cpu",
+          "matrix_lr=0.02",    "embedding_lr=0.2",
           "log_every=1"};  // tests read the per-step lines
 }
 
