@@ -1,4 +1,4 @@
-// bench_tokenizer — tokenizer throughput on a deterministic synthetic corpus: training time
+// bench_tokenizer — tokenizer throughput on generated pseudo-text (or --input files): training time
 // (Tokenizer::train, as tok_train runs it) and encode MB/s with 1 thread and with all threads.
 // Usage: bench_tokenizer [--mb 16] [--train_mb 8] [--vocab_size 16384] [--tokenizer DIR]
 //                       [--input FILE...] [--json]
@@ -8,7 +8,9 @@
 #include <iostream>
 #include <thread>
 
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/documents.h"
+#include "hgpt/tokenizer/pseudo_text.h"
+#include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/errors.h"
 
 namespace {
@@ -42,15 +44,15 @@ int main(int argc, char** argv) {
   app.add_option("--vocab_size", vocab_size, "vocabulary size to train")->capture_default_str();
   app.add_option("--tokenizer", tokenizer_dir, "benchmark this tokenizer directory instead of training one");
   app.add_option("--repeats", repeats, "encode passes per setting (best is reported)")->capture_default_str();
-  app.add_option("--input", inputs, "encode the documents of these text/JSONL files instead of the synthetic corpus");
+  app.add_option("--input", inputs, "encode the documents of these text/JSONL files instead of generated pseudo-text");
   app.add_flag("--json", json, "one JSON object per line");
   CLI11_PARSE(app, argc, argv);
   try {
-    using namespace hgpt::data;
+    using namespace hgpt::tokenizer;
     const int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     Tokenizer tok = [&] {
       if (!tokenizer_dir.empty()) return Tokenizer::load(tokenizer_dir);
-      auto train_docs = synthetic_corpus(static_cast<int64_t>(train_mb * 1e6), 1);
+      auto train_docs = pseudo_text(static_cast<int64_t>(train_mb * 1e6), 1);
       TrainOptions opt;
       opt.vocab_size = vocab_size;
       const auto t0 = Clock::now();
@@ -64,7 +66,7 @@ int main(int argc, char** argv) {
     // A different seed from training: encoding text the tokenizer has not seen verbatim.
     std::vector<std::string> docs;
     if (inputs.empty()) {
-      docs = synthetic_corpus(static_cast<int64_t>(mb * 1e6), 2);
+      docs = pseudo_text(static_cast<int64_t>(mb * 1e6), 2);
     } else {
       DocumentReader reader(inputs);
       for (std::string d; reader.next(d);) docs.push_back(std::move(d));

@@ -1,12 +1,16 @@
-// tok_train — trains the byte-level BPE tokenizer on text / JSONL files (or the built-in synthetic
-// corpus when no file is given) and writes DIR/tokenizer.tiktoken + DIR/tokenizer.json.
+// tok_train — trains the byte-level BPE tokenizer on text / JSONL files (or on generated
+// pseudo-text, tokenizer/pseudo_text.h, when no file is given) and writes DIR/tokenizer.tiktoken
+// + DIR/tokenizer.json.
 // Usage: tok_train --out DIR [--vocab_size 65536] [--max_chars 2e9] [--doc_cap 10000] FILES...
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/documents.h"
+#include "hgpt/tokenizer/pseudo_text.h"
+#include "hgpt/tokenizer/tokenizer.h"
+#include "hgpt/tokenizer/utf8.h"
 #include "hgpt/cli.h"
 #include "hgpt/errors.h"
 
@@ -54,18 +58,18 @@ int run(int argc, char** argv) {
   const auto budget = static_cast<int64_t>(max_chars);
 
   std::vector<std::string> builtin;
-  std::unique_ptr<hgpt::data::DocumentReader> reader;
+  std::unique_ptr<hgpt::tokenizer::DocumentReader> reader;
   if (files.empty()) {
     const int64_t bytes = std::min<int64_t>(budget, 20'000'000);
     std::cerr << "tok_train: no files given, training on the built-in synthetic corpus (" << bytes / 1000000
               << " MB)\n";
-    builtin = hgpt::data::synthetic_corpus(bytes);
+    builtin = hgpt::tokenizer::pseudo_text(bytes);
   } else {
-    reader = std::make_unique<hgpt::data::DocumentReader>(files, hgpt::data::DocumentReaderOptions{whole_files, skip_bad});
+    reader = std::make_unique<hgpt::tokenizer::DocumentReader>(files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad});
   }
   size_t builtin_index = 0;
   int64_t chars = 0, docs = 0;
-  hgpt::data::DocumentSource source = [&](std::string& doc) {
+  hgpt::tokenizer::DocumentSource source = [&](std::string& doc) {
     if (chars >= budget) return false;
     if (reader) {
       if (!reader->next(doc)) return false;
@@ -73,17 +77,17 @@ int run(int argc, char** argv) {
       if (builtin_index >= builtin.size()) return false;
       doc = builtin[builtin_index++];
     }
-    doc = hgpt::data::truncate_utf8_chars(std::move(doc), doc_cap);
-    chars += hgpt::data::count_utf8_chars(doc);
+    doc = hgpt::tokenizer::truncate_utf8_chars(std::move(doc), doc_cap);
+    chars += hgpt::tokenizer::count_utf8_chars(doc);
     ++docs;
     return true;
   };
 
   double merge_start = -1;
-  hgpt::data::TrainOptions opt;
+  hgpt::tokenizer::TrainOptions opt;
   opt.vocab_size = vocab_size;
   opt.threads = threads;
-  opt.progress = [&](const hgpt::data::TrainProgress& p) {
+  opt.progress = [&](const hgpt::tokenizer::TrainProgress& p) {
     const double t = elapsed();
     if (p.phase == "count") {
       // Fraction of the input done: by characters against the budget, or by bytes of the files.
@@ -102,7 +106,7 @@ int run(int argc, char** argv) {
                    static_cast<long long>(p.total), 100 * frac, format_seconds(frac > 0 ? mt / frac - mt : -1).c_str());
     }
   };
-  hgpt::data::Tokenizer tok = hgpt::data::Tokenizer::train(source, opt);
+  hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::train(source, opt);
   tok.save(out);
   if (reader && (reader->bad_files() > 0 || reader->bad_lines() > 0))
     std::cerr << "tok_train: skipped " << reader->bad_files() << " unreadable files and " << reader->bad_lines()

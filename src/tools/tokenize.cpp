@@ -15,7 +15,8 @@
 #include <thread>
 
 #include "hgpt/data/shards.h"
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/documents.h"
+#include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/cli.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
@@ -106,7 +107,7 @@ int run(int argc, char** argv) {
   if (val_fraction < 0 || val_fraction >= 1) throw hgpt::UserError("--val_fraction must be in [0, 1)");
   if (prefix.empty() || prefix.find('/') != std::string::npos) throw hgpt::UserError("--prefix must be a plain name");
 
-  const hgpt::data::Tokenizer tok = hgpt::data::Tokenizer::load(tokenizer_dir);
+  const hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::load(tokenizer_dir);
   const uint32_t bos = tok.bos_id();
   const bool wide = tok.vocab_size() > 65536;  // one width for every shard of the dataset
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -121,7 +122,7 @@ int run(int argc, char** argv) {
     train = std::make_unique<ShardWriter>(out, prefix, shard_size, wide, &next_index, [](int i) { return i == 0; });
   }
 
-  hgpt::data::DocumentReader reader(files, hgpt::data::DocumentReaderOptions{whole_files, skip_bad});
+  hgpt::tokenizer::DocumentReader reader(files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad});
   const auto start = Clock::now();
   auto last_report = start;
   int64_t docs = 0, tokens = 0;

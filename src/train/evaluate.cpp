@@ -1,7 +1,7 @@
 // evaluate.cpp — validation metrics and greedy sampling.
 #include "hgpt/train/evaluate.h"
 
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/bits_per_byte.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
@@ -70,7 +70,7 @@ EvalResult evaluate(model::HybridGPT& model, data::Loader& loader, int64_t steps
   const auto* s = packed.data_ptr<double>();
   result.tokens = static_cast<int64_t>(s[2]);
   result.loss = result.tokens > 0 ? s[0] / s[2] : 0.0;
-  if (have_bytes && s[1] > 0) result.bpb = data::bits_per_byte(s[0], static_cast<int64_t>(s[1]));
+  if (have_bytes && s[1] > 0) result.bpb = tokenizer::bits_per_byte(s[0], static_cast<int64_t>(s[1]));
   for (int t = 0; t < data::kNumTasks; ++t) {
     result.tasks.correct[t] = static_cast<int64_t>(s[3 + 2 * t]);
     result.tasks.total[t] = static_cast<int64_t>(s[4 + 2 * t]);

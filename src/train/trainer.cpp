@@ -2,7 +2,7 @@
 #include "hgpt/train/trainer.h"
 
 #include "hgpt/data/synthetic.h"
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "hgpt/optim/schedule.h"
@@ -152,7 +152,7 @@ std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
 // Byte length of each token id for bits per byte; empty when unknown.
-std::vector<int32_t> token_byte_lengths(const Config& config, const data::Tokenizer* tokenizer) {
+std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer) {
   std::vector<int32_t> bytes;
   if (tokenizer) {
     bytes = tokenizer->token_byte_lengths();
@@ -275,7 +275,7 @@ std::string printable(const std::string& text) {
 
 // Greedy continuations of a few prompts, decoded: the built-in corpus's task prompts (which carry
 // their own <|bos|>), or plain-text prompts through the tokenizer.
-void print_samples(model::HybridGPT& gpt, const data::Tokenizer* tokenizer, const at::Device& device, bool autocast) {
+void print_samples(model::HybridGPT& gpt, const tokenizer::Tokenizer* tokenizer, const at::Device& device, bool autocast) {
   std::vector<std::string> prompts = data::sample_prompts();
   if (tokenizer) {
     prompts = {"The capital of France is", "The chemical symbol of gold is",
@@ -340,9 +340,9 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   const bool autocast = cuda;  // bf16 autocast over fp32 weights on GPUs, plain fp32 on CPUs
 
   // Data, tokenizer, sizes --------------------------------------------------------------------
-  std::unique_ptr<data::Tokenizer> tokenizer;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   if (!t.tokenizer.empty()) {
-    tokenizer = std::make_unique<data::Tokenizer>(data::Tokenizer::load(t.tokenizer));
+    tokenizer = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(t.tokenizer));
     if (tokenizer->vocab_size() > config.model.vocab_size) {
       throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
                       " is smaller than the tokenizer's " + std::to_string(tokenizer->vocab_size()) + " tokens in '" +

@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
-#include <dirent.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +14,7 @@
 #include "hgpt/data/shards.h"
 #include "hgpt/errors.h"
 #include "tests/data/corpus_parse.h"
+#include "tests/support/files.h"
 
 namespace hgpt::data {
 namespace {
@@ -48,31 +47,7 @@ std::vector<int64_t> row_of(const at::Tensor& t, int64_t b) {
   return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
 }
 
-// A temporary directory removed (with its plain files) at scope end. POSIX, as shards.cpp does.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/hgpt_loader_XXXXXX";
-    const char* made = ::mkdtemp(tmpl);
-    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = made;
-  }
-  ~TempDir() {
-    if (DIR* d = ::opendir(path_.c_str())) {
-      while (const dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        if (name != "." && name != "..") ::unlink((path_ + "/" + name).c_str());
-      }
-      ::closedir(d);
-    }
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using hgpt::testing::TempDir;
 
 std::vector<uint32_t> random_tokens(int64_t n, uint32_t below, uint64_t seed) {
   std::vector<uint32_t> out(n);

@@ -9,11 +9,14 @@
 #include <cstdlib>
 
 #include "hgpt/data/shards.h"
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/documents.h"
+#include "hgpt/tokenizer/pseudo_text.h"
+#include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/errors.h"
-#include "tests/tokenizer/tok_test_util.h"
+#include "tests/support/files.h"
 
 using namespace hgpt::data;
+using namespace hgpt::tokenizer;
 using hgpt::testing::basename_of;
 using hgpt::testing::file_size;
 using hgpt::testing::read_text;
@@ -78,11 +81,11 @@ struct Corpus {
       : tok([] {
           TrainOptions opt;
           opt.vocab_size = 400;
-          return Tokenizer::train(synthetic_corpus(50000, 21), opt);
+          return Tokenizer::train(pseudo_text(50000, 21), opt);
         }()) {
     tok.save(dir.file("tok"));
     std::string jsonl;
-    for (const auto& d : synthetic_corpus(6000, 8)) {
+    for (const auto& d : pseudo_text(6000, 8)) {
       docs.push_back(d);
       jsonl += json_line(d);
     }

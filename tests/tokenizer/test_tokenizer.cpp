@@ -8,11 +8,14 @@
 #include <map>
 #include <random>
 
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/bits_per_byte.h"
+#include "hgpt/tokenizer/pseudo_text.h"
+#include "hgpt/tokenizer/tokenizer.h"
+#include "hgpt/tokenizer/utf8.h"
 #include "hgpt/errors.h"
-#include "tests/tokenizer/tok_test_util.h"
+#include "tests/support/files.h"
 
-using namespace hgpt::data;
+using namespace hgpt::tokenizer;
 using hgpt::testing::read_text;
 using hgpt::testing::TempDir;
 using hgpt::testing::write_text;
@@ -24,7 +27,7 @@ const Tokenizer& trained() {
   static const Tokenizer tok = [] {
     TrainOptions opt;
     opt.vocab_size = 1200;
-    return Tokenizer::train(synthetic_corpus(300000, 7), opt);
+    return Tokenizer::train(pseudo_text(300000, 7), opt);
   }();
   return tok;
 }
@@ -131,16 +134,16 @@ TEST(Tokenizer, RoundTripRandomBytes) {
 TEST(Tokenizer, MatchesReferenceBpe) {
   const Tokenizer& tok = trained();
   std::vector<std::string> texts = tricky_texts();
-  for (const auto& doc : synthetic_corpus(20000, 99)) texts.push_back(doc);  // unseen text of the same kind
+  for (const auto& doc : pseudo_text(20000, 99)) texts.push_back(doc);  // unseen text of the same kind
   for (const auto& text : texts) EXPECT_EQ(tok.encode(text), reference_encode(tok, text)) << text.substr(0, 80);
   // Training text compresses: a real tokenizer uses well under one token per byte on its own domain.
-  std::string sample = synthetic_corpus(5000, 7)[0];
+  std::string sample = pseudo_text(5000, 7)[0];
   EXPECT_LT(tok.encode(sample).size() * 2, sample.size());
 }
 
 TEST(Tokenizer, EncodeBatchEqualsEncode) {
   const Tokenizer& tok = trained();
-  auto docs = synthetic_corpus(50000, 5);
+  auto docs = pseudo_text(50000, 5);
   auto batch = tok.encode_batch(docs, 3);
   ASSERT_EQ(batch.size(), docs.size());
   for (size_t i = 0; i < docs.size(); ++i) EXPECT_EQ(batch[i], tok.encode(docs[i]));
@@ -197,7 +200,7 @@ TEST(Train, MergesStayInsidePieces) {
 }
 
 TEST(Train, DeterministicAcrossRunsAndThreads) {
-  auto docs = synthetic_corpus(100000, 11);
+  auto docs = pseudo_text(100000, 11);
   TrainOptions opt;
   opt.vocab_size = 700;
   opt.threads = 1;
@@ -223,16 +226,16 @@ TEST(Train, DeterministicAcrossRunsAndThreads) {
 TEST(TokenizerFiles, SaveLoadGivesSameEncoder) {
   const Tokenizer& tok = trained();
   TempDir dir;
-  tok.save(dir.path);
+  tok.save(dir.path());
   const std::string ranks = read_text(dir.file("tokenizer.tiktoken"));
   EXPECT_EQ(ranks.substr(0, 5), "AA== ");                          // byte 0 in base64, rank 0
   EXPECT_NE(ranks.find("\nYQ== 97\n"), std::string::npos);          // "a"
-  Tokenizer loaded = Tokenizer::load(dir.path);
+  Tokenizer loaded = Tokenizer::load(dir.path());
   EXPECT_EQ(loaded.vocab_size(), tok.vocab_size());
   EXPECT_EQ(loaded.pattern(), tok.pattern());
   EXPECT_EQ(loaded.special_tokens(), tok.special_tokens());
   for (const auto& text : tricky_texts()) EXPECT_EQ(loaded.encode(text), tok.encode(text));
-  for (const auto& doc : synthetic_corpus(20000, 3)) EXPECT_EQ(loaded.encode(doc), tok.encode(doc));
+  for (const auto& doc : pseudo_text(20000, 3)) EXPECT_EQ(loaded.encode(doc), tok.encode(doc));
 }
 
 TEST(TokenizerFiles, LoadsForeignTiktokenRanks) {
@@ -289,10 +292,10 @@ TEST(TokenizerFiles, MalformedFilesNameFileAndLine) {
   TempDir dir;
   TrainOptions opt;
   opt.vocab_size = 256 + 4 + 9;
-  Tokenizer::train({"hello hello world"}, opt).save(dir.path);
+  Tokenizer::train({"hello hello world"}, opt).save(dir.path());
   const std::string good_ranks = read_text(dir.file("tokenizer.tiktoken"));
   const std::string good_json = read_text(dir.file("tokenizer.json"));
-  ASSERT_NO_THROW(Tokenizer::load(dir.path));
+  ASSERT_NO_THROW(Tokenizer::load(dir.path()));
 
   auto with_line = [&](int line_no, const std::string& replacement) {  // replaces line `line_no` (1-based)
     std::string out;
@@ -306,34 +309,34 @@ TEST(TokenizerFiles, MalformedFilesNameFileAndLine) {
     return out;
   };
   write_text(dir.file("tokenizer.tiktoken"), with_line(3, "!!notbase64 2"));
-  expect_load_error(dir.path, {"tokenizer.tiktoken:3:", "base64"});
+  expect_load_error(dir.path(), {"tokenizer.tiktoken:3:", "base64"});
   write_text(dir.file("tokenizer.tiktoken"), with_line(5, "BA== four"));
-  expect_load_error(dir.path, {"tokenizer.tiktoken:5:", "rank"});
+  expect_load_error(dir.path(), {"tokenizer.tiktoken:5:", "rank"});
   write_text(dir.file("tokenizer.tiktoken"), with_line(7, "BgYG"));
-  expect_load_error(dir.path, {"tokenizer.tiktoken:7:"});
+  expect_load_error(dir.path(), {"tokenizer.tiktoken:7:"});
   write_text(dir.file("tokenizer.tiktoken"), with_line(9, "CA== 2"));
-  expect_load_error(dir.path, {"tokenizer.tiktoken:9:", "rank 2 already given on line 3"});
+  expect_load_error(dir.path(), {"tokenizer.tiktoken:9:", "rank 2 already given on line 3"});
   write_text(dir.file("tokenizer.tiktoken"), with_line(11, "AA== 10"));
-  expect_load_error(dir.path, {"tokenizer.tiktoken:11:", "already given on line 1"});
+  expect_load_error(dir.path(), {"tokenizer.tiktoken:11:", "already given on line 1"});
   write_text(dir.file("tokenizer.tiktoken"), with_line(1, ""));  // byte 0 has no rank
-  expect_load_error(dir.path, {"tokenizer.tiktoken", "single byte 0"});
+  expect_load_error(dir.path(), {"tokenizer.tiktoken", "single byte 0"});
   write_text(dir.file("tokenizer.tiktoken"), good_ranks);
 
   write_text(dir.file("tokenizer.json"), "{\n  \"pattern\": \"x\",\n  \"vocab_size\": oops\n}\n");
-  expect_load_error(dir.path, {"tokenizer.json:3:", "invalid JSON"});
+  expect_load_error(dir.path(), {"tokenizer.json:3:", "invalid JSON"});
   std::string bad = good_json;
   bad.replace(bad.find("\"vocab_size\": 269"), 17, "\"vocab_size\": 270");
   write_text(dir.file("tokenizer.json"), bad);
   const int vocab_line = 1 + static_cast<int>(std::count(good_json.begin(), good_json.begin() + good_json.find("\"vocab_size\""), '\n'));
-  expect_load_error(dir.path, {"tokenizer.json:" + std::to_string(vocab_line) + ":", "vocab_size"});
+  expect_load_error(dir.path(), {"tokenizer.json:" + std::to_string(vocab_line) + ":", "vocab_size"});
   bad = good_json;
   bad.replace(bad.find("\"<|bos|>\": 260"), 14, "\"<|bos|>\": 100");
   write_text(dir.file("tokenizer.json"), bad);
-  expect_load_error(dir.path, {"<|bos|>", "already a mergeable rank"});
+  expect_load_error(dir.path(), {"<|bos|>", "already a mergeable rank"});
   write_text(dir.file("tokenizer.json"), "{\"pattern\": \"(unclosed\", \"vocab_size\": 269}");
-  expect_load_error(dir.path, {"tokenizer.json:1:", "split pattern"});
+  expect_load_error(dir.path(), {"tokenizer.json:1:", "split pattern"});
   write_text(dir.file("tokenizer.json"), "{\"pattern\": \"x\",\n\"colour\": 1}");
-  expect_load_error(dir.path, {"tokenizer.json:2:", "colour"});
+  expect_load_error(dir.path(), {"tokenizer.json:2:", "colour"});
   expect_load_error(dir.file("missing_dir"), {"missing_dir/tokenizer.json"});
 }
 

@@ -8,7 +8,7 @@
 
 #include "hgpt/data/shards.h"
 #include "hgpt/errors.h"
-#include "tests/tokenizer/tok_test_util.h"
+#include "tests/support/files.h"
 
 using namespace hgpt::data;
 
@@ -129,8 +129,8 @@ TEST(Shards, ListShardsSplitsValAndTrain) {
   TempDir dir;
   for (const char* n : {"d_train_000002.bin", "d_val_000000.bin", "d_train_000001.bin", "notes.txt"})
     std::ofstream(dir.file(n)) << "x";
-  auto train = list_shards(dir.path, false);
-  auto val = list_shards(dir.path, true);
+  auto train = list_shards(dir.path(), false);
+  auto val = list_shards(dir.path(), true);
   ASSERT_EQ(train.size(), 2u);
   EXPECT_EQ(basename_of(train[0]), "d_train_000001.bin");
   EXPECT_EQ(basename_of(train[1]), "d_train_000002.bin");

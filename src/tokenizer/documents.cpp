@@ -1,6 +1,5 @@
-// tokenizer_documents.cpp — reading documents from the user's corpus files for tok_train and
-// tokenize (JSONL with a "text" field, or plain text split on blank lines), with file:line errors,
-// and the UTF-8 character helpers used for the character budgets.
+// documents.cpp — reading documents from the user's corpus files for tok_train and tokenize
+// (JSONL with a "text" field, or plain text split on blank lines), with file:line errors.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -9,10 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/documents.h"
 #include "hgpt/errors.h"
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -133,25 +132,4 @@ bool DocumentReader::next_text(std::string& doc) {
   return !doc.empty();
 }
 
-int64_t count_utf8_chars(std::string_view text) {
-  int64_t n = 0;
-  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
-std::string truncate_utf8_chars(std::string text, int64_t max_chars) {
-  if (max_chars < 0) return text;
-  int64_t chars = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      if (chars == max_chars) {
-        text.resize(i);
-        break;
-      }
-      ++chars;
-    }
-  }
-  return text;
-}
-
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

@@ -1,4 +1,4 @@
-// tokenizer_pretokenize.cpp — the split regex (PCRE2, UTF + UCP, JIT when available) that cuts
+// split_regex.cpp — the split regex (PCRE2, UTF + UCP, JIT when available) that cuts
 // text into pieces before BPE, and the default pattern. Invalid UTF-8 never matches the pattern
 // (PCRE2_MATCH_INVALID_UTF); the bytes between matches become pieces of their own, so every input
 // byte lands in exactly one piece and encoding round-trips.
@@ -8,9 +8,9 @@
 #include <stdexcept>
 
 #include "hgpt/errors.h"
-#include "src/data/tokenizer_internal.h"
+#include "src/tokenizer/tokenizer_impl.h"
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 
 const char* const kDefaultSplitPattern =
     R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)";
@@ -109,4 +109,4 @@ void SplitRegex::split(std::string_view text, std::vector<std::string_view>& pie
 }
 
 }  // namespace detail
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

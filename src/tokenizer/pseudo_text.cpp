@@ -1,16 +1,16 @@
-// tokenizer_corpus.cpp — a deterministic synthetic corpus: tok_train's built-in corpus (no files
-// given) and the tokenizer benchmark's input. Words follow a Zipf-like law over a generated
+// pseudo_text.cpp — generated English-like text: tok_train's input when no files are given and
+// the tokenizer benchmark's and tests' input. Words follow a Zipf-like law over a generated
 // lexicon, so BPE finds realistic structure; numbers, punctuation, newlines, and some Cyrillic,
 // CJK and emoji text exercise every branch of the split pattern.
 #include <algorithm>
 #include <cmath>
 #include <random>
 
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/pseudo_text.h"
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 
-std::vector<std::string> synthetic_corpus(int64_t approx_bytes, uint64_t seed) {
+std::vector<std::string> pseudo_text(int64_t approx_bytes, uint64_t seed) {
   std::mt19937_64 rng(seed);
   auto uniform = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
   // A lexicon of pronounceable words built from syllables.
@@ -70,4 +70,4 @@ std::vector<std::string> synthetic_corpus(int64_t approx_bytes, uint64_t seed) {
   return docs;
 }
 
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

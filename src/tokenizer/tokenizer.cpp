@@ -1,15 +1,14 @@
 // tokenizer.cpp — the Tokenizer's tables (built from ranks + specials + pattern, validated), its
-// accessors, decoding, and the bits-per-byte formula. Encoding, training, file I/O and the split
-// regex live in the other tokenizer_*.cpp files.
-#include "hgpt/data/tokenizer.h"
+// accessors and decoding. Encoding (encode.cpp), training (train_bpe.cpp), the files
+// (tokenizer_files.cpp) and the split regex (split_regex.cpp) live beside it.
+#include "hgpt/tokenizer/tokenizer.h"
 
-#include <cmath>
 #include <stdexcept>
 
 #include "hgpt/errors.h"
-#include "src/data/tokenizer_internal.h"
+#include "src/tokenizer/tokenizer_impl.h"
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 namespace detail {
 
 void TokenizerImpl::build_indexes(const std::string& source) {
@@ -141,9 +140,4 @@ std::vector<int32_t> Tokenizer::token_byte_lengths() const {
   return out;
 }
 
-double bits_per_byte(double sum_nats, int64_t sum_bytes) {
-  if (sum_bytes <= 0) return std::nan("");
-  return sum_nats / (std::log(2.0) * static_cast<double>(sum_bytes));
-}
-
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

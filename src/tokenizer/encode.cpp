@@ -1,4 +1,4 @@
-// tokenizer_encode.cpp — BPE encoding: split the text with the regex, then merge each piece's bytes
+// encode.cpp — BPE encoding: split the text with the regex, then merge each piece's bytes
 // by lowest rank first (tiktoken's rule; ties → leftmost pair), and the multi-threaded batch encoder.
 #include <algorithm>
 #include <atomic>
@@ -7,9 +7,9 @@
 #include <queue>
 #include <thread>
 
-#include "src/data/tokenizer_internal.h"
+#include "src/tokenizer/tokenizer_impl.h"
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 namespace detail {
 namespace {
 
@@ -141,4 +141,4 @@ std::vector<std::vector<uint32_t>> Tokenizer::encode_batch(const std::vector<std
   return out;
 }
 
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

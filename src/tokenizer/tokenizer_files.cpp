@@ -1,4 +1,4 @@
-// tokenizer_io.cpp — the tokenizer's files: tokenizer.tiktoken (base64 bytes + rank per line) and
+// tokenizer_files.cpp — the tokenizer's files: tokenizer.tiktoken (base64 bytes + rank per line) and
 // tokenizer.json (pattern, special tokens, vocab size). Reading checks everything and reports
 // "FILE:LINE: what" as hgpt::UserError; writing is atomic (temporary name + rename).
 #include <sys/stat.h>
@@ -15,9 +15,9 @@
 
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
-#include "src/data/tokenizer_internal.h"
+#include "src/tokenizer/tokenizer_impl.h"
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 namespace {
 
 constexpr char kBase64Chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -217,4 +217,4 @@ void Tokenizer::save(const std::string& dir) const {
   write_file_atomic(dir + "/" + kTokenizerJsonFile, j.dump(2) + "\n");
 }
 
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

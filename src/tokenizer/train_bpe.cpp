@@ -1,4 +1,4 @@
-// tokenizer_train.cpp — BPE training. Phase 1 ("count"): documents are split by the regex on all
+// train_bpe.cpp — BPE training. Phase 1 ("count"): documents are split by the regex on all
 // cores and identical pieces counted. Phase 2 ("merge"): pair counts are built once, then kept up
 // to date incrementally — each merge touches only the words that contain the merged pair — with a
 // lazy max-heap picking the next pair. Tie-break: highest count, then the smallest (left, right) id pair.
@@ -12,9 +12,9 @@
 #include <unordered_map>
 
 #include "hgpt/errors.h"
-#include "src/data/tokenizer_internal.h"
+#include "src/tokenizer/tokenizer_impl.h"
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 namespace {
 
 using detail::pair_key;
@@ -251,4 +251,4 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& documents, const Trai
       options);
 }
 
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

@@ -1,6 +1,5 @@
 // tokenizer.h — byte-level BPE tokenizer with regex pre-splitting (GPT-4 / nanochat style), stored
-// in tiktoken's ranks format; training, encoding, decoding; plus the document-file reader shared by
-// the tok_train and tokenize tools, and the bits-per-byte formula.
+// in tiktoken's ranks format; training, encoding, decoding.
 //
 // Files in a tokenizer directory (docs/TOKENIZER.md has the details):
 //   tokenizer.tiktoken  one line per mergeable token: base64(bytes) ' ' rank   (rank == token id)
@@ -17,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-namespace hgpt::data {
+namespace hgpt::tokenizer {
 
 // nanochat's GPT-4-style split pattern, with numbers split into groups of 1–2 digits.
 extern const char* const kDefaultSplitPattern;
@@ -98,53 +97,4 @@ class Tokenizer {
   std::shared_ptr<const detail::TokenizerImpl> impl_;
 };
 
-// Bits per byte as nanochat computes it: sum of token losses (nats) / (ln 2 · sum of target bytes).
-// Special-token targets count 0 bytes (exclude their losses from sum_nats too). 0 bytes → NaN.
-double bits_per_byte(double sum_nats, int64_t sum_bytes);
-
-// ---- Document files (shared by tok_train and tokenize) -------------------------------------------
-// *.jsonl: one JSON object per line, the document is its "text" string (blank lines skipped).
-// Any other file: plain text, documents separated by one or more blank lines (whole_file: the
-// whole file is one document). Bad input (unreadable file, invalid JSON line, missing "text")
-// → hgpt::UserError "FILE:LINE: what", or, when skip_bad, counted in bad_files / bad_lines.
-struct DocumentReaderOptions {
-  bool whole_file = false;
-  bool skip_bad = false;
-};
-
-class DocumentReader {
- public:
-  DocumentReader(std::vector<std::string> files, DocumentReaderOptions options = {});
-  ~DocumentReader();
-  DocumentReader(const DocumentReader&) = delete;
-  DocumentReader& operator=(const DocumentReader&) = delete;
-  // Next document; false when all files are read.
-  bool next(std::string& doc);
-  int64_t bytes_read() const { return bytes_read_; }  // input bytes consumed so far
-  int64_t total_bytes() const { return total_bytes_; }  // sum of the files' sizes
-  int64_t bad_files() const { return bad_files_; }
-  int64_t bad_lines() const { return bad_lines_; }
-
- private:
-  bool open_next_file();
-  bool next_jsonl(std::string& doc);
-  bool next_text(std::string& doc);
-
-  std::vector<std::string> files_;
-  DocumentReaderOptions options_;
-  size_t file_index_ = 0;
-  struct OpenFile;
-  std::unique_ptr<OpenFile> current_;
-  int64_t bytes_read_ = 0, total_bytes_ = 0, bad_files_ = 0, bad_lines_ = 0;
-};
-
-// Keeps at most max_chars Unicode code points of a UTF-8 string (cut on a code point boundary).
-std::string truncate_utf8_chars(std::string text, int64_t max_chars);
-// Number of code points in a UTF-8 string (bytes that are not continuation bytes).
-int64_t count_utf8_chars(std::string_view text);
-
-// A deterministic synthetic corpus (English-like words, numbers, punctuation, some non-Latin text)
-// of about `approx_bytes` bytes, as documents: the built-in corpus of tok_train and the benchmark's input.
-std::vector<std::string> synthetic_corpus(int64_t approx_bytes, uint64_t seed = 1234);
-
-}  // namespace hgpt::data
+}  // namespace hgpt::tokenizer

@@ -1,4 +1,4 @@
-// tokenizer_internal.h — state shared by the tokenizer's .cpp files (not a public header): the
+// tokenizer_impl.h — state shared by the tokenizer's .cpp files (not a public header): the
 // compiled split regex, a flat hash map keyed by token pairs, and the tokenizer's tables.
 #pragma once
 
@@ -10,9 +10,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/tokenizer.h"
 
-namespace hgpt::data::detail {
+namespace hgpt::tokenizer::detail {
 
 // The pre-tokenizer: a PCRE2 pattern compiled with UTF + UCP + MATCH_INVALID_UTF (JIT when the
 // library has it). Thread-safe: per-thread match data lives in thread_local storage.
@@ -128,4 +128,4 @@ std::shared_ptr<TokenizerImpl> make_impl(std::vector<std::string> id_bytes, std:
                                          std::map<std::string, uint32_t> specials, const std::string& pattern,
                                          const std::string& source);
 
-}  // namespace hgpt::data::detail
+}  // namespace hgpt::tokenizer::detail
