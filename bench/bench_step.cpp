@@ -13,6 +13,8 @@
 #include "hgpt/model/gpt.h"
 #include "hgpt/optim/schedule.h"
 #include "hgpt/train/metrics.h"
+#include "hgpt/train/optimizers.h"
+#include "hgpt/train/precision.h"
 #include "hgpt/train/trainer.h"
 
 #include <ATen/Parallel.h>
@@ -55,13 +57,14 @@ int run(const Options& o) {
                                                    config.model.vocab_size, t.seed, 0, 1});
   auto gpt = hgpt::train::build_model(config, device);
   auto optimizers = hgpt::train::build_optimizers(gpt, config);
+  const hgpt::train::Context ctx{config, *pg, device, hgpt::train::uses_autocast(device)};
 
   std::vector<double> ms;
   double loss = 0.0;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
     optimizers.muon->set_momentum(hgpt::optim::muon_momentum(i));
     const auto t0 = std::chrono::steady_clock::now();
-    loss = hgpt::train::train_step(gpt, optimizers, loader, accum, device, *pg, t.grad_clip, /*autocast=*/cuda).loss;
+    loss = hgpt::train::train_step(ctx, gpt, optimizers, loader, accum).loss;
     if (cuda) at::detail::getCUDAHooks().deviceSynchronize(device.index());
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= o.warmup) ms.push_back(dt);

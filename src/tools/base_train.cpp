@@ -12,9 +12,7 @@
 #include "hgpt/train/summary.h"
 #include "hgpt/train/trainer.h"
 
-#include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -78,9 +76,7 @@ int run(int argc, char** argv) {
   const hgpt::Config config = hgpt::load_config(args.config_path, args.overrides, env.world_size);
 
   if (args.dry_run) {
-    const bool cuda = config.train.device == "cuda" ||
-                      (config.train.device == "auto" && at::hasCUDA() && at::detail::getCUDAHooks().deviceCount() > 0);
-    const auto summary = hgpt::train::run_summary(config, env.world_size, cuda);
+    const auto summary = hgpt::train::run_summary(config, env.world_size, hgpt::train::wants_cuda(config.train.device));
     if (env.rank == 0) std::cout << (args.json ? summary.dump() + "\n" : hgpt::train::format_summary(summary));
     return 0;
   }

@@ -1,10 +1,18 @@
-// checkpoint.cpp — atomic tensor-dict files, module state, finding the newest checkpoint.
+// checkpoint.cpp — atomic tensor-dict files, module state, finding the newest checkpoint, and a
+// run's save and resume.
 #include "hgpt/train/checkpoint.h"
 
+#include "hgpt/config.h"
+#include "hgpt/data/loader.h"
+#include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
+#include "hgpt/train/context.h"
+#include "hgpt/train/metrics.h"
+#include "hgpt/train/optimizers.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickle.h>
@@ -119,6 +127,95 @@ nlohmann::json read_meta(const std::string& dir, int64_t step) {
   } catch (const std::exception& e) {
     throw UserError("'" + path + "' is not valid JSON: " + e.what());
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A run's checkpoints
+
+namespace {
+
+// The CPU generator's state travels in meta_*.json as hex.
+std::string hex_encode(const at::Tensor& bytes_u8) {
+  static const char* digits = "0123456789abcdef";
+  const auto t = bytes_u8.contiguous();
+  const auto* p = t.data_ptr<uint8_t>();
+  std::string out;
+  out.reserve(2 * t.numel());
+  for (int64_t i = 0; i < t.numel(); ++i) out += digits[p[i] >> 4], out += digits[p[i] & 15];
+  return out;
+}
+
+at::Tensor hex_decode(const std::string& hex) {
+  auto t = at::empty({static_cast<int64_t>(hex.size() / 2)}, at::kByte);
+  auto* p = t.data_ptr<uint8_t>();
+  auto nibble = [](char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1]));
+  return t;
+}
+
+}  // namespace
+
+void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, const nlohmann::json& val) {
+  const std::string dir = ctx.run_dir();
+  if (ctx.master()) save_tensor_dict(path_join(dir, step_name("model", step, ".pt")), module_state(*state.model));
+  TensorDict optim_state;
+  for (const auto& [name, t] : state.optimizers.muon->state_dict()) optim_state.emplace_back("muon." + name, t);
+  for (const auto& [name, t] : state.optimizers.adamw->state_dict()) optim_state.emplace_back("adamw." + name, t);
+  save_tensor_dict(path_join(dir, optim_name(step, ctx.pg.rank())), optim_state);
+  ctx.pg.barrier();  // every rank's files are in place before meta marks the checkpoint complete
+  if (ctx.master()) {
+    nlohmann::json meta;
+    meta["step"] = step;
+    meta["world_size"] = ctx.pg.world_size();
+    meta["config"] = ctx.config.to_json();
+    meta["val"] = val;
+    meta["loader"] = {{"train_position", state.train_loader.position()}};
+    meta["loss_ema"] = state.ema.state();
+    meta["rng_state_cpu"] = hex_encode(at::detail::getDefaultCPUGenerator().get_state());
+    write_file_atomic(path_join(dir, step_name("meta", step, ".json")), meta.dump(2));
+  }
+  ctx.pg.barrier();
+}
+
+int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
+  const std::string dir = ctx.run_dir();
+  const auto step = latest_checkpoint(dir);
+  if (!step) {
+    throw UserError("resume=true but '" + dir + "' holds no complete checkpoint (meta_*.json); " +
+                    "start without --resume=true or point out_dir/model_tag at a previous run");
+  }
+  const auto meta = read_meta(dir, *step);
+  const int saved_world = meta.value("world_size", 1);
+  if (saved_world != ctx.pg.world_size()) {
+    throw UserError("the checkpoint at step " + std::to_string(*step) + " in '" + dir + "' was written by " +
+                    std::to_string(saved_world) + " rank(s); resume it with the same number of ranks (now " +
+                    std::to_string(ctx.pg.world_size()) + ")");
+  }
+  // The model architecture must match; training knobs may change on resume.
+  const auto saved = meta.at("config");
+  const auto now = ctx.config.to_json();
+  for (const char* key : {"depth", "aspect_ratio", "head_dim", "n_kv_head", "vocab_size", "block_pattern",
+                          "mamba_d_state", "mamba_d_conv", "mamba_expand", "mamba_use_mlp"}) {
+    if (saved.at(key) != now.at(key)) {
+      throw UserError(std::string("cannot resume: config key '") + key + "' is " + now.at(key).dump() +
+                      " but the checkpoint was trained with " + saved.at(key).dump());
+    }
+  }
+  const std::string model_file = path_join(dir, step_name("model", *step, ".pt"));
+  load_module_state(*state.model, load_tensor_dict(model_file), model_file);
+  const auto optim_state = load_tensor_dict(path_join(dir, optim_name(*step, ctx.pg.rank())));
+  optim::StateDict muon_state, adamw_state;
+  for (const auto& [name, t] : optim_state) {
+    if (name.rfind("muon.", 0) == 0) muon_state.emplace_back(name.substr(5), t);
+    else if (name.rfind("adamw.", 0) == 0) adamw_state.emplace_back(name.substr(6), t);
+  }
+  state.optimizers.muon->load_state_dict(muon_state);
+  state.optimizers.adamw->load_state_dict(adamw_state);
+  state.train_loader.set_position(meta.at("loader").at("train_position").get<int64_t>());
+  state.ema.load(meta.at("loss_ema"));
+  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();  // a handle to the global one
+  cpu_generator.set_state(hex_decode(meta.at("rng_state_cpu").get<std::string>()));
+  return *step;
 }
 
 }  // namespace hgpt::train

@@ -1,29 +1,26 @@
-// evaluate.cpp — validation metrics and greedy sampling.
+// evaluate.cpp — validation metrics, greedy samples, and their printing and recording.
 #include "hgpt/train/evaluate.h"
 
+#include "hgpt/config.h"
+#include "hgpt/data/synthetic.h"
+#include "hgpt/dist/process_group.h"
 #include "hgpt/tokenizer/bits_per_byte.h"
+#include "hgpt/tokenizer/tokenizer.h"
+#include "hgpt/train/precision.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
 
 namespace hgpt::train {
 
-AutocastGuard::AutocastGuard(bool enabled) : enabled_(enabled) {
-  if (!enabled_) return;
-  previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCUDA, true);
-}
-
-AutocastGuard::~AutocastGuard() {
-  if (!enabled_) return;
-  at::autocast::set_autocast_enabled(at::kCUDA, previous_);
-  at::autocast::clear_cache();
-}
-
-EvalResult evaluate(model::HybridGPT& model, data::Loader& loader, int64_t steps, const at::Device& device,
-                    dist::ProcessGroup& pg, const std::vector<int32_t>& token_bytes, bool autocast) {
+EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, int64_t steps,
+                    const std::vector<int32_t>& token_bytes) {
+  const at::Device& device = ctx.device;
+  dist::ProcessGroup& pg = ctx.pg;
   at::NoGradGuard no_grad;
   model->eval();
   const bool have_bytes = !token_bytes.empty();
@@ -36,7 +33,7 @@ EvalResult evaluate(model::HybridGPT& model, data::Loader& loader, int64_t steps
     const auto inputs = batch.inputs.to(device), targets = batch.targets.to(device);
     at::Tensor logits;
     {
-      AutocastGuard guard(autocast);
+      AutocastGuard guard(ctx.autocast);
       logits = model->forward(inputs);
     }
     const auto losses = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
@@ -78,6 +75,43 @@ EvalResult evaluate(model::HybridGPT& model, data::Loader& loader, int64_t steps
   return result;
 }
 
+std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer) {
+  std::vector<int32_t> bytes;
+  if (tokenizer) {
+    bytes = tokenizer->token_byte_lengths();
+  } else if (config.train.data == "synthetic") {
+    bytes.assign(data::kByteVocab, 1);
+    bytes[data::kByteBos] = 0;
+  } else {
+    return bytes;
+  }
+  bytes.resize(config.model.vocab_size, 0);  // padding rows never appear as targets
+  return bytes;
+}
+
+nlohmann::json eval_record(const EvalResult& r) {
+  nlohmann::json j;
+  j["val_loss"] = r.loss;
+  if (r.bpb >= 0) j["val_bpb"] = r.bpb;
+  for (int t = 0; t < data::kNumTasks; ++t) {
+    if (r.tasks.total[t] > 0) {
+      j[std::string("acc_") + data::task_name(static_cast<data::Task>(t + 1))] = r.tasks.accuracy(t);
+    }
+  }
+  return j;
+}
+
+std::string format_eval(const nlohmann::json& j) {
+  std::ostringstream out;
+  out.precision(4);
+  out << "val loss " << std::fixed << j.value("val_loss", 0.0);
+  if (j.contains("val_bpb")) out << " | bpb " << j["val_bpb"].get<double>();
+  for (const auto& [key, v] : j.items()) {
+    if (key.rfind("acc_", 0) == 0) out << " | " << key << " " << v.get<double>();
+  }
+  return out.str();
+}
+
 std::vector<uint32_t> greedy_continue(model::HybridGPT& model, const std::vector<uint32_t>& prompt,
                                       int64_t max_new_tokens, const at::Device& device, bool autocast) {
   at::NoGradGuard no_grad;
@@ -100,6 +134,57 @@ std::vector<uint32_t> greedy_continue(model::HybridGPT& model, const std::vector
   }
   model->train();
   return generated;
+}
+
+namespace {
+
+// Samples of a barely trained model are arbitrary bytes: escape control characters so they
+// cannot disturb the terminal (newlines show as \n).
+std::string printable(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void print_samples(const Context& ctx, model::HybridGPT& gpt, const tokenizer::Tokenizer* tokenizer) {
+  std::vector<std::string> prompts = data::sample_prompts();
+  if (tokenizer) {
+    prompts = {"The capital of France is", "The chemical symbol of gold is",
+               "If yesterday was Friday, then tomorrow will be"};
+  }
+  for (const auto& prompt : prompts) {
+    std::vector<uint32_t> ids;
+    if (tokenizer) {
+      ids = tokenizer->encode(prompt);
+      ids.insert(ids.begin(), tokenizer->bos_id());
+    } else {
+      ids = data::encode_bytes(prompt);
+    }
+    const auto out = greedy_continue(gpt, ids, 24, ctx.device, ctx.autocast);
+    std::string text;
+    if (tokenizer) {  // a padded vocab can sample ids the tokenizer does not have: drop them
+      std::vector<uint32_t> known;
+      for (uint32_t id : out) {
+        if (id < tokenizer->vocab_size()) known.push_back(id);
+      }
+      text = tokenizer->decode(known);
+    } else {
+      text = data::decode_bytes(out);
+    }
+    std::cout << "sample: " << printable(prompt) << " ⟶ " << printable(text) << std::endl;
+  }
 }
 
 }  // namespace hgpt::train

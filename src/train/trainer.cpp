@@ -1,19 +1,20 @@
-// trainer.cpp — the training loop (reads like nanochat's scripts/base_train.py).
+// trainer.cpp — the training loop (reads like nanochat's scripts/base_train.py): set-up, then for
+// every step evaluate, sample, save, stop or take one optimizer step.
 #include "hgpt/train/trainer.h"
 
-#include "hgpt/data/synthetic.h"
-#include "hgpt/tokenizer/tokenizer.h"
+#include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "hgpt/optim/schedule.h"
+#include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/train/checkpoint.h"
 #include "hgpt/train/evaluate.h"
 #include "hgpt/train/metrics.h"
+#include "hgpt/train/optimizers.h"
+#include "hgpt/train/precision.h"
 #include "hgpt/train/summary.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Context.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include <algorithm>
@@ -23,24 +24,10 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <sstream>
-#include <tuple>
 
 namespace hgpt::train {
-
-// ---------------------------------------------------------------------------------------------
-// Set-up: device, model, optimizers
-
-std::vector<optim::Optimizer*> Optimizers::all() const { return {muon.get(), adamw.get()}; }
-
-at::Device resolve_device(const std::string& device, int local_rank) {
-  const bool have_cuda = at::hasCUDA() && at::detail::getCUDAHooks().deviceCount() > 0;
-  if (device == "cuda" && !have_cuda) {
-    throw UserError("config key 'device': \"cuda\" was asked for but no CUDA GPU is available; use \"cpu\" or \"auto\"");
-  }
-  if (device == "cpu" || !have_cuda) return at::Device(at::kCPU);
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
-}
 
 model::HybridGPT build_model(const Config& config, const at::Device& device) {
   at::manual_seed(config.train.seed);
@@ -50,80 +37,20 @@ model::HybridGPT build_model(const Config& config, const at::Device& device) {
   return gpt;
 }
 
-namespace {
-bool is_mamba_small(const std::string& name) {
-  for (const char* suffix : {".mixer.A_log", ".mixer.D", ".mixer.conv1d.weight", ".mixer.conv1d.bias",
-                             ".mixer.dt_proj.bias"}) {
-    const std::string s(suffix);
-    if (name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return true;
-  }
-  return false;
-}
-}  // namespace
-
-Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config, int rank, int world_size) {
-  const auto& t = config.train;
-  const double dim_scale = std::pow(static_cast<double>(config.model.model_dim()) / 768.0, -0.5);
-  Optimizers o;
-  o.owned_by_rank.resize(world_size);
-  std::vector<int64_t> load(world_size, 0);
-  std::vector<optim::NamedParam> matrices, embedding, unembedding, mamba_small;
-  for (const auto& item : gpt->named_parameters(true)) {
-    const std::string& name = item.key();
-    optim::NamedParam p{name, item.value()};
-    // Owner: the least-loaded rank so far (by elements), lowest rank on ties.
-    const int owner = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-    load[owner] += p.param.numel();
-    o.owned_by_rank[owner].push_back(p.param);
-    std::vector<optim::NamedParam>* group = nullptr;
-    if (name == "transformer.wte.weight") group = &embedding;
-    else if (name == "lm_head.weight") group = &unembedding;
-    else if (is_mamba_small(name)) group = &mamba_small;
-    else if (name.rfind("transformer.h.", 0) == 0 && p.param.dim() == 2) group = &matrices;
-    else TORCH_CHECK(false, "parameter '", name, "' has no optimizer group");
-    if (owner == rank) group->push_back(p);
-  }
-  o.muon = std::make_unique<optim::Muon>(matrices, t.matrix_lr, 0.95);
-  std::vector<optim::AdamWGroup> groups;
-  for (auto [params, lr, decay] : {std::tuple{&embedding, t.embedding_lr * dim_scale, t.weight_decay},
-                                   {&unembedding, t.unembedding_lr * dim_scale, t.weight_decay},
-                                   {&mamba_small, t.mamba_lr, 0.0}}) {
-    if (!params->empty()) groups.push_back({*params, lr, decay});
-  }
-  o.adamw = std::make_unique<optim::AdamW>(groups, 0.8, 0.95, 1e-10);
-  return o;
-}
-
-void sync_params(const Optimizers& optimizers, dist::ProcessGroup& pg) {
-  at::NoGradGuard no_grad;
-  for (int owner = 0; owner < static_cast<int>(optimizers.owned_by_rank.size()); ++owner) {
-    const auto& params = optimizers.owned_by_rank[owner];
-    if (params.empty()) continue;
-    std::vector<at::Tensor> flat_views;
-    for (const auto& p : params) flat_views.push_back(p.reshape({-1}));
-    at::Tensor flat = at::cat(flat_views);  // the owner's values; overwritten on the others
-    pg.broadcast_(flat, owner);
-    if (pg.rank() == owner) continue;
-    int64_t offset = 0;
-    for (const auto& p : params) {
-      p.copy_(flat.narrow(0, offset, p.numel()).view_as(p));
-      offset += p.numel();
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // One optimizer step
 
-StepResult train_step(model::HybridGPT& gpt, Optimizers& optimizers, data::Loader& loader, int64_t accum,
-                      const at::Device& device, dist::ProcessGroup& pg, double grad_clip, bool autocast) {
+StepResult train_step(const Context& ctx, model::HybridGPT& gpt, Optimizers& optimizers, data::Loader& loader,
+                      int64_t accum) {
+  dist::ProcessGroup& pg = ctx.pg;
+  const double grad_clip = ctx.config.train.grad_clip;
   double loss_sum = 0.0;
   for (int64_t micro = 0; micro < accum; ++micro) {
     const data::Batch batch = loader.next();
     at::Tensor loss;
     {
-      AutocastGuard guard(autocast);
-      loss = gpt->loss(batch.inputs.to(device), batch.targets.to(device));
+      AutocastGuard guard(ctx.autocast);
+      loss = gpt->loss(batch.inputs.to(ctx.device), batch.targets.to(ctx.device));
     }
     loss_sum += loss.item<double>();
     (loss / static_cast<double>(accum)).backward();
@@ -144,211 +71,74 @@ StepResult train_step(model::HybridGPT& gpt, Optimizers& optimizers, data::Loade
 }
 
 // ---------------------------------------------------------------------------------------------
-// The run
+// The run's helpers
 
 namespace {
 
 std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
-// Byte length of each token id for bits per byte; empty when unknown.
-std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer) {
-  std::vector<int32_t> bytes;
-  if (tokenizer) {
-    bytes = tokenizer->token_byte_lengths();
-  } else if (config.train.data == "synthetic") {
-    bytes.assign(data::kByteVocab, 1);
-    bytes[data::kByteBos] = 0;
-  } else {
-    return bytes;
-  }
-  bytes.resize(config.model.vocab_size, 0);  // padding rows never appear as targets
-  return bytes;
+// The signal every rank stops on: 0 while none arrived anywhere, SIGINT when any rank got one,
+// else SIGTERM. One all-reduce of #SIGINT + 65536·#SIGTERM (exact in a double), so that all ranks
+// save the same step and exit alike.
+int agreed_stop_signal(dist::ProcessGroup& pg) {
+  const int signal_here = g_stop_signal.load();
+  double signals = (signal_here == SIGINT ? 1.0 : 0.0) + (signal_here == SIGTERM ? 65536.0 : 0.0);
+  if (pg.is_distributed()) signals = pg.all_reduce_sum(signals);
+  if (signals == 0) return 0;
+  return std::fmod(signals, 65536.0) > 0 ? SIGINT : SIGTERM;
 }
 
-std::string hex_encode(const at::Tensor& bytes_u8) {
-  static const char* digits = "0123456789abcdef";
-  const auto t = bytes_u8.contiguous();
-  const auto* p = t.data_ptr<uint8_t>();
-  std::string out;
-  out.reserve(2 * t.numel());
-  for (int64_t i = 0; i < t.numel(); ++i) out += digits[p[i] >> 4], out += digits[p[i] & 15];
-  return out;
+// The config's tokenizer (null when none is set), checked against the model's vocabulary.
+std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const Config& config) {
+  const std::string& dir = config.train.tokenizer;
+  if (dir.empty()) return nullptr;
+  auto tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(dir));
+  if (tok->vocab_size() > config.model.vocab_size) {
+    throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
+                    " is smaller than the tokenizer's " + std::to_string(tok->vocab_size()) + " tokens in '" + dir +
+                    "'; set vocab_size to at least that");
+  }
+  return tok;
 }
 
-at::Tensor hex_decode(const std::string& hex) {
-  auto t = at::empty({static_cast<int64_t>(hex.size() / 2)}, at::kByte);
-  auto* p = t.data_ptr<uint8_t>();
-  auto nibble = [](char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1]));
-  return t;
+// The lines printed before training: device, ranks, backend, the dry-run summary, the folder.
+std::string run_header(const Context& ctx) {
+  const bool cuda = ctx.device.is_cuda();
+  std::ostringstream head;
+  head << "device " << ctx.device << " (" << device_name(cuda, ctx.device.index()) << "), " << ctx.pg.world_size()
+       << " rank(s), backend " << ctx.pg.backend_name() << "\n"
+       << format_summary(run_summary(ctx.config, ctx.pg.world_size(), cuda))
+       << "checkpoints and metrics: " << ctx.run_dir();
+  return head.str();
 }
 
-struct RunContext {
-  const Config& config;
-  dist::ProcessGroup& pg;
-  std::string dir;  // <out_dir>/<model_tag>
-  bool master;
-};
-
-void save_checkpoint(const RunContext& ctx, int64_t step, model::HybridGPT& gpt, const Optimizers& optimizers,
-                     const data::Loader& train_loader, const LossEma& ema, const nlohmann::json& val) {
-  if (ctx.master) save_tensor_dict(path_join(ctx.dir, step_name("model", step, ".pt")), module_state(*gpt));
-  TensorDict optim_state;
-  for (const auto& [name, t] : optimizers.muon->state_dict()) optim_state.emplace_back("muon." + name, t);
-  for (const auto& [name, t] : optimizers.adamw->state_dict()) optim_state.emplace_back("adamw." + name, t);
-  save_tensor_dict(path_join(ctx.dir, optim_name(step, ctx.pg.rank())), optim_state);
-  ctx.pg.barrier();  // every rank's files are in place before meta marks the checkpoint complete
-  if (ctx.master) {
-    nlohmann::json meta;
-    meta["step"] = step;
-    meta["world_size"] = ctx.pg.world_size();
-    meta["config"] = ctx.config.to_json();
-    meta["val"] = val;
-    meta["loader"] = {{"train_position", train_loader.position()}};
-    meta["loss_ema"] = ema.state();
-    meta["rng_state_cpu"] = hex_encode(at::detail::getDefaultCPUGenerator().get_state());
-    write_file_atomic(path_join(ctx.dir, step_name("meta", step, ".json")), meta.dump(2));
-  }
-  ctx.pg.barrier();
-}
-
-// Resumes model, optimizers, loader and EMA from the newest complete checkpoint; returns its step.
-int64_t resume_checkpoint(const RunContext& ctx, model::HybridGPT& gpt, Optimizers& optimizers,
-                          data::Loader& train_loader, LossEma& ema) {
-  const auto step = latest_checkpoint(ctx.dir);
-  if (!step) {
-    throw UserError("resume=true but '" + ctx.dir + "' holds no complete checkpoint (meta_*.json); " +
-                    "start without --resume=true or point out_dir/model_tag at a previous run");
-  }
-  const auto meta = read_meta(ctx.dir, *step);
-  const int saved_world = meta.value("world_size", 1);
-  if (saved_world != ctx.pg.world_size()) {
-    throw UserError("the checkpoint at step " + std::to_string(*step) + " in '" + ctx.dir + "' was written by " +
-                    std::to_string(saved_world) + " rank(s); resume it with the same number of ranks (now " +
-                    std::to_string(ctx.pg.world_size()) + ")");
-  }
-  // The model architecture must match; training knobs may change on resume.
-  const auto saved = meta.at("config");
-  const auto now = ctx.config.to_json();
-  for (const char* key : {"depth", "aspect_ratio", "head_dim", "n_kv_head", "vocab_size", "block_pattern",
-                          "mamba_d_state", "mamba_d_conv", "mamba_expand", "mamba_use_mlp"}) {
-    if (saved.at(key) != now.at(key)) {
-      throw UserError(std::string("cannot resume: config key '") + key + "' is " + now.at(key).dump() +
-                      " but the checkpoint was trained with " + saved.at(key).dump());
-    }
-  }
-  const std::string model_file = path_join(ctx.dir, step_name("model", *step, ".pt"));
-  load_module_state(*gpt, load_tensor_dict(model_file), model_file);
-  const auto optim_state = load_tensor_dict(path_join(ctx.dir, optim_name(*step, ctx.pg.rank())));
-  optim::StateDict muon_state, adamw_state;
-  for (const auto& [name, t] : optim_state) {
-    if (name.rfind("muon.", 0) == 0) muon_state.emplace_back(name.substr(5), t);
-    else if (name.rfind("adamw.", 0) == 0) adamw_state.emplace_back(name.substr(6), t);
-  }
-  optimizers.muon->load_state_dict(muon_state);
-  optimizers.adamw->load_state_dict(adamw_state);
-  train_loader.set_position(meta.at("loader").at("train_position").get<int64_t>());
-  ema.load(meta.at("loss_ema"));
-  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();  // a handle to the global one
-  cpu_generator.set_state(hex_decode(meta.at("rng_state_cpu").get<std::string>()));
-  return *step;
-}
-
-// Samples of a barely trained model are arbitrary bytes: escape control characters so they
-// cannot disturb the terminal (newlines show as \n).
-std::string printable(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-// Greedy continuations of a few prompts, decoded: the built-in corpus's task prompts (which carry
-// their own <|bos|>), or plain-text prompts through the tokenizer.
-void print_samples(model::HybridGPT& gpt, const tokenizer::Tokenizer* tokenizer, const at::Device& device, bool autocast) {
-  std::vector<std::string> prompts = data::sample_prompts();
-  if (tokenizer) {
-    prompts = {"The capital of France is", "The chemical symbol of gold is",
-               "If yesterday was Friday, then tomorrow will be"};
-  }
-  for (const auto& prompt : prompts) {
-    std::vector<uint32_t> ids;
-    if (tokenizer) {
-      ids = tokenizer->encode(prompt);
-      ids.insert(ids.begin(), tokenizer->bos_id());
-    } else {
-      ids = data::encode_bytes(prompt);
-    }
-    const auto out = greedy_continue(gpt, ids, 24, device, autocast);
-    std::string text;
-    if (tokenizer) {  // a padded vocab can sample ids the tokenizer does not have: drop them
-      std::vector<uint32_t> known;
-      for (uint32_t id : out) {
-        if (id < tokenizer->vocab_size()) known.push_back(id);
-      }
-      text = tokenizer->decode(known);
-    } else {
-      text = data::decode_bytes(out);
-    }
-    std::cout << "sample: " << printable(prompt) << " ⟶ " << printable(text) << std::endl;
-  }
-}
-
-nlohmann::json eval_record(const EvalResult& r) {
-  nlohmann::json j;
-  j["val_loss"] = r.loss;
-  if (r.bpb >= 0) j["val_bpb"] = r.bpb;
-  for (int t = 0; t < data::kNumTasks; ++t) {
-    if (r.tasks.total[t] > 0) {
-      j[std::string("acc_") + data::task_name(static_cast<data::Task>(t + 1))] = r.tasks.accuracy(t);
-    }
-  }
-  return j;
-}
-
-std::string format_eval(const nlohmann::json& j) {
-  std::ostringstream out;
-  out.precision(4);
-  out << "val loss " << std::fixed << j.value("val_loss", 0.0);
-  if (j.contains("val_bpb")) out << " | bpb " << j["val_bpb"].get<double>();
-  for (const auto& [key, v] : j.items()) {
-    if (key.rfind("acc_", 0) == 0) out << " | " << key << " " << v.get<double>();
-  }
-  return out.str();
+// "step 00010/01200 | loss 3.311114 | lrm 1.00 | dt 232.1ms | tok/s 8825 | eta 4m40s"; mfu < 0: none.
+std::string format_step(int64_t steps_done, int64_t num_iterations, double loss_ema, double lr_mult, double dt,
+                        double tok_per_s, double mfu, double eta) {
+  char mfu_text[32] = "";
+  if (mfu >= 0) std::snprintf(mfu_text, sizeof(mfu_text), " | mfu %.2f%%", mfu);
+  char line[256];
+  std::snprintf(line, sizeof(line), "step %05lld/%05lld | loss %.6f | lrm %.2f | dt %.1fms | tok/s %.0f%s | eta %s",
+                static_cast<long long>(steps_done), static_cast<long long>(num_iterations), loss_ema, lr_mult,
+                dt * 1e3, tok_per_s, mfu_text, format_duration(eta).c_str());
+  return line;
 }
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// The run
+
 int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   const auto& t = config.train;
-  const bool master = pg.rank() == 0;
+  const Context ctx = make_context(config, pg, local_rank);
   auto say = [&](const std::string& line) {
-    if (master) std::cout << line << std::endl;
+    if (ctx.master()) std::cout << line << std::endl;
   };
-  const at::Device device = resolve_device(t.device, local_rank);
-  const bool cuda = device.is_cuda();
-  const bool autocast = cuda;  // bf16 autocast over fp32 weights on GPUs, plain fp32 on CPUs
 
-  // Data, tokenizer, sizes --------------------------------------------------------------------
-  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
-  if (!t.tokenizer.empty()) {
-    tokenizer = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(t.tokenizer));
-    if (tokenizer->vocab_size() > config.model.vocab_size) {
-      throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
-                      " is smaller than the tokenizer's " + std::to_string(tokenizer->vocab_size()) + " tokens in '" +
-                      t.tokenizer + "'; set vocab_size to at least that");
-    }
-  }
+  // Tokenizer, data, sizes --------------------------------------------------------------------
+  const auto tokenizer = load_tokenizer(config);
   const int64_t accum = grad_accum_steps(config, pg.world_size());
   const int64_t num_iterations = resolve_num_iterations(config);
   data::LoaderSpec spec{t.data, "train", t.device_batch_size, config.model.sequence_len, config.model.vocab_size,
@@ -361,29 +151,25 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   const auto token_bytes = token_byte_lengths(config, tokenizer.get());
 
   // Model and optimizers ----------------------------------------------------------------------
-  model::HybridGPT gpt = build_model(config, device);
+  model::HybridGPT gpt = build_model(config, ctx.device);
   Optimizers optimizers = build_optimizers(gpt, config, pg.rank(), pg.world_size());
   const double flops_per_token = model::flops_per_token(config.model);
-  const double peak = peak_flops_for(device_name(cuda, device.index()), t.peak_flops) * pg.world_size();
+  const double peak = peak_flops_for(device_name(ctx.device.is_cuda(), ctx.device.index()), t.peak_flops) *
+                      pg.world_size();
 
-  RunContext ctx{config, pg, path_join(t.out_dir, config.resolved_model_tag()), master};
-  if (master) make_dirs(ctx.dir);
+  // Output folder, resume, metrics ------------------------------------------------------------
+  const std::string dir = ctx.run_dir();
+  if (ctx.master()) make_dirs(dir);
   LossEma ema;
+  const TrainState state{gpt, optimizers, train_loader, ema};
   int64_t start_step = 0;
   if (t.resume) {
-    start_step = resume_checkpoint(ctx, gpt, optimizers, train_loader, ema);
-    say("resumed from " + ctx.dir + " at step " + std::to_string(start_step));
+    start_step = resume_checkpoint(ctx, state);
+    say("resumed from " + dir + " at step " + std::to_string(start_step));
   }
   MetricsWriter metrics;
-  if (master) metrics.open(path_join(ctx.dir, "metrics.jsonl"));
-
-  {
-    std::ostringstream head;
-    head << "device " << device << " (" << device_name(cuda, device.index()) << "), " << pg.world_size()
-         << " rank(s), backend " << pg.backend_name() << "\n"
-         << format_summary(run_summary(config, pg.world_size(), cuda)) << "checkpoints and metrics: " << ctx.dir;
-    say(head.str());
-  }
+  if (ctx.master()) metrics.open(path_join(dir, "metrics.jsonl"));
+  say(run_header(ctx));
 
   // Samples need a way to turn text into tokens and back: the byte corpus or a tokenizer.
   const bool can_sample = tokenizer || t.data == "synthetic";
@@ -401,34 +187,28 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
 
     if (last_step || (t.eval_every > 0 && step % t.eval_every == 0)) {
       val_loader.set_position(0);
-      const auto result = evaluate(gpt, val_loader, eval_steps, device, pg, token_bytes, autocast);
-      last_val = eval_record(result);
+      last_val = eval_record(evaluate(ctx, gpt, val_loader, eval_steps, token_bytes));
       say("step " + std::to_string(step) + "/" + std::to_string(num_iterations) + " | " + format_eval(last_val));
       nlohmann::json rec = last_val;
       rec["step"] = step;
       metrics.write(rec);
     }
-    if (master && can_sample && t.sample_every > 0 && (last_step || step % t.sample_every == 0)) {
-      print_samples(gpt, tokenizer.get(), device, autocast);
+    if (ctx.master() && can_sample && t.sample_every > 0 && (last_step || step % t.sample_every == 0)) {
+      print_samples(ctx, gpt, tokenizer.get());
     }
     const bool save_now = step > start_step && (last_step || (t.save_every > 0 && step % t.save_every == 0));
     if (save_now) {
-      save_checkpoint(ctx, step, gpt, optimizers, train_loader, ema, last_val);
-      say("saved checkpoint " + path_join(ctx.dir, step_name("model", step, ".pt")));
+      save_checkpoint(ctx, step, state, last_val);
+      say("saved checkpoint " + path_join(dir, step_name("model", step, ".pt")));
     }
     if (last_step) break;
 
-    // Interrupted: every rank learns whether any rank got SIGINT or SIGTERM (one all-reduce of
-    // #SIGINT + 65536·#SIGTERM, exact in a double), so all save this step and exit alike.
-    const int signal_here = g_stop_signal.load();
-    double signals = (signal_here == SIGINT ? 1.0 : 0.0) + (signal_here == SIGTERM ? 65536.0 : 0.0);
-    if (pg.is_distributed()) signals = pg.all_reduce_sum(signals);
-    if (signals != 0) {
-      if (!save_now) save_checkpoint(ctx, step, gpt, optimizers, train_loader, ema, last_val);
-      say("interrupted at step " + std::to_string(step) + ": checkpoint in " + ctx.dir +
+    // Interrupted (SIGINT or SIGTERM on any rank): every rank saves this step and exits alike.
+    if (const int stop_signal = agreed_stop_signal(pg)) {
+      if (!save_now) save_checkpoint(ctx, step, state, last_val);
+      say("interrupted at step " + std::to_string(step) + ": checkpoint in " + dir +
           "; continue with the same command plus --resume=true");
-      const bool any_sigint = std::fmod(signals, 65536.0) > 0;
-      return 128 + (any_sigint ? SIGINT : SIGTERM);
+      return 128 + stop_signal;
     }
 
     // Training step ---------------------------------------------------------------------------
@@ -436,8 +216,8 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     const double lr_mult = optim::lr_multiplier(step, num_iterations, t.warmup_ratio, t.warmdown_ratio, t.final_lr_frac);
     for (auto* opt : optimizers.all()) opt->set_lr_mult(lr_mult);
     optimizers.muon->set_momentum(optim::muon_momentum(step));
-    const StepResult r = train_step(gpt, optimizers, train_loader, accum, device, pg, t.grad_clip, autocast);
-    if (cuda) at::detail::getCUDAHooks().deviceSynchronize(device.index());
+    const StepResult r = train_step(ctx, gpt, optimizers, train_loader, accum);
+    if (ctx.device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(ctx.device.index());
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     const double smooth = ema.update(r.loss);
@@ -453,19 +233,12 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
                           {"dt_ms", dt * 1e3}, {"tok_per_s", tok_per_s}, {"grad_norm", r.grad_norm}};
     if (mfu >= 0) rec["mfu"] = mfu;
     metrics.write(rec);
-    if (master && ((step + 1) % t.log_every == 0 || step + 1 == num_iterations)) {
-      char mfu_text[32] = "";
-      if (mfu >= 0) std::snprintf(mfu_text, sizeof(mfu_text), " | mfu %.2f%%", mfu);
-      char line[256];
-      std::snprintf(line, sizeof(line),
-                    "step %05lld/%05lld | loss %.6f | lrm %.2f | dt %.1fms | tok/s %.0f%s | eta %s",
-                    static_cast<long long>(step + 1), static_cast<long long>(num_iterations), smooth, lr_mult,
-                    dt * 1e3, tok_per_s, mfu_text, format_duration(eta).c_str());
-      std::cout << line << std::endl;
+    if (ctx.master() && ((step + 1) % t.log_every == 0 || step + 1 == num_iterations)) {
+      std::cout << format_step(step + 1, num_iterations, smooth, lr_mult, dt, tok_per_s, mfu, eta) << std::endl;
     }
   }
   pg.barrier();  // rank 0 hosts the store: it leaves last
-  say("done: " + std::to_string(num_iterations) + " steps, final " + format_eval(last_val) + "; checkpoint and metrics in " + ctx.dir);
+  say("done: " + std::to_string(num_iterations) + " steps, final " + format_eval(last_val) + "; checkpoint and metrics in " + dir);
   return 0;
 }
 

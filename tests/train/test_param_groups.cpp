@@ -2,6 +2,7 @@
 // group DESIGN §5 gives it, and each AdamW group's learning rate / weight decay observed from one
 // step (the first AdamW step moves every element by exactly lr·sign(g), after decay).
 #include "hgpt/optim/muon.h"
+#include "hgpt/train/optimizers.h"
 #include "hgpt/train/trainer.h"
 #include "tests/train/train_test_util.h"
 

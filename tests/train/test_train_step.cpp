@@ -3,6 +3,7 @@
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/optim/schedule.h"
+#include "hgpt/train/optimizers.h"
 #include "hgpt/train/trainer.h"
 #include "tests/train/train_test_util.h"
 
@@ -78,14 +79,16 @@ AccumRun grads_of_step(const Config& config, int64_t micro_batch, int64_t accum)
   rec.adamw = std::make_unique<RecordingAdamW>(real.adamw->params(), &run.grads);
   auto loader = synthetic_loader(config, micro_batch);
   auto pg = single_process_group();
-  run.loss = train::train_step(gpt, rec, loader, accum, at::kCPU, *pg, /*grad_clip=*/0.0, false).loss;
+  const train::Context ctx{config, *pg, at::kCPU, /*autocast=*/false};
+  run.loss = train::train_step(ctx, gpt, rec, loader, accum).loss;
   run.position = loader.position();
   for (auto& p : gpt->parameters()) EXPECT_FALSE(p.grad().defined()) << "train_step must clear the grads";
   return run;
 }
 
 TEST(TrainStep, GradAccumulationMatchesOneBigBatch) {
-  const Config config = tiny_config({"max_seq_len=64", "total_batch_size=256"}, "TM");
+  // No clipping: the step's gradients are compared as accumulated.
+  const Config config = tiny_config({"max_seq_len=64", "total_batch_size=256", "grad_clip=0"}, "TM");
   // Every synthetic target is counted (no −1), so the mean over 8 rows is the mean of 4 means of 2.
   auto probe = synthetic_loader(config, 8).next();
   ASSERT_EQ(probe.targets.lt(0).sum().item<int64_t>(), 0);
@@ -114,12 +117,13 @@ TEST(TrainStep, TinyModelOverfitsOneBatch) {
   auto opt = train::build_optimizers(gpt, config);
   auto loader = synthetic_loader(config, 2);
   auto pg = single_process_group();
+  const train::Context ctx{config, *pg, at::kCPU, /*autocast=*/false};
   double first = 0, loss = 0;
   int steps = 0;
   for (; steps < 300; ++steps) {
     loader.set_position(0);
     opt.muon->set_momentum(optim::muon_momentum(steps));
-    loss = train::train_step(gpt, opt, loader, 1, at::kCPU, *pg, config.train.grad_clip, false).loss;
+    loss = train::train_step(ctx, gpt, opt, loader, 1).loss;
     if (steps == 0) first = loss;
     if (loss < 0.05) break;
   }
@@ -134,13 +138,14 @@ TEST(TrainStep, TinyHybridLossFallsOnBuiltInCorpus) {
   auto opt = train::build_optimizers(gpt, config);
   auto loader = synthetic_loader(config, 4);
   auto pg = single_process_group();
+  const train::Context ctx{config, *pg, at::kCPU, /*autocast=*/false};  // grad_clip 1.0 (the default)
   const int steps = 20;
   std::vector<double> losses;
   for (int s = 0; s < steps; ++s) {
     const double m = optim::lr_multiplier(s, steps, 0.0, 0.2, 0.0);
     for (auto* o : opt.all()) o->set_lr_mult(m);
     opt.muon->set_momentum(optim::muon_momentum(s));
-    losses.push_back(train::train_step(gpt, opt, loader, 1, at::kCPU, *pg, 1.0, false).loss);
+    losses.push_back(train::train_step(ctx, gpt, opt, loader, 1).loss);
   }
   double tail = 0;
   for (int s = steps - 5; s < steps; ++s) tail += losses[s] / 5;

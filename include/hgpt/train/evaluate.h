@@ -1,26 +1,22 @@
-// evaluate.h — validation loss, bits per byte and task accuracy; greedy sampling; bf16 autocast.
+// evaluate.h — validation loss, bits per byte and task accuracy; greedy samples; how both are
+// printed and recorded.
 #pragma once
 
 #include "hgpt/data/loader.h"
-#include "hgpt/dist/process_group.h"
 #include "hgpt/model/gpt.h"
+#include "hgpt/train/context.h"
+
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+namespace hgpt::tokenizer {
+class Tokenizer;
+}
+
 namespace hgpt::train {
-
-// bf16 autocast over fp32 weights on CUDA (a no-op when disabled), restored on scope exit.
-class AutocastGuard {
- public:
-  explicit AutocastGuard(bool enabled);
-  ~AutocastGuard();
-  AutocastGuard(const AutocastGuard&) = delete;
-  AutocastGuard& operator=(const AutocastGuard&) = delete;
-
- private:
-  bool enabled_, previous_ = false;
-};
 
 struct EvalResult {
   double loss = 0.0;   // mean nats per counted target token, over all ranks
@@ -32,12 +28,24 @@ struct EvalResult {
 // Runs `steps` validation micro-batches from the loader (which the caller positions), all-reducing
 // sums across ranks. bits per byte = Σ token nats / (ln 2 · Σ target byte lengths), byte length of
 // a token from `token_bytes` (special tokens 0); empty token_bytes → no bpb.
-EvalResult evaluate(model::HybridGPT& model, data::Loader& loader, int64_t steps, const at::Device& device,
-                    dist::ProcessGroup& pg, const std::vector<int32_t>& token_bytes, bool autocast);
+EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, int64_t steps,
+                    const std::vector<int32_t>& token_bytes);
+
+// Byte length of each token id (padded to vocab_size) for bits per byte: from the tokenizer, or
+// 1 per byte and 0 for <|bos|> on the built-in corpus; empty when unknown (shards, no tokenizer).
+std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer);
+
+// The metrics.jsonl record of an evaluation (val_loss, val_bpb, acc_<task>) and its log text.
+nlohmann::json eval_record(const EvalResult& result);
+std::string format_eval(const nlohmann::json& record);
 
 // Greedy continuation of `prompt` by max_new_tokens (full forward per token, context cropped to
 // max_seq_len); returns the new tokens only.
 std::vector<uint32_t> greedy_continue(model::HybridGPT& model, const std::vector<uint32_t>& prompt,
                                       int64_t max_new_tokens, const at::Device& device, bool autocast);
+
+// Prints greedy continuations of a few prompts, decoded: the built-in corpus's task prompts
+// (which carry their own <|bos|>), or plain-text prompts through the tokenizer when there is one.
+void print_samples(const Context& ctx, model::HybridGPT& model, const tokenizer::Tokenizer* tokenizer);
 
 }  // namespace hgpt::train
