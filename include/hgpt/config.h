@@ -33,8 +33,6 @@ struct ModelConfig {
   int64_t n_head() const { return (model_dim() + head_dim - 1) / head_dim; }
   int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head(); }
   int64_t attn_head_dim() const { return model_dim() / n_head(); }
-  int64_t d_inner() const { return mamba_expand * model_dim(); }
-  int64_t dt_rank() const { return (model_dim() + 15) / 16; }
   int64_t count(char kind) const;  // layers of kind 'T' or 'M'
 };
 

@@ -16,6 +16,13 @@ constexpr double kSoftcap = 15.0;
 MambaShape mamba_shape(const ModelConfig& c) {
   return {c.model_dim(), c.mamba_d_state, c.mamba_d_conv, c.mamba_expand};
 }
+
+// Elements of one Mamba layer's small tensors.
+int64_t small_elements(const MambaShape& shape) {
+  int64_t n = 0;
+  for (const auto& p : mamba_small_parameters(shape)) n += p.numel;
+  return n;
+}
 }  // namespace
 
 HybridGPTImpl::HybridGPTImpl(const ModelConfig& config) : config_(config) {
@@ -35,7 +42,6 @@ HybridGPTImpl::HybridGPTImpl(const ModelConfig& config) : config_(config) {
       block = MambaBlock(mamba_shape(config), config.mamba_use_mlp).ptr();
     }
     h_->push_back(block);
-    blocks_.push_back(block);
   }
   lm_head_ = register_module("lm_head", linear_no_bias(dim, config.vocab_size));
 }
@@ -45,8 +51,14 @@ void HybridGPTImpl::init_weights() {
     at::NoGradGuard no_grad;
     wte_->weight.normal_(0.0, 1.0);
   }
-  for (auto& block : blocks_) block->init_weights();
+  for (auto& block : blocks()) block->init_weights();
   init_zero(lm_head_);
+}
+
+std::vector<std::shared_ptr<BlockImpl>> HybridGPTImpl::blocks() const {
+  std::vector<std::shared_ptr<BlockImpl>> out;
+  for (const auto& layer : *h_) out.push_back(std::dynamic_pointer_cast<BlockImpl>(layer));
+  return out;
 }
 
 at::Tensor HybridGPTImpl::forward(const at::Tensor& idx) {
@@ -55,7 +67,10 @@ at::Tensor HybridGPTImpl::forward(const at::Tensor& idx) {
               config_.sequence_len);
   const auto rotary = rotary_tables(seq, config_.attn_head_dim(), idx.device());
   auto x = rms_norm(wte_(idx));
-  for (auto& block : blocks_) x = block->forward(x, rotary);
+  for (const auto& layer : *h_) {  // each kind's own forward: only attention needs the rotary tables
+    if (auto* t = layer->as<TransformerBlockImpl>()) x = t->forward(x, rotary);
+    else x = layer->as<MambaBlockImpl>()->forward(x);
+  }
   x = rms_norm(x);
   auto logits = lm_head_(x).to(at::kFloat);
   return kSoftcap * at::tanh(logits / kSoftcap);
@@ -79,7 +94,7 @@ ParamCounts count_parameters(const ModelConfig& c) {
   const auto m = mamba_shape(c);
   const int64_t di = m.d_inner(), r = m.dt_rank(), N = c.mamba_d_state;
   const int64_t mamba_matmul = d * 2 * di + di * (r + 2 * N) + r * di + di * d;
-  const int64_t mamba_other = di * c.mamba_d_conv + di /*conv*/ + di /*dt bias*/ + di * N /*A_log*/ + di /*D*/;
+  const int64_t mamba_other = small_elements(m);  // A_log, D, conv1d, dt_proj.bias
   const int64_t mamba_mlp = c.mamba_use_mlp ? mlp : 0;
   p.embedding = c.vocab_size * d;
   p.lm_head = c.vocab_size * d;
@@ -93,7 +108,8 @@ ParamCounts count_parameters(const ModelConfig& c) {
 double flops_per_token(const ModelConfig& c) {
   const auto p = count_parameters(c);
   const double attention = 12.0 * c.n_head() * c.attn_head_dim() * c.sequence_len;
-  const double scan = 27.0 * c.d_inner() * c.mamba_d_state + 6.0 * c.d_inner() * c.mamba_d_conv;
+  const int64_t di = mamba_shape(c).d_inner();
+  const double scan = 27.0 * di * c.mamba_d_state + 6.0 * di * c.mamba_d_conv;
   return 6.0 * p.matmul + c.count('T') * attention + c.count('M') * scan;
 }
 
@@ -102,15 +118,16 @@ MemoryEstimate estimate_memory(const ModelConfig& c, int64_t batch, int activati
   MemoryEstimate m;
   m.weights = 4 * p.total;
   m.grads = 4 * p.total;
-  const int64_t mamba_small = c.count('M') * (c.d_inner() * (c.mamba_d_conv + 3 + c.mamba_d_state));
+  const int64_t mamba_small = c.count('M') * small_elements(mamba_shape(c));
   const int64_t adamw = p.embedding + p.lm_head + mamba_small;
   m.optimizer = 2 * 4 * adamw + 4 * (p.total - adamw);
   // Activations kept for backward, in elements per token, per layer (a rough count of the saved
   // inputs of each op, eager mode): T ≈ 8·d (norm, q/k/v, attention out, c_proj in) + 12·d (MLP hidden,
   // relu², out); M ≈ 2·d + 10·d_inner + (dt_rank + 2N) + 2·d_inner (scan recompute inputs).
-  const int64_t d = c.model_dim(), di = c.d_inner();
+  const auto mamba = mamba_shape(c);
+  const int64_t d = c.model_dim(), di = mamba.d_inner();
   const int64_t per_t = 8 * d + 12 * d;
-  const int64_t per_m = 2 * d + 12 * di + c.dt_rank() + 2 * c.mamba_d_state + (c.mamba_use_mlp ? 12 * d : 0);
+  const int64_t per_m = 2 * d + 12 * di + mamba.dt_rank() + 2 * c.mamba_d_state + (c.mamba_use_mlp ? 12 * d : 0);
   const int64_t tokens = batch * c.sequence_len;
   m.activations = tokens * activation_bytes * (c.count('T') * per_t + c.count('M') * per_m + 4 * d) +
                   tokens * c.vocab_size * 4 * 2;  // fp32 logits and their grad

@@ -90,7 +90,7 @@ MambaBlockImpl::MambaBlockImpl(const MambaShape& shape, bool use_mlp) {
   if (use_mlp) mlp = register_module("mlp", MLP(shape.dim));
 }
 
-at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, const Rotary&) {
+at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in) {
   auto x = x_in + mixer(rms_norm(x_in));
   if (mlp) x = x + mlp(rms_norm(x));
   return x;
@@ -99,6 +99,21 @@ at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, const Rotary&) {
 void MambaBlockImpl::init_weights() {
   mixer->init_weights();
   if (mlp) mlp->init_weights();
+}
+
+std::vector<std::string> MambaBlockImpl::small_parameters() const {
+  std::vector<std::string> names;
+  for (const auto& p : mamba_small_parameters(mixer->shape)) names.push_back(p.name);
+  return names;
+}
+
+std::vector<SmallParameter> mamba_small_parameters(const MambaShape& s) {
+  const int64_t di = s.d_inner();
+  return {{"mixer.A_log", di * s.d_state},
+          {"mixer.D", di},
+          {"mixer.conv1d.weight", di * s.d_conv},
+          {"mixer.conv1d.bias", di},
+          {"mixer.dt_proj.bias", di}};
 }
 
 }  // namespace hgpt::model

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -17,13 +18,16 @@ namespace hgpt::train {
 std::vector<optim::Optimizer*> Optimizers::all() const { return {muon.get(), adamw.get()}; }
 
 namespace {
-bool is_mamba_small(const std::string& name) {
-  for (const char* suffix : {".mixer.A_log", ".mixer.D", ".mixer.conv1d.weight", ".mixer.conv1d.bias",
-                             ".mixer.dt_proj.bias"}) {
-    const std::string s(suffix);
-    if (name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return true;
+// Full names of the parameters each block calls small (BlockImpl::small_parameters).
+std::set<std::string> small_parameter_names(const model::HybridGPT& gpt) {
+  std::set<std::string> names;
+  const auto blocks = gpt->blocks();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    for (const auto& name : blocks[i]->small_parameters()) {
+      names.insert("transformer.h." + std::to_string(i) + "." + name);
+    }
   }
-  return false;
+  return names;
 }
 }  // namespace
 
@@ -34,6 +38,7 @@ Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config, int ran
   o.owned_by_rank.resize(world_size);
   std::vector<int64_t> load(world_size, 0);
   std::vector<optim::NamedParam> matrices, embedding, unembedding, mamba_small;
+  const std::set<std::string> small = small_parameter_names(gpt);
   for (const auto& item : gpt->named_parameters(true)) {
     const std::string& name = item.key();
     optim::NamedParam p{name, item.value()};
@@ -44,7 +49,7 @@ Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config, int ran
     std::vector<optim::NamedParam>* group = nullptr;
     if (name == "transformer.wte.weight") group = &embedding;
     else if (name == "lm_head.weight") group = &unembedding;
-    else if (is_mamba_small(name)) group = &mamba_small;
+    else if (small.count(name)) group = &mamba_small;
     else if (name.rfind("transformer.h.", 0) == 0 && p.param.dim() == 2) group = &matrices;
     else TORCH_CHECK(false, "parameter '", name, "' has no optimizer group");
     if (owner == rank) group->push_back(p);

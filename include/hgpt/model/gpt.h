@@ -1,5 +1,6 @@
 // gpt.h — HybridGPT: token embedding, norm, a per-layer mix of Transformer and Mamba blocks
-// (ModelConfig::block_pattern), norm, untied lm_head, logits soft-capped at 15 (DESIGN §4).
+// (ModelConfig::block_pattern), norm, untied lm_head, logits soft-capped at 15
+// (docs/ARCHITECTURE.md, "Model").
 // Parameter names follow nanochat / mamba exactly (transformer.wte.weight, transformer.h.{i}...).
 // Also: the analytic parameter count, FLOPs per token and training-memory estimate used by
 // `base_train --dry-run` and MFU, which need no model in memory.
@@ -30,14 +31,14 @@ class HybridGPTImpl : public torch::nn::Module {
   at::Tensor loss(const at::Tensor& idx, const at::Tensor& targets, bool per_token = false);
 
   const ModelConfig& config() const { return config_; }
-  const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }
+  // The layers in order (the modules of transformer.h).
+  std::vector<std::shared_ptr<BlockImpl>> blocks() const;
 
  private:
   ModelConfig config_;
   std::shared_ptr<torch::nn::Module> transformer_;
   torch::nn::Embedding wte_{nullptr};
   torch::nn::ModuleList h_{nullptr};
-  std::vector<std::shared_ptr<BlockImpl>> blocks_;
   torch::nn::Linear lm_head_{nullptr};
 };
 TORCH_MODULE(HybridGPT);
@@ -64,7 +65,8 @@ struct MemoryEstimate {
   int64_t total() const { return weights + grads + optimizer + activations; }
 };
 // Rough training memory for one rank: fp32 weights and grads, AdamW (2 fp32 buffers) for the
-// embedding, lm_head and Mamba's small tensors, Muon (1 buffer) for the block matrices, and the
+// embedding, lm_head and Mamba's small tensors (mamba_small_parameters), Muon (1 buffer) for the
+// block matrices, and the
 // activations autograd keeps for one micro-batch (activation_bytes per element: 2 under bf16
 // autocast, 4 in fp32), fp32 logits included.
 MemoryEstimate estimate_memory(const ModelConfig& config, int64_t device_batch_size, int activation_bytes);

@@ -1,10 +1,13 @@
 // layers.h — the small pieces both block types share: parameter-free RMSNorm, rotary embeddings,
-// the relu² MLP, the generic Linear init and the Block interface of HybridGPT's layers.
+// the relu² MLP, the generic Linear init and what every block of HybridGPT's layers provides.
 #pragma once
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
+
+#include <string>
+#include <vector>
 
 namespace hgpt::model {
 
@@ -36,12 +39,15 @@ class MLPImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MLP);
 
-// What HybridGPT needs from each layer: a residual update of x (B, T, C), its own init, its kind.
+// What every layer of HybridGPT provides besides its forward (a residual update of x (B, T, C),
+// whose arguments differ by kind: HybridGPT calls each kind's own): its init, its kind, and which
+// of its parameters are "small" (names inside the block), which the optimizers give to AdamW at
+// mamba_lr rather than to Muon.
 class BlockImpl : public torch::nn::Module {
  public:
-  virtual at::Tensor forward(const at::Tensor& x, const Rotary& rotary) = 0;
   virtual void init_weights() = 0;
   virtual char kind() const = 0;  // 'T' or 'M'
+  virtual std::vector<std::string> small_parameters() const { return {}; }
 };
 
 }  // namespace hgpt::model

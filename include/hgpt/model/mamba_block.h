@@ -13,6 +13,14 @@ struct MambaShape {
   int64_t dt_rank() const { return (dim + 15) / 16; }
 };
 
+// The mixer's small tensors (A_log, D, conv1d, dt_proj.bias): AdamW without weight decay at
+// mamba_lr, not Muon. Names inside the block, with their element counts for the size estimates.
+struct SmallParameter {
+  std::string name;
+  int64_t numel;
+};
+std::vector<SmallParameter> mamba_small_parameters(const MambaShape& shape);
+
 // The selective-SSM mixer of mamba_simple.py: in_proj (x and z), causal depthwise conv1d, SiLU,
 // x_proj → (dt, B, C), dt_proj, selective scan (softplus, delta_bias = dt_proj.bias), gate by
 // SiLU(z) inside the scan, out_proj.
@@ -36,9 +44,10 @@ TORCH_MODULE(MambaMixer);
 class MambaBlockImpl : public BlockImpl {
  public:
   MambaBlockImpl(const MambaShape& shape, bool use_mlp);
-  at::Tensor forward(const at::Tensor& x, const Rotary& rotary) override;
+  at::Tensor forward(const at::Tensor& x);
   void init_weights() override;
   char kind() const override { return 'M'; }
+  std::vector<std::string> small_parameters() const override;
 
   MambaMixer mixer{nullptr};
   MLP mlp{nullptr};  // only when use_mlp

@@ -21,7 +21,7 @@ TORCH_MODULE(CausalSelfAttention);
 class TransformerBlockImpl : public BlockImpl {
  public:
   TransformerBlockImpl(int64_t dim, int64_t n_head, int64_t n_kv_head);
-  at::Tensor forward(const at::Tensor& x, const Rotary& rotary) override;
+  at::Tensor forward(const at::Tensor& x, const Rotary& rotary);
   void init_weights() override;
   char kind() const override { return 'T'; }
 
