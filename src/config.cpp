@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <type_traits>
 
 namespace hgpt {
 
@@ -47,13 +48,16 @@ struct KeySpec {
   Kind kind;
   std::function<json(const Config&)> get;
   std::function<void(Config&, const json&)> set;  // value already type-checked
+  bool architecture = false;  // the weights' shapes depend on it (architecture_keys)
 };
 
+// A key of the model section is an architecture key unless said otherwise.
 template <class Section, class T>
 KeySpec make_key(const char* name, Kind kind, Section Config::*section, T Section::*field) {
   return KeySpec{name, kind,
                  [=](const Config& c) { return json((c.*section).*field); },
-                 [=](Config& c, const json& v) { (c.*section).*field = v.get<T>(); }};
+                 [=](Config& c, const json& v) { (c.*section).*field = v.get<T>(); },
+                 std::is_same_v<Section, ModelConfig>};
 }
 
 std::string resolve_pattern(const json& v);
@@ -72,13 +76,15 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("n_kv_head", Kind::Int, m, &M::n_kv_head));
     k.push_back(make_key("vocab_size", Kind::Int, m, &M::vocab_size));
     k.push_back(make_key("max_seq_len", Kind::Int, m, &M::sequence_len));
+    k.back().architecture = false;  // no weight depends on it: the rotary tables are computed per forward
     k.push_back(KeySpec{"block_pattern", Kind::Pattern,
                         [](const Config& c) {
                           json list = json::array();
                           for (char ch : c.model.block_pattern) list.push_back(std::string(1, ch));
                           return c.model.block_pattern.empty() ? json(nullptr) : list;
                         },
-                        [](Config& c, const json& v) { c.model.block_pattern = resolve_pattern(v); }});
+                        [](Config& c, const json& v) { c.model.block_pattern = resolve_pattern(v); },
+                        /*architecture=*/true});
     k.push_back(make_key("mamba_d_state", Kind::Int, m, &M::mamba_d_state));
     k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv));
     k.push_back(make_key("mamba_expand", Kind::Int, m, &M::mamba_expand));
@@ -224,6 +230,14 @@ void require(bool ok, const std::string& key, const std::string& problem) {
 std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
   for (const auto& spec : key_table()) keys.push_back(spec.name);
+  return keys;
+}
+
+std::vector<std::string> architecture_keys() {
+  std::vector<std::string> keys;
+  for (const auto& spec : key_table()) {
+    if (spec.architecture) keys.push_back(spec.name);
+  }
   return keys;
 }
 

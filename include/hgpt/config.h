@@ -97,5 +97,8 @@ int64_t grad_accum_steps(const Config& config, int world_size);
 
 // All valid keys (for help text and "did you mean").
 std::vector<std::string> config_keys();
+// The model keys the weights' shapes depend on, in table order: a checkpoint resumes only with
+// the same values (max_seq_len is not one of them; training keys may change on resume).
+std::vector<std::string> architecture_keys();
 
 }  // namespace hgpt

@@ -194,10 +194,9 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
   // The model architecture must match; training knobs may change on resume.
   const auto saved = meta.at("config");
   const auto now = ctx.config.to_json();
-  for (const char* key : {"depth", "aspect_ratio", "head_dim", "n_kv_head", "vocab_size", "block_pattern",
-                          "mamba_d_state", "mamba_d_conv", "mamba_expand", "mamba_use_mlp"}) {
+  for (const std::string& key : architecture_keys()) {
     if (saved.at(key) != now.at(key)) {
-      throw UserError(std::string("cannot resume: config key '") + key + "' is " + now.at(key).dump() +
+      throw UserError("cannot resume: config key '" + key + "' is " + now.at(key).dump() +
                       " but the checkpoint was trained with " + saved.at(key).dump());
     }
   }
