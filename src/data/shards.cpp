@@ -3,7 +3,6 @@
 // UserError that names the file.
 #include "hgpt/data/shards.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 #include <stdexcept>
 
 #include "hgpt/errors.h"
+#include "hgpt/files.h"
 
 namespace hgpt::data {
 namespace {
@@ -182,47 +182,37 @@ void write_shard(const std::string& path, const std::vector<uint32_t>& tokens, b
   header[1] = wide ? kShardVersionU32 : kShardVersionU16;
   header[2] = static_cast<int32_t>(tokens.size());
 
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw UserError("token shard " + path + ": cannot write " + tmp + ": " + std::strerror(errno));
-  bool ok = std::fwrite(header, sizeof(header), 1, f) == 1;
+  // The file's bytes (little-endian, as the machines we run on), written atomically.
+  const size_t width = wide ? 4 : 2;
+  std::string bytes(sizeof(header) + width * tokens.size(), '\0');
+  std::memcpy(bytes.data(), header, sizeof(header));
+  char* payload = bytes.data() + sizeof(header);
   if (wide) {
-    if (!tokens.empty()) ok = ok && std::fwrite(tokens.data(), 4, tokens.size(), f) == tokens.size();
+    if (!tokens.empty()) std::memcpy(payload, tokens.data(), 4 * tokens.size());
   } else {
-    std::vector<uint16_t> narrow(tokens.begin(), tokens.end());
-    if (!narrow.empty()) ok = ok && std::fwrite(narrow.data(), 2, narrow.size(), f) == narrow.size();
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const auto narrow = static_cast<uint16_t>(tokens[i]);
+      std::memcpy(payload + 2 * i, &narrow, 2);
+    }
   }
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw UserError("token shard " + path + ": write failed: " + why);
-  }
+  write_file_atomic(path, bytes);
 }
 
 std::vector<std::string> list_shards(const std::string& dir, bool validation) {
-  // POSIX rather than std::filesystem: libtorch.so exports its own copies of several
-  // std::filesystem functions, which crash when they interpose on ours.
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr)
-    throw UserError("shard directory " + dir + " cannot be opened (" + std::strerror(errno) +
-                    "); it must exist and hold *.bin token shards");
-  std::vector<std::string> out;
-  const std::string prefix = (!dir.empty() && dir.back() == '/') ? dir : dir + "/";
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
+  if (!is_directory(dir)) {
+    throw UserError("shard directory " + dir + " is not a directory; it must exist and hold *.bin token shards");
+  }
+  std::vector<std::string> out;  // list_dir's names are sorted, so the paths are too
+  for (const std::string& name : list_dir(dir)) {
     if (name.size() < 5 || name.compare(name.size() - 4, 4, ".bin") != 0) continue;
-    const std::string full = prefix + name;
-    struct stat st {};
-    if (::stat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    const std::string full = path_join(dir, name);
+    if (is_directory(full)) continue;
     const bool is_val = name.find("_val_") != std::string::npos;
     if (is_val == validation) out.push_back(full);
   }
-  ::closedir(d);
   if (out.empty())
     throw UserError("shard directory " + dir + " has no " +
                     (validation ? "validation (*_val_*.bin)" : "training (*.bin without _val_)") + " shards");
-  std::sort(out.begin(), out.end());
   return out;
 }
 
