@@ -10,13 +10,10 @@
 
 #include "hgpt/tokenizer/documents.h"
 #include "hgpt/errors.h"
+#include "hgpt/strings.h"
 
 namespace hgpt::tokenizer {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r\f\v") == std::string::npos; }
 

@@ -13,22 +13,11 @@
 #include "hgpt/tokenizer/utf8.h"
 #include "hgpt/cli.h"
 #include "hgpt/errors.h"
+#include "hgpt/strings.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string format_seconds(double s) {
-  char buf[32];
-  if (s < 0 || s > 1e7) return "?";
-  if (s < 90)
-    std::snprintf(buf, sizeof(buf), "%.0fs", s);
-  else if (s < 5400)
-    std::snprintf(buf, sizeof(buf), "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
-  else
-    std::snprintf(buf, sizeof(buf), "%.0fh%02.0fm", std::floor(s / 3600), std::fmod(s / 60, 60));
-  return buf;
-}
 
 int run(int argc, char** argv) {
   CLI::App app{"Train a byte-level BPE tokenizer (tiktoken format) on text/JSONL files"};
@@ -97,13 +86,13 @@ int run(int argc, char** argv) {
       if (!reader) frac = std::max(frac, static_cast<double>(builtin_index) / std::max<size_t>(1, builtin.size()));
       std::fprintf(stderr, "tok_train: counting %6.1f%%  %lld docs  %.1f M chars  %.1f MB/s  ETA %s\n",
                    100 * std::min(frac, 1.0), static_cast<long long>(docs), chars / 1e6, p.done / 1e6 / std::max(t, 1e-9),
-                   format_seconds(frac > 0 ? t / frac - t : -1).c_str());
+                   hgpt::format_duration(frac > 0 ? t / frac - t : -1).c_str());
     } else {
       if (merge_start < 0) merge_start = t;
       const double mt = t - merge_start;
       const double frac = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 1.0;
       std::fprintf(stderr, "tok_train: merges %lld/%lld (%.1f%%)  ETA %s\n", static_cast<long long>(p.done),
-                   static_cast<long long>(p.total), 100 * frac, format_seconds(frac > 0 ? mt / frac - mt : -1).c_str());
+                   static_cast<long long>(p.total), 100 * frac, hgpt::format_duration(frac > 0 ? mt / frac - mt : -1).c_str());
     }
   };
   hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::train(source, opt);

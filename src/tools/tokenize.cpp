@@ -19,6 +19,7 @@
 #include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/cli.h"
 #include "hgpt/errors.h"
+#include "hgpt/strings.h"
 #include "hgpt/files.h"
 
 namespace {
@@ -71,16 +72,6 @@ class ShardWriter {
   int64_t tokens_ = 0;
   int shards_ = 0;
 };
-
-std::string format_seconds(double s) {
-  char buf[32];
-  if (s < 0 || s > 1e7) return "?";
-  if (s < 90)
-    std::snprintf(buf, sizeof(buf), "%.0fs", s);
-  else
-    std::snprintf(buf, sizeof(buf), "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
-  return buf;
-}
 
 int run(int argc, char** argv) {
   CLI::App app{"Encode text/JSONL files into llm.c-format token shards"};
@@ -167,7 +158,7 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "tokenize: %5.1f%%  %.1f/%.1f MB  %.2f MB/s  %lld docs  %.2f M tokens  ETA %s\n",
                    100 * std::min(1.0, done / total), done / 1e6, total / 1e6, done / 1e6 / std::max(t, 1e-9),
                    static_cast<long long>(docs), tokens / 1e6,
-                   format_seconds(done > 0 ? t * (total - done) / done : -1).c_str());
+                   hgpt::format_duration(done > 0 ? t * (total - done) / done : -1).c_str());
     }
   }
   if (val) val->finish();

@@ -54,13 +54,4 @@ void MetricsWriter::write(const nlohmann::json& record) {
   out_.flush();
 }
 
-std::string format_duration(double s) {
-  char buf[32];
-  const long total = std::lround(std::max(0.0, s));
-  if (total >= 3600) std::snprintf(buf, sizeof(buf), "%ldh%02ldm", total / 3600, (total % 3600) / 60);
-  else if (total >= 60) std::snprintf(buf, sizeof(buf), "%ldm%02lds", total / 60, total % 60);
-  else std::snprintf(buf, sizeof(buf), "%lds", total);
-  return buf;
-}
-
 }  // namespace hgpt::train

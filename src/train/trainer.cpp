@@ -6,6 +6,7 @@
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "hgpt/optim/schedule.h"
+#include "hgpt/strings.h"
 #include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/train/checkpoint.h"
 #include "hgpt/train/evaluate.h"

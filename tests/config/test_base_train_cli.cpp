@@ -1,15 +1,11 @@
 // test_base_train_cli.cpp — the config errors as users meet them: build/base_train on a bad file
 // or flag must exit 2 with one "error: ..." line naming the key; and `--dry-run --json` must
 // reproduce issue 2's parameter counts and carry the summary's keys.
+#include "tests/support/files.h"
 #include "tests/support/spawn.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -29,36 +25,17 @@ const std::string kConfigs = HGPT_SOURCE_DIR "/configs";
 // training, which this deadline cuts short (and the exit code check then fails).
 constexpr std::chrono::seconds kDeadline{60};
 
-int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
-
-// One temporary folder for the whole suite, removed at exit. POSIX calls only: libtorch.so
-// exports its own std::filesystem functions (remove_all among them), which crash when they
-// interpose on libstdc++'s in a binary that links LibTorch.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/hgpt_config_test_XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  ~TempDir() { ::nftw(path_.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string file = path_ + "/" + name;
-    std::ofstream(file) << text;
-    return file;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-const TempDir& temp() {
-  static TempDir dir;
+// One temporary folder for the whole suite, removed at exit.
+const testing::TempDir& temp() {
+  static testing::TempDir dir;
   return dir;
+}
+
+// Writes `text` to a file of that name in the suite's folder; returns its path.
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = temp().file(name);
+  testing::write_text(path, text);
+  return path;
 }
 
 testing::ChildSpec base_train_spec(const std::vector<std::string>& args) {
@@ -83,7 +60,7 @@ std::string small_config(const std::string& name, const json& patch) {
             {"device_batch_size", 2}, {"total_batch_size", 32}, {"num_iterations", 1},
             {"device", "cpu"},      {"data", "synthetic"}};
   j.merge_patch(patch);
-  return temp().write(name, j.dump(2));
+  return write_temp(name, j.dump(2));
 }
 
 // Expect exit code 2 and one line "error: ..." that contains every one of `needles`.
@@ -132,15 +109,15 @@ TEST(BaseTrainCli, WrongJsonTypeNamesKeyAndType) {
       {{small_config("type3.json", {{"device_batch_size", 2.5}})}, {"'device_batch_size'", "integer"}},
       {{small_config("type4.json", {{"data", 3}})}, {"'data'", "string"}},
       {{small_config("type5.json", {{"matrix_lr", "0.1"}})}, {"'matrix_lr'", "number"}},
-      {{temp().write("array.json", "[1, 2]")}, {"object"}},
+      {{write_temp("array.json", "[1, 2]")}, {"object"}},
   });
 }
 
 TEST(BaseTrainCli, MalformedJsonGivesLineAndColumn) {
   // Line 3 is `  "x" 5`: the unexpected number sits in column 7.
-  const auto a = temp().write("malformed1.json", "{\n  \"depth\": 2,\n  \"x\" 5\n}\n");
+  const auto a = write_temp("malformed1.json", "{\n  \"depth\": 2,\n  \"x\" 5\n}\n");
   // The second comma of `{"depth": 4,, }` is byte 13 of line 1.
-  const auto b = temp().write("malformed2.json", "{\"depth\": 4,, }");
+  const auto b = write_temp("malformed2.json", "{\"depth\": 4,, }");
   expect_user_errors({{{a}, {"malformed1.json", "line 3, column 7"}}, {{b}, {"line 1, column 13"}}});
 }
 
@@ -178,7 +155,7 @@ TEST(BaseTrainCli, NonPositiveSizes) {
 
 TEST(BaseTrainCli, HeadsThatDoNotDivide) {
   // depth 5 with the default aspect_ratio 64 and head_dim 128: model_dim 320 over 3 heads.
-  const auto path = temp().write("heads.json", json{{"depth", 5}}.dump());
+  const auto path = write_temp("heads.json", json{{"depth", 5}}.dump());
   expect_user_error(run_base_train({path}), {"head_dim", "320", "3"});
 }
 

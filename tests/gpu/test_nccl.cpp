@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include <ftw.h>     // nftw
 #include <unistd.h>  // getpid
 
 #include "hgpt/dist/process_group.h"
+#include "tests/support/files.h"
 #include "tests/support/spawn.h"
 
 namespace {
@@ -27,18 +27,11 @@ namespace {
 namespace fs = std::filesystem;
 using hgpt::testing::ChildResult;
 using hgpt::testing::ChildSpec;
+using hgpt::testing::remove_tree;
 using namespace std::chrono_literals;
 
 int cuda_devices() {
   return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().deviceCount()) : 0;
-}
-
-// Not std::filesystem::remove_all: linked with LibTorch it resolves to libtorch.so's exported copy,
-// which crashes on a non-empty folder.
-void remove_tree(const fs::path& root) {
-  ::nftw(
-      root.c_str(), [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); },
-      16, FTW_DEPTH | FTW_PHYS);
 }
 
 #define SKIP_WITHOUT_CUDA()                                                                  \

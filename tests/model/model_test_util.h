@@ -4,6 +4,7 @@
 
 #include "hgpt/config.h"
 #include "hgpt/model/gpt.h"
+#include "hgpt/strings.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -21,10 +22,6 @@ inline ModelConfig tiny_config(const nlohmann::json& patch) {
                       {"total_batch_size", 64}};
   j.merge_patch(patch);
   return config_from_json(j).model;
-}
-
-inline bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The weights the init zeroes: every block's output projection and lm_head.

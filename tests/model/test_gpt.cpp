@@ -53,7 +53,7 @@ bool in_block_of_kind(const std::string& name, const ModelConfig& c, char kind) 
 // Weights of matrix multiplies: 2-D ".weight" tensors other than the embedding (A_log is 2-D but
 // no weight; conv1d's weight is 3-D).
 bool is_matmul_weight(const std::string& name, const at::Tensor& p) {
-  return test::ends_with(name, ".weight") && p.dim() == 2 && name != "transformer.wte.weight";
+  return ends_with(name, ".weight") && p.dim() == 2 && name != "transformer.wte.weight";
 }
 
 TEST(HybridGPT, ParameterCountEqualsTheRealModel) {

@@ -22,9 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include <ftw.h>  // nftw
-
 #include "hgpt/train/checkpoint.h"
+#include "tests/support/files.h"
 #include "tests/support/spawn.h"
 
 namespace {
@@ -44,34 +43,14 @@ const char* kModelTag = "d2";              // base_train's default tag for depth
 // Scratch folder for every run of this process, removed at the end.
 
 const fs::path& scratch_root() {
-  static const fs::path root = [] {
-    std::string tmpl = (fs::temp_directory_path() / "hgpt_trainer_dist_XXXXXX").string();
-    const char* made = ::mkdtemp(tmpl.data());
-    if (!made) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    return fs::path(made);
-  }();
+  static const hgpt::testing::TempDir dir;
+  static const fs::path root(dir.path());
   return root;
 }
 
-// Removes a folder tree. Not std::filesystem::remove_all: linked with LibTorch it resolves to the copy
-// libtorch.so exports, which crashes (null call) on a non-empty folder.
-void remove_tree(const fs::path& root) {
-  ::nftw(
-      root.c_str(), [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); },
-      16, FTW_DEPTH | FTW_PHYS);
-}
-
-struct RemoveScratch : ::testing::Environment {
-  void TearDown() override {
-    if (std::getenv("HGPT_TEST_KEEP_DIR")) return;  // for debugging a failure
-    remove_tree(scratch_root());
-  }
-};
-[[maybe_unused]] auto* const g_remove_scratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
-
 fs::path fresh_dir(const std::string& name) {
   const fs::path dir = scratch_root() / name;
-  remove_tree(dir);
+  hgpt::testing::remove_tree(dir);
   fs::create_directories(dir);
   return dir;
 }

@@ -25,18 +25,18 @@ ChildResult run_default(const std::vector<std::string>& extra) {
 
 TEST(SlowResume, DefaultConfigWithAccumulationResumesBitwise) {
   TempDir dir;
-  const auto full = run_default({"--out_dir=" + (dir / "full")});
+  const auto full = run_default({"--out_dir=" + dir.file("full")});
   ASSERT_TRUE(full.ok()) << full.describe();
   EXPECT_NE(full.output.find("2 accumulation step(s)"), std::string::npos) << full.output;
 
-  fs::create_directories(dir / "resumed/d4");
+  fs::create_directories(dir.file("resumed/d4"));
   for (const char* f : {"model_000003.pt", "optim_000003_rank0.pt", "meta_000003.json"})
-    fs::copy_file(dir / ("full/d4/" + std::string(f)), dir / ("resumed/d4/" + std::string(f)));
-  const auto resumed = run_default({"--out_dir=" + (dir / "resumed"), "--resume=true"});
+    fs::copy_file(dir.file("full/d4/" + std::string(f)), dir.file("resumed/d4/" + std::string(f)));
+  const auto resumed = run_default({"--out_dir=" + dir.file("resumed"), "--resume=true"});
   ASSERT_TRUE(resumed.ok()) << resumed.describe();
 
-  const auto a = step_records(dir / "full/d4/metrics.jsonl");
-  const auto b = step_records(dir / "resumed/d4/metrics.jsonl");
+  const auto a = step_records(dir.file("full/d4/metrics.jsonl"));
+  const auto b = step_records(dir.file("resumed/d4/metrics.jsonl"));
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
@@ -45,16 +45,16 @@ TEST(SlowResume, DefaultConfigWithAccumulationResumesBitwise) {
   }
   EXPECT_LT(a.back()["loss"].get<double>(), a.front()["loss"].get<double>());
 
-  const auto wa = train::load_tensor_dict(dir / "full/d4/model_000006.pt");
-  const auto wb = train::load_tensor_dict(dir / "resumed/d4/model_000006.pt");
+  const auto wa = train::load_tensor_dict(dir.file("full/d4/model_000006.pt"));
+  const auto wb = train::load_tensor_dict(dir.file("resumed/d4/model_000006.pt"));
   ASSERT_EQ(wa.size(), wb.size());
   std::map<std::string, at::Tensor> by_name(wb.begin(), wb.end());
   for (const auto& [name, t] : wa) {
     ASSERT_TRUE(by_name.count(name)) << name;
     EXPECT_TRUE(at::equal(t, by_name[name])) << name;
   }
-  EXPECT_EQ(train::read_meta(dir / "full/d4", 6).at("val").at("val_loss").get<double>(),
-            train::read_meta(dir / "resumed/d4", 6).at("val").at("val_loss").get<double>());
+  EXPECT_EQ(train::read_meta(dir.file("full/d4"), 6).at("val").at("val_loss").get<double>(),
+            train::read_meta(dir.file("resumed/d4"), 6).at("val").at("val_loss").get<double>());
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -15,7 +16,14 @@
 
 namespace hgpt::testing {
 
-// A fresh folder under $TMPDIR (or /tmp), removed with everything in it when the object dies.
+// Removes a file or a folder with everything in it.
+inline void remove_tree(const std::string& path) {
+  ::nftw(path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+         FTW_DEPTH | FTW_PHYS);
+}
+
+// A fresh folder under $TMPDIR (or /tmp), removed with everything in it when the object dies
+// (kept when HGPT_TEST_KEEP_DIR is set, for debugging a failure).
 class TempDir {
  public:
   TempDir() {
@@ -25,8 +33,7 @@ class TempDir {
     path_ = tmpl;
   }
   ~TempDir() {
-    ::nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-           FTW_DEPTH | FTW_PHYS);
+    if (std::getenv("HGPT_TEST_KEEP_DIR") == nullptr) remove_tree(path_);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

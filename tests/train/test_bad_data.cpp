@@ -34,8 +34,8 @@ void append_bytes(const std::string& path, int n) {
 // A data folder with one good training and one good validation shard (uint16 tokens < 257).
 struct ShardDir {
   TempDir dir;
-  std::string train = dir / "data_train_000000.bin";
-  std::string val = dir / "data_val_000000.bin";
+  std::string train = dir.file("data_train_000000.bin");
+  std::string val = dir.file("data_val_000000.bin");
   ShardDir() {
     data::write_shard(train, ramp_tokens(3000, 257));
     data::write_shard(val, ramp_tokens(1000, 257));
@@ -63,7 +63,7 @@ TEST(BadData, GoodShardsTrain) {  // the control: the folder layout itself is ac
 
 TEST(BadData, MissingDirectory) {
   TempDir out;
-  const std::string missing = out / "no_such_data_dir";
+  const std::string missing = out.file("no_such_data_dir");
   expect_user_error_naming(train_on(missing, out.path()), missing);
 }
 

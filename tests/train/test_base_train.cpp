@@ -66,15 +66,15 @@ std::vector<std::string> tmp_files(const std::string& dir) {
 
 TEST(BaseTrain, SameSeedGivesBitwiseIdenticalLosses) {
   TempDir dir;
-  const auto a = run_base_train({"--num_iterations=5", "--out_dir=" + (dir / "a")});
-  const auto b = run_base_train({"--num_iterations=5", "--out_dir=" + (dir / "b")});
+  const auto a = run_base_train({"--num_iterations=5", "--out_dir=" + dir.file("a")});
+  const auto b = run_base_train({"--num_iterations=5", "--out_dir=" + dir.file("b")});
   ASSERT_TRUE(a.ok()) << a.describe();
   ASSERT_TRUE(b.ok()) << b.describe();
-  const auto sa = step_records(dir / "a/d2/metrics.jsonl");
+  const auto sa = step_records(dir.file("a/d2/metrics.jsonl"));
   ASSERT_EQ(sa.size(), 5u);
-  expect_same_steps(sa, step_records(dir / "b/d2/metrics.jsonl"));
+  expect_same_steps(sa, step_records(dir.file("b/d2/metrics.jsonl")));
   EXPECT_NE(sa.front()["loss"], sa.back()["loss"]);  // the runs really trained
-  expect_same_tensors(dir / "a/d2/model_000005.pt", dir / "b/d2/model_000005.pt");
+  expect_same_tensors(dir.file("a/d2/model_000005.pt"), dir.file("b/d2/model_000005.pt"));
 }
 
 // N uninterrupted steps (checkpoint at k) vs a new process resuming from a copy of the step-k
@@ -83,29 +83,29 @@ TEST(BaseTrain, ResumeReproducesUninterruptedRun) {
   TempDir dir;
   const std::vector<std::string> common = {"--num_iterations=6", "--save_every=3", "--eval_every=3"};
   auto args = common;
-  args.push_back("--out_dir=" + (dir / "full"));
+  args.push_back("--out_dir=" + dir.file("full"));
   const auto full = run_base_train(args);
   ASSERT_TRUE(full.ok()) << full.describe();
 
-  fs::create_directories(dir / "resumed/d2");
+  fs::create_directories(dir.file("resumed/d2"));
   for (const char* f : {"model_000003.pt", "optim_000003_rank0.pt", "meta_000003.json"})
-    fs::copy_file(dir / ("full/d2/" + std::string(f)), dir / ("resumed/d2/" + std::string(f)));
+    fs::copy_file(dir.file("full/d2/" + std::string(f)), dir.file("resumed/d2/" + std::string(f)));
   args = common;
-  args.push_back("--out_dir=" + (dir / "resumed"));
+  args.push_back("--out_dir=" + dir.file("resumed"));
   args.push_back("--resume=true");
   const auto resumed = run_base_train(args);
   ASSERT_TRUE(resumed.ok()) << resumed.describe();
   EXPECT_NE(resumed.output.find("resumed from"), std::string::npos) << resumed.output;
 
-  const auto full_steps = step_records(dir / "full/d2/metrics.jsonl");
-  const auto resumed_steps = step_records(dir / "resumed/d2/metrics.jsonl");
+  const auto full_steps = step_records(dir.file("full/d2/metrics.jsonl"));
+  const auto resumed_steps = step_records(dir.file("resumed/d2/metrics.jsonl"));
   ASSERT_EQ(resumed_steps.size(), 3u);  // steps 4..6 only
   EXPECT_EQ(resumed_steps.front()["step"], 4);
   expect_same_steps(full_steps, resumed_steps, 4);
-  expect_same_tensors(dir / "full/d2/model_000006.pt", dir / "resumed/d2/model_000006.pt");
-  expect_same_tensors(dir / "full/d2/optim_000006_rank0.pt", dir / "resumed/d2/optim_000006_rank0.pt");
-  const auto val_a = train::read_meta(dir / "full/d2", 6).at("val");
-  const auto val_b = train::read_meta(dir / "resumed/d2", 6).at("val");
+  expect_same_tensors(dir.file("full/d2/model_000006.pt"), dir.file("resumed/d2/model_000006.pt"));
+  expect_same_tensors(dir.file("full/d2/optim_000006_rank0.pt"), dir.file("resumed/d2/optim_000006_rank0.pt"));
+  const auto val_a = train::read_meta(dir.file("full/d2"), 6).at("val");
+  const auto val_b = train::read_meta(dir.file("resumed/d2"), 6).at("val");
   EXPECT_EQ(val_a.at("val_loss").get<double>(), val_b.at("val_loss").get<double>());
 }
 
@@ -221,7 +221,7 @@ TEST(BaseTrain, SigintWritesCheckpointAndResumes) {
   TempDir dir;
   const std::vector<std::string> flat_lr = {"--warmdown_ratio=0"};
   auto args = flat_lr;
-  args.insert(args.end(), {"--num_iterations=5000", "--out_dir=" + (dir / "a")});
+  args.insert(args.end(), {"--num_iterations=5000", "--out_dir=" + dir.file("a")});
   StreamingChild child(base_train_spec(base_train_argv(args)));
   ASSERT_TRUE(child.read_until("step 00001/", 120s)) << child.output;
   ASSERT_EQ(kill(child.pid(), SIGINT), 0);
@@ -230,7 +230,7 @@ TEST(BaseTrain, SigintWritesCheckpointAndResumes) {
   EXPECT_NE(child.output.find("interrupted at step"), std::string::npos) << child.output;
   EXPECT_NE(child.output.find("--resume=true"), std::string::npos) << child.output;
 
-  const std::string run_dir = dir / "a/d2";
+  const std::string run_dir = dir.file("a/d2");
   const auto saved = train::latest_checkpoint(run_dir);
   ASSERT_TRUE(saved.has_value()) << "no checkpoint after SIGINT";
   const int64_t s = *saved;
@@ -244,17 +244,17 @@ TEST(BaseTrain, SigintWritesCheckpointAndResumes) {
 
   const std::string total = "--num_iterations=" + std::to_string(s + 3);
   args = flat_lr;
-  args.insert(args.end(), {total, "--out_dir=" + (dir / "a"), "--resume=true"});
+  args.insert(args.end(), {total, "--out_dir=" + dir.file("a"), "--resume=true"});
   const auto resumed = run_base_train(args);
   ASSERT_TRUE(resumed.ok()) << resumed.describe();
   args = flat_lr;
-  args.insert(args.end(), {total, "--out_dir=" + (dir / "b")});
+  args.insert(args.end(), {total, "--out_dir=" + dir.file("b")});
   const auto straight = run_base_train(args);
   ASSERT_TRUE(straight.ok()) << straight.describe();
 
-  expect_same_steps(step_records(run_dir + "/metrics.jsonl"), step_records(dir / "b/d2/metrics.jsonl"));
+  expect_same_steps(step_records(run_dir + "/metrics.jsonl"), step_records(dir.file("b/d2/metrics.jsonl")));
   const std::string final_model = train::step_name("model", s + 3, ".pt");
-  expect_same_tensors(run_dir + "/" + final_model, dir / ("b/d2/" + final_model));
+  expect_same_tensors(run_dir + "/" + final_model, dir.file("b/d2/" + final_model));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // group DESIGN §5 gives it, and each AdamW group's learning rate / weight decay observed from one
 // step (the first AdamW step moves every element by exactly lr·sign(g), after decay).
 #include "hgpt/optim/muon.h"
+#include "hgpt/strings.h"
 #include "hgpt/train/optimizers.h"
 #include "hgpt/train/trainer.h"
 #include "tests/train/train_test_util.h"
@@ -17,10 +18,6 @@
 
 namespace hgpt::testing {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // DESIGN §4–5 restated independently of trainer.cpp: where each parameter must go.
 enum class Group { Muon, Embedding, Unembedding, MambaSmall, Unknown };

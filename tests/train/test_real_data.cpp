@@ -39,18 +39,18 @@ ChildResult run(const std::vector<std::string>& argv) {
 
 TEST(RealData, TokTrainTokenizeBaseTrain) {
   TempDir dir;
-  write_corpus(dir / "corpus.txt");
-  const auto trained = run({kTokTrain, "--out", dir / "tok", "--vocab_size", "320", dir / "corpus.txt"});
+  write_corpus(dir.file("corpus.txt"));
+  const auto trained = run({kTokTrain, "--out", dir.file("tok"), "--vocab_size", "320", dir.file("corpus.txt")});
   ASSERT_TRUE(trained.ok()) << trained.describe();
-  const auto tokenized = run({kTokenize, "--tokenizer", dir / "tok", "--out", dir / "shards", "--shard_size", "4000",
-                              dir / "corpus.txt"});
+  const auto tokenized = run({kTokenize, "--tokenizer", dir.file("tok"), "--out", dir.file("shards"), "--shard_size", "4000",
+                              dir.file("corpus.txt")});
   ASSERT_TRUE(tokenized.ok()) << tokenized.describe();
 
-  const auto result = run_base_train({"--data=" + (dir / "shards"), "--tokenizer=" + (dir / "tok"), "--vocab_size=320",
-                                      "--num_iterations=3", "--sample_every=3", "--out_dir=" + (dir / "out")});
+  const auto result = run_base_train({"--data=" + dir.file("shards"), "--tokenizer=" + dir.file("tok"), "--vocab_size=320",
+                                      "--num_iterations=3", "--sample_every=3", "--out_dir=" + dir.file("out")});
   ASSERT_TRUE(result.ok()) << result.describe();
   EXPECT_NE(result.output.find("sample: The capital of France is"), std::string::npos) << result.output;
-  const auto records = read_jsonl(dir / "out/d2/metrics.jsonl");
+  const auto records = read_jsonl(dir.file("out/d2/metrics.jsonl"));
   ASSERT_FALSE(records.empty());
   const auto& last = records.back();
   ASSERT_TRUE(last.contains("val_bpb")) << last.dump();
@@ -63,12 +63,12 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
 
 TEST(RealData, VocabSmallerThanTheTokenizerIsRefused) {
   TempDir dir;
-  write_corpus(dir / "corpus.txt");
-  ASSERT_TRUE(run({kTokTrain, "--out", dir / "tok", "--vocab_size", "320", dir / "corpus.txt"}).ok());
-  ASSERT_TRUE(run({kTokenize, "--tokenizer", dir / "tok", "--out", dir / "shards", "--shard_size", "4000",
-                   dir / "corpus.txt"}).ok());
-  const auto result = run_base_train({"--data=" + (dir / "shards"), "--tokenizer=" + (dir / "tok"),
-                                      "--vocab_size=300", "--out_dir=" + (dir / "out")});
+  write_corpus(dir.file("corpus.txt"));
+  ASSERT_TRUE(run({kTokTrain, "--out", dir.file("tok"), "--vocab_size", "320", dir.file("corpus.txt")}).ok());
+  ASSERT_TRUE(run({kTokenize, "--tokenizer", dir.file("tok"), "--out", dir.file("shards"), "--shard_size", "4000",
+                   dir.file("corpus.txt")}).ok());
+  const auto result = run_base_train({"--data=" + dir.file("shards"), "--tokenizer=" + dir.file("tok"),
+                                      "--vocab_size=300", "--out_dir=" + dir.file("out")});
   EXPECT_EQ(result.exit_code, 2) << result.describe();
   EXPECT_NE(result.output.find("vocab_size"), std::string::npos) << result.output;
 }

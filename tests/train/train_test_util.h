@@ -1,14 +1,13 @@
-// train_test_util.h — helpers of the training-loop tests: tiny configs, a self-removing temporary
-// folder, running build/base_train, and reading metrics.jsonl / checkpoints back.
+// train_test_util.h — helpers of the training-loop tests: tiny configs, running build/base_train,
+// and reading metrics.jsonl back (temporary folders and whole files: tests/support/files.h).
 #pragma once
 
 #include "hgpt/config.h"
+#include "tests/support/files.h"
 #include "tests/support/spawn.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include <ftw.h>
 
 #include <chrono>
 #include <cstdio>
@@ -22,32 +21,6 @@ namespace hgpt::testing {
 
 inline const std::string kBaseTrain = std::string(HGPT_BUILD_DIR) + "/base_train";
 inline const std::string kTinyConfig = std::string(HGPT_SOURCE_DIR) + "/configs/tiny_cpu.json";
-
-// A fresh folder under $TMPDIR (or /tmp), removed with everything in it when the object dies.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hgpt_train_XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = buf.data();
-  }
-  // nftw rather than std::filesystem::remove_all: in binaries linked against the torch wheel's
-  // libtorch.so that call resolves to a null function and crashes.
-  ~TempDir() {
-    nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-         FTW_DEPTH | FTW_PHYS);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // Overrides of configs/tiny_cpu.json for a model that trains in milliseconds per step on a CPU:
 // depth 2 hybrid (T then M), width 64, 2 heads of 32, seq 32, batch 4, no accumulation, no
@@ -111,11 +84,6 @@ inline std::vector<nlohmann::json> step_records(const std::string& metrics_path)
     if (j.contains("loss")) out.push_back(j);
   }
   return out;
-}
-
-inline std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 }  // namespace hgpt::testing

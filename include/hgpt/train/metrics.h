@@ -40,6 +40,4 @@ class MetricsWriter {
   std::ofstream out_;
 };
 
-std::string format_duration(double seconds);  // "1h02m", "3m05s", "12s"
-
 }  // namespace hgpt::train
