@@ -1,4 +1,5 @@
-// selective_scan.cu — the fused CUDA selective scan, forward and backward kernels (DESIGN §8).
+// selective_scan.cu — the fused CUDA selective scan, forward and backward kernels; the design is in
+// docs/ARCHITECTURE.md, "Selective scan".
 //
 // Algorithm. One thread block per (batch b, channel d); kScanThreads = 128 threads. The sequence
 // is walked in chunks of kScanChunk = 128 threads × 4 items = 512 steps. Per chunk the per-step

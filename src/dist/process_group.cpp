@@ -275,40 +275,6 @@ double ProcessGroup::all_reduce_sum(double v) {
 
 double ProcessGroup::all_reduce_mean(double v) { return all_reduce_sum(v) / impl_->world_size; }
 
-at::Tensor ProcessGroup::reduce_scatter_sum(const at::Tensor& input) {
-  const int64_t n = impl_->world_size;
-  TORCH_CHECK(input.numel() % n == 0, "reduce_scatter_sum: ", input.numel(),
-              " elements do not split into ", n, " equal shards");
-  const int64_t k = input.numel() / n;
-  if (!impl_->active()) return input.reshape({-1}).clone();
-  impl_->check_device(input, "reduce_scatter_sum");
-  if (!impl_->cuda) {
-    // Gloo fallback: sum everything, keep our slice (world_size× the traffic of a true
-    // reduce-scatter, which Gloo's c10d backend lacks for these tensors).
-    auto all = input.reshape({-1}).clone();
-    all_reduce_sum_(all);
-    return all.narrow(0, impl_->rank * k, k).clone();
-  }
-  auto in = input.reshape({-1}).contiguous();
-  auto out = at::empty({k}, in.options());
-  c10d::ReduceScatterOptions o;
-  o.reduceOp = c10d::ReduceOp::SUM;
-  o.timeout = impl_->opts.timeout;
-  impl_->run("reduce_scatter", [&] { return impl_->backend->_reduce_scatter_base(out, in, o); });
-  return out;
-}
-
-at::Tensor ProcessGroup::all_gather(const at::Tensor& shard) {
-  if (!impl_->active()) return shard.reshape({-1}).clone();
-  impl_->check_device(shard, "all_gather");
-  auto in = shard.reshape({-1}).contiguous();
-  auto out = at::empty({in.numel() * impl_->world_size}, in.options());
-  c10d::AllgatherOptions o;
-  o.timeout = impl_->opts.timeout;
-  impl_->run("all_gather", [&] { return impl_->backend->_allgather_base(out, in, o); });
-  return out;
-}
-
 void ProcessGroup::check_same_config(const std::string& config_json) {
   parse_config(config_json, static_cast<size_t>(impl_->rank));  // a malformed text is our bug
   if (!impl_->active()) return;

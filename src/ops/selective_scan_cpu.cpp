@@ -1,4 +1,5 @@
-// selective_scan_cpu.cpp — the fused CPU selective scan (forward and backward), DESIGN §8.
+// selective_scan_cpu.cpp — the fused CPU selective scan (forward and backward); the design is in
+// docs/ARCHITECTURE.md, "Selective scan".
 //
 // Work is split over (batch, group of kGroupChannels channels) with at::parallel_for; each task
 // walks its channels one after another, the sequence in chunks of kCpuScanChunk steps, the state

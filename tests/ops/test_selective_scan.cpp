@@ -69,7 +69,8 @@ ScanInputs cast_inputs(const ScanInputs& in, at::ScalarType dtype) {
   return out;
 }
 
-// The semantics written as a plain per-element loop in double (DESIGN §8).
+// The semantics of ops::selective_scan (selective_scan.h) written as a plain per-element loop in
+// double.
 at::Tensor scalar_loop_scan(const ScanInputs& in, at::Tensor* last_state) {
   auto d64 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kDouble).contiguous() : t; };
   auto u = d64(in.u), delta = d64(in.delta), A = d64(in.A), B = d64(in.B), C = d64(in.C);

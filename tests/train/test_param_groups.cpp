@@ -1,6 +1,7 @@
 // test_param_groups.cpp — build_optimizers: every parameter in exactly one optimizer, each in the
-// group DESIGN §5 gives it, and each AdamW group's learning rate / weight decay observed from one
-// step (the first AdamW step moves every element by exactly lr·sign(g), after decay).
+// group docs/ARCHITECTURE.md ("Optimizers") gives it, and each AdamW group's learning rate /
+// weight decay observed from one step (the first AdamW step moves every element by exactly
+// lr·sign(g), after decay).
 #include "hgpt/optim/muon.h"
 #include "hgpt/strings.h"
 #include "hgpt/train/optimizers.h"
@@ -19,7 +20,8 @@
 namespace hgpt::testing {
 namespace {
 
-// DESIGN §4–5 restated independently of trainer.cpp: where each parameter must go.
+// docs/ARCHITECTURE.md ("Optimizers") restated independently of optimizers.cpp: where each
+// parameter must go.
 enum class Group { Muon, Embedding, Unembedding, MambaSmall, Unknown };
 Group expected_group(const std::string& name) {
   if (name == "transformer.wte.weight") return Group::Embedding;

@@ -76,13 +76,6 @@ class ProcessGroup {
   double all_reduce_sum(double v);
   double all_reduce_mean(double v);
 
-  // Sharded-optimizer collectives (ZeRO). `input` has world_size·k elements; rank r gets the sum
-  // over ranks of elements [r·k, (r+1)·k) as a new tensor of k elements. Gloo has no native
-  // reduce-scatter: it falls back to an all-reduce plus a slice, here and nowhere else.
-  at::Tensor reduce_scatter_sum(const at::Tensor& input);
-  // Concatenates every rank's `shard` (same shape and dtype on all ranks) in rank order.
-  at::Tensor all_gather(const at::Tensor& shard);
-
   // Every rank publishes its resolved config (a flat JSON object as text) through the store; if
   // any rank's differs from rank 0's, every rank throws hgpt::UserError naming the first differing
   // key (in sorted key order) and both values.

@@ -1,4 +1,5 @@
-// selective_scan.h — the one entry point for Mamba's selective scan (DESIGN §8).
+// selective_scan.h — the one entry point for Mamba's selective scan (design: docs/ARCHITECTURE.md,
+// "Selective scan").
 //
 // Semantics are those of mamba's `selective_scan_fn`, per (batch b, channel d, state n), in fp32:
 //   Δ_t  = softplus(delta_t + delta_bias)            (softplus only when delta_softplus)

@@ -1,4 +1,9 @@
 // adamw.h — AdamW with parameter groups (per-group lr and weight decay), fp32 state.
+//
+// It follows nanochat's nanochat/adamw.py as of nanochat commit 67aaca9 (October 2025; the file is
+// unchanged there since nanochat's first commit). nanochat's commit 4ddc803 (January 2026) later
+// moved the bias correction under the square root (denom = sqrt(v / (1 − β2^t)) + eps); we keep
+// the 67aaca9 form written below.
 #pragma once
 
 #include "hgpt/optim/optimizer.h"
@@ -14,7 +19,7 @@ struct AdamWGroup {
 };
 
 // Update for each parameter p with gradient g, at step t = 1, 2, … and lr = group lr × lr_mult
-// (the form of nanochat's DistAdamW, nanochat/adamw.py; all arithmetic in fp32):
+// (the form of nanochat's DistAdamW; all arithmetic in fp32):
 //   p   ← p · (1 − lr·weight_decay)            decoupled weight decay (skipped when it is 0)
 //   m   ← β1·m + (1 − β1)·g                    "exp_avg"
 //   v   ← β2·v + (1 − β2)·g²                   "exp_avg_sq"

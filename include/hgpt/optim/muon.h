@@ -1,4 +1,8 @@
 // muon.h — Muon (momentum orthogonalised by Newton–Schulz) for 2-D weight matrices.
+//
+// It follows nanochat's nanochat/muon.py as of nanochat commit 67aaca9 (October 2025; the file is
+// unchanged there since nanochat's first commit). Later nanochat commits changed Muon (Polar
+// Express coefficients, variance reduction, cautious weight decay); we keep the 67aaca9 form.
 #pragma once
 
 #include "hgpt/optim/optimizer.h"
@@ -8,7 +12,7 @@
 namespace hgpt::optim {
 
 // Newton–Schulz quintic iteration towards the orthogonal factor U·Vᵀ of G = U·S·Vᵀ (G 2-D), as
-// nanochat's zeropower_via_newtonschulz5 (nanochat/muon.py):
+// nanochat's zeropower_via_newtonschulz5:
 //   X ← G (bf16 on CUDA tensors, as nanochat; fp32 on CPU), transposed when rows > cols;
 //   X ← X / (‖X‖_F + 1e-7);
 //   repeat `steps` times:  A = X·Xᵀ;  B = b·A + c·A·A;  X = a·X + B·X
@@ -19,7 +23,7 @@ namespace hgpt::optim {
 at::Tensor zeropower_via_newton_schulz5(const at::Tensor& G, int steps = 5);
 
 // Update for each 2-D parameter p (rows × cols) with gradient g, lr = base lr × lr_mult (nanochat's
-// Muon.step, nanochat/muon.py; fp32 momentum buffer):
+// Muon.step; fp32 momentum buffer):
 //   buf ← lerp(buf, g, 1 − momentum)  = momentum·buf + (1 − momentum)·g        "momentum_buffer"
 //   u   ← nesterov ? lerp(g, buf, momentum) = (1 − momentum)·g + momentum·buf : buf
 //   p   ← p − lr · sqrt(max(1, rows/cols)) · zeropower_via_newton_schulz5(u, ns_steps)
