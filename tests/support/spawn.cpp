@@ -198,6 +198,55 @@ ChildResult run_process(const ChildSpec& spec, std::chrono::milliseconds timeout
   return run_processes({spec}, timeout).front();
 }
 
+StreamingChild::StreamingChild(const ChildSpec& spec) {
+  ChildResult failed;
+  const Running run = start_child(spec, failed);
+  if (run.pid < 0) throw std::runtime_error(failed.output);
+  pid_ = run.pid;
+  fd_ = run.fd;
+}
+
+StreamingChild::~StreamingChild() {
+  if (!reaped_) {
+    kill(-pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (fd_ >= 0) close(fd_);
+}
+
+bool StreamingChild::read_until(const std::string& needle, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (output.find(needle) == std::string::npos) {
+    if (!read_some(deadline)) return false;
+  }
+  return true;
+}
+
+int StreamingChild::finish(std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (read_some(deadline)) {
+  }
+  if (Clock::now() >= deadline) kill(-pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  reaped_ = true;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool StreamingChild::read_some(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  if (fd_ < 0 || left.count() <= 0) return false;
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+  Running run;
+  run.fd = fd_;
+  ChildResult got;
+  drain(run, got);  // everything available; closes the pipe at EOF
+  fd_ = run.fd;
+  output += got.output;
+  return !got.output.empty();
+}
+
 std::vector<ChildSpec> torchrun_specs(
     const std::vector<std::string>& argv, int world_size, int port,
     const std::vector<std::pair<std::string, std::string>>& extra_env) {

@@ -50,6 +50,31 @@ std::vector<ChildSpec> torchrun_specs(const std::vector<std::string>& argv, int 
 ChildSpec mpirun_spec(const std::string& mpirun, const std::vector<std::string>& argv, int np,
                       const std::vector<std::pair<std::string, std::string>>& env = {});
 
+// One child whose merged output is read while it runs, e.g. to signal it at a chosen moment. It
+// runs in its own process group; the destructor kills and reaps it if it is still running.
+class StreamingChild {
+ public:
+  explicit StreamingChild(const ChildSpec& spec);  // std::runtime_error when it cannot start
+  ~StreamingChild();
+  StreamingChild(const StreamingChild&) = delete;
+  StreamingChild& operator=(const StreamingChild&) = delete;
+
+  // Reads output until it contains `needle` (true) or EOF / the deadline (false).
+  bool read_until(const std::string& needle, std::chrono::milliseconds limit);
+  // Reads to EOF and returns the exit status (−1 if killed by a signal or past the deadline).
+  int finish(std::chrono::milliseconds limit);
+  int pid() const { return pid_; }
+
+  std::string output;  // everything read so far
+
+ private:
+  bool read_some(std::chrono::steady_clock::time_point deadline);  // false at EOF or the deadline
+
+  int pid_ = -1;
+  int fd_ = -1;
+  bool reaped_ = false;
+};
+
 std::string self_exe();                        // this executable's path (/proc/self/exe)
 int free_tcp_port();                           // a loopback TCP port that was free just now
 std::string find_in_path(const std::string& program);  // "" when not found

@@ -6,20 +6,12 @@
 #include "tests/train/train_test_util.h"
 
 #include <ATen/ATen.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <set>
-
-extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -131,89 +123,7 @@ TEST(BaseTrain, ResumeWithoutCheckpointIsAUserError) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SIGINT: a child whose output is read while it runs.
-
-class StreamingChild {
- public:
-  explicit StreamingChild(const ChildSpec& spec) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-    std::vector<std::string> args = spec.argv, envs;
-    std::set<std::string> drop(spec.unset_env.begin(), spec.unset_env.end());
-    for (const auto& kv : spec.env) drop.insert(kv.first);
-    for (char** e = environ; e && *e; ++e) {
-      const std::string entry(*e);
-      if (!drop.count(entry.substr(0, entry.find('=')))) envs.push_back(entry);
-    }
-    for (const auto& kv : spec.env) envs.push_back(kv.first + "=" + kv.second);
-    std::vector<char*> argv, envp;
-    for (auto& s : args) argv.push_back(s.data());
-    for (auto& s : envs) envp.push_back(s.data());
-    argv.push_back(nullptr), envp.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    fd_ = fds[0];
-    if (rc != 0) throw std::runtime_error("posix_spawn failed for " + args[0]);
-  }
-  ~StreamingChild() {
-    if (!reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) close(fd_);
-  }
-
-  // Reads output until it contains `needle` (true) or EOF / the deadline (false).
-  bool read_until(const std::string& needle, std::chrono::seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (output.find(needle) == std::string::npos) {
-      if (!read_some(deadline)) return false;
-    }
-    return true;
-  }
-
-  // Reads to EOF and returns the exit status (−1 if killed by a signal or past the deadline).
-  int finish(std::chrono::seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (read_some(deadline)) {
-    }
-    if (std::chrono::steady_clock::now() >= deadline) kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    reaped_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  pid_t pid() const { return pid_; }
-  std::string output;
-
- private:
-  bool read_some(std::chrono::steady_clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (fd_ < 0 || left.count() <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char buf[4096];
-    const ssize_t n = read(fd_, buf, sizeof(buf));
-    if (n <= 0) {
-      close(fd_);
-      fd_ = -1;
-      return false;
-    }
-    output.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  bool reaped_ = false;
-};
+// SIGINT: a child whose output is read while it runs (StreamingChild, tests/support/spawn.h).
 
 // Interrupt after the first step line → checkpoint, resume hint, exit 130; resuming to s+3 steps
 // then equals an uninterrupted s+3-step run (constant lr: warmdown 0, so the horizon may change).
