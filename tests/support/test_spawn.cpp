@@ -84,7 +84,7 @@ TEST(Spawn, FreePortAndSelf) {
   const int p = hgpt::testing::free_tcp_port();
   EXPECT_GT(p, 0);
   EXPECT_LT(p, 65536);
-  EXPECT_NE(hgpt::testing::self_exe().find("test_dist"), std::string::npos);
+  EXPECT_NE(hgpt::testing::self_exe().find("test_support"), std::string::npos);
   EXPECT_NE(hgpt::testing::find_in_path("sh"), "");
   EXPECT_EQ(hgpt::testing::find_in_path("hgpt-no-such-program"), "");
 }
