@@ -11,19 +11,14 @@
 // Gradients are still averaged on every rank first, so the result equals one process's update.
 #pragma once
 
+#include "hgpt/config.h"
+#include "hgpt/dist/process_group.h"
 #include "hgpt/model/gpt.h"
 #include "hgpt/optim/adamw.h"
 #include "hgpt/optim/muon.h"
 
 #include <memory>
 #include <vector>
-
-namespace hgpt {
-struct Config;
-namespace dist {
-class ProcessGroup;
-}
-}  // namespace hgpt
 
 namespace hgpt::train {
 
