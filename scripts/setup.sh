@@ -6,9 +6,10 @@
 #      Gloo's headers, which LibTorch's ProcessGroupGloo.hpp includes but the wheel does not ship).
 #   2. LibTorch from the pinned `torch` wheel in a project-local virtual environment (.venv),
 #      unless Torch_DIR or CMAKE_PREFIX_PATH already points at a LibTorch.
-#   3. CMake configure (Release, Ninja) and build into build/.
+#   3. matplotlib in .venv, for the training report (scripts/report.py).
+#   4. CMake configure (Release, Ninja) and build into build/.
 #
-# Environment knobs: HGPT_SKIP_APT=1 skips step 1, HGPT_SKIP_BUILD=1 stops after step 2,
+# Environment knobs: HGPT_SKIP_APT=1 skips step 1, HGPT_SKIP_BUILD=1 stops after step 3,
 # HGPT_BUILD_DIR (default build), HGPT_CMAKE_ARGS (extra configure arguments).
 set -euo pipefail
 
@@ -61,10 +62,21 @@ else
   torch_prefix=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 fi
 
+# ---------------------------------------------------------------------------------------------
+# 3. matplotlib in .venv for scripts/report.py (the training report's charts)
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating virtual environment $VENV (for scripts/report.py)"
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+  log "installing matplotlib into .venv (for scripts/report.py)"
+  "$VENV/bin/python" -m pip install -q matplotlib
+fi
+
 [[ "${HGPT_SKIP_BUILD:-0}" == 1 ]] && exit 0
 
 # ---------------------------------------------------------------------------------------------
-# 3. Configure (once) and build
+# 4. Configure (once) and build
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   log "configuring $BUILD_DIR"
   args=(-S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release)
