@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""report.py — see and compare training runs: one self-contained HTML page with the charts
+embedded, and a report.md summary beside it.
+
+    .venv/bin/python scripts/report.py RUN_DIR [RUN_DIR ...] [--out report.html] [--save-charts DIR]
+
+RUN_DIR is a run's <out_dir>/<model_tag> folder: base_train writes metrics.jsonl there (one JSON
+object per step and per evaluation), run.json at the start (resolved config, parameter counts,
+FLOPs per token, device, world size) and meta_<step>.json with each checkpoint. The report reads
+what is there, so it works on a run still in progress, on a resumed run (a step written twice: the
+later line wins), on a run without validation, and with non-finite values (drawn as gaps).
+Runs whose configs differ only in seed and model_tag form a group; the "over seeds" table gives
+each group's mean ± standard deviation.
+
+--out defaults to RUN_DIR/report.html for one run, else report.html in the runs' common parent;
+the summary goes beside it with the same name and .md (report.md).
+--save-charts DIR also writes each chart as DIR/<chart id>.png.
+Exit codes: 0 done, 2 bad input (a missing or unreadable run directory).
+"""
+import argparse
+import base64
+import datetime
+import glob
+import html
+import io
+import json
+import math
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from block_patterns import compact  # noqa: E402
+
+# Chance level of each built-in task's exact-match accuracy (docs/BENCHMARKS.md): a selective copy
+# answer is 2–4 letters out of 26, all exact (≈ 0); induction answers one of 26 letters and 10
+# digits; associative recall answers a digit.
+TASK_CHANCE = {"acc_selective_copy": 0.0, "acc_induction": 1 / 36, "acc_assoc_recall": 1 / 10}
+
+
+class ReportError(Exception):
+    """Bad input: printed as one `error:` line, exit code 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a run
+
+def number(value):
+    """A metric as a float: null, strings and other non-numbers become NaN (a gap)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ReportError(f"cannot read '{path}': {e}; the run directory looks damaged")
+
+
+class Run:
+    """One run directory: its deduplicated step and evaluation records and what it was."""
+
+    def __init__(self, path):
+        self.path = path
+        self.notes = []
+        if not os.path.isdir(path):
+            raise ReportError(f"run directory '{path}' does not exist; pass a run's <out_dir>/<model_tag> "
+                              f"folder (the one holding metrics.jsonl)")
+        self.steps, self.evals = self._read_metrics(os.path.join(path, "metrics.jsonl"))
+        self.info = self._read_info()
+        self.config = self.info.get("config", {})
+        self.tag = self.config.get("model_tag") or os.path.basename(os.path.normpath(path))
+        pattern = self.config.get("block_pattern")
+        self.pattern = "".join(pattern) if isinstance(pattern, list) else (pattern or "")
+        self.label = f"{self.tag} · {compact(self.pattern)}" if self.pattern else self.tag
+
+    def _read_metrics(self, file):
+        if not os.path.exists(file):
+            raise ReportError(f"'{self.path}' holds no metrics.jsonl, so it is not a run directory; pass a "
+                              f"run's <out_dir>/<model_tag> folder")
+        try:
+            with open(file, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ReportError(f"cannot read '{file}': {e}")
+        steps, evals, bad = {}, {}, 0
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)  # also reads NaN / Infinity; nlohmann writes null for them
+                step = int(record["step"])
+            except (ValueError, KeyError, TypeError):
+                bad += 1  # e.g. the half-written last line of a run being killed
+                continue
+            # A resumed run writes the steps after its checkpoint again: the later line wins.
+            if "loss" in record:
+                steps[step] = record
+            if "val_loss" in record:
+                evals[step] = record
+        if bad:
+            self.notes.append(f"{bad} unreadable line(s) of metrics.jsonl skipped")
+        return [steps[s] for s in sorted(steps)], [evals[s] for s in sorted(evals)]
+
+    def _read_info(self):
+        """run.json (written at the start), else the newest checkpoint's meta (config, world size)."""
+        run_file = os.path.join(self.path, "run.json")
+        if os.path.exists(run_file):
+            return read_json(run_file)
+        metas = sorted(glob.glob(os.path.join(self.path, "meta_*.json")))
+        if metas:
+            meta = read_json(metas[-1])
+            self.notes.append("no run.json: parameters, FLOPs and device unknown")
+            return {"config": meta.get("config", {}), "world_size": meta.get("world_size")}
+        self.notes.append("no run.json or checkpoint: config unknown")
+        return {}
+
+    # Series -------------------------------------------------------------------------------------
+    def series(self, key, records=None):
+        return [number(r.get(key)) for r in (self.steps if records is None else records)]
+
+    def step_numbers(self, records=None):
+        return [int(r["step"]) for r in (self.steps if records is None else records)]
+
+    def tokens_per_step(self):
+        if "tokens_per_step" in self.info:
+            return float(self.info["tokens_per_step"])
+        if "total_batch_size" in self.config:
+            return float(self.config["total_batch_size"])
+        for r in self.steps:  # tok_per_s = tokens per step / dt, so their product gives it back
+            tokens = number(r.get("tok_per_s")) * number(r.get("dt_ms")) / 1000
+            if math.isfinite(tokens) and tokens > 0:
+                return float(round(tokens))
+        return math.nan
+
+    def train_seconds(self):
+        """Cumulative time of the training steps (their dt_ms; evaluation excluded), per step record."""
+        total, out = 0.0, []
+        for dt in self.series("dt_ms"):
+            if math.isfinite(dt):
+                total += dt / 1000
+            out.append(total)
+        return out
+
+    def last_step(self):
+        return self.steps[-1]["step"] if self.steps else 0
+
+    def status(self):
+        planned = self.info.get("num_iterations")
+        if planned is None:
+            return f"step {self.last_step()}"
+        return "done" if self.last_step() >= planned else f"in progress ({self.last_step()}/{planned})"
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary tables
+
+def finite(values):
+    return [v for v in values if math.isfinite(v)]
+
+
+def fmt(value, digits=4):
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if digits == 0 or (float(value).is_integer() and abs(value) >= 1000):
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3 else f"{value:.{digits}f}"
+
+
+def human(value):
+    if value is None or not math.isfinite(value):
+        return fmt(value)
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g}"
+
+
+def task_keys(runs):
+    return sorted({k for run in runs for r in run.evals for k in r if k.startswith("acc_")})
+
+
+def final_values(run, tasks):
+    """The numbers of one run's table row (None where the run has no such value)."""
+    last_eval = run.evals[-1] if run.evals else {}
+    ema = run.series("loss_ema")
+    params = run.info.get("parameters_by_block", {})
+    seconds = run.train_seconds()
+    values = {
+        "final loss (EMA)": ema[-1] if ema else None,
+        "val loss": number(last_eval["val_loss"]) if "val_loss" in last_eval else None,
+        "val bpb": number(last_eval["val_bpb"]) if "val_bpb" in last_eval else None,
+    }
+    for task in tasks:
+        values[task] = number(last_eval[task]) if task in last_eval else None
+    tok_s = finite(run.series("tok_per_s"))
+    values["median tok/s"] = statistics.median(tok_s) if tok_s else None
+    values["_params"] = (params.get("T"), params.get("M"))
+    values["_flops"] = run.info.get("flops_per_token")
+    values["_tokens"] = int(run.last_step() * run.tokens_per_step()) if run.steps else 0
+    values["_seconds"] = seconds[-1] if seconds else 0.0
+    return values
+
+
+def run_table(runs):
+    tasks = task_keys(runs)
+    header = (["run", "block pattern", "parameters (T / M)", "FLOPs/token", "tokens trained", "status",
+               "final loss (EMA)", "val loss", "val bpb"] + tasks +
+              ["median tok/s", "train time (s)", "device", "world size"])
+    rows = []
+    for run in runs:
+        v = final_values(run, tasks)
+        n_t, n_m = v["_params"]
+        rows.append([run.tag, compact(run.pattern) if run.pattern else "—",
+                     f"{fmt(n_t) if n_t is not None else '—'} / {fmt(n_m) if n_m is not None else '—'}",
+                     human(v["_flops"]) if v["_flops"] is not None else "—", fmt(v["_tokens"]), run.status(),
+                     fmt(v["final loss (EMA)"]), fmt(v["val loss"]), fmt(v["val bpb"])] +
+                    [fmt(v[t]) for t in tasks] +
+                    [fmt(v["median tok/s"], 0) if v["median tok/s"] is not None else "—", fmt(v["_seconds"], 1),
+                     str(run.info.get("device", "—")), str(run.info.get("world_size", "—"))])
+    return header, rows
+
+
+# Config keys that may differ between the runs of one group (the seeds of one setting).
+PER_RUN_KEYS = {"seed", "model_tag", "out_dir", "resume"}
+
+
+def seed_groups(runs):
+    groups = {}
+    for run in runs:
+        if run.config:
+            key = json.dumps({k: v for k, v in run.config.items() if k not in PER_RUN_KEYS}, sort_keys=True)
+        else:
+            key = run.path  # unknown config: a group of its own
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def mean_sd(values, digits=4):
+    values = [v for v in values if v is not None]
+    shown = finite(values)
+    if not values:
+        return "—"
+    if len(shown) < len(values):
+        return f"{len(values) - len(shown)} non-finite"
+    if len(shown) == 1:
+        return fmt(shown[0], digits)
+    return f"{fmt(statistics.mean(shown), digits)} ± {fmt(statistics.stdev(shown), digits)}"
+
+
+def group_table(runs):
+    tasks = task_keys(runs)
+    header = ["block pattern", "runs", "seeds", "final loss (EMA)", "val loss", "val bpb"] + tasks + ["median tok/s"]
+    rows = []
+    for group in seed_groups(runs):
+        values = [final_values(run, tasks) for run in group]
+        seeds = ",".join(str(run.config.get("seed", "?")) for run in group)
+        pattern = compact(group[0].pattern) if group[0].pattern else group[0].tag
+        rows.append([pattern, str(len(group)), seeds] +
+                    [mean_sd([v[c] for v in values]) for c in ["final loss (EMA)", "val loss", "val bpb"] + tasks] +
+                    [mean_sd([v["median tok/s"] for v in values], digits=0)])
+    return header, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts: matplotlib to PNG, one per quantity, runs overlaid (one colour per group, one line
+# style per seed in it)
+
+def plottable(values):
+    return [v if math.isfinite(v) else math.nan for v in values]  # inf would wreck the axes
+
+
+def line_styles(runs):
+    colours = {}
+    styles = {}
+    for g, group in enumerate(seed_groups(runs)):
+        for i, run in enumerate(group):
+            colours[run.path] = f"C{g % 10}"
+            styles[run.path] = ["-", "--", ":", "-."][i % 4]
+    return colours, styles
+
+
+def chart_specs(runs):
+    """(id, title, x label, y label, per-run lines, horizontal reference line or None)."""
+    specs = []
+
+    def step_chart(chart_id, title, ylabel, key, x=None, xlabel="step", raw=False):
+        lines = []
+        for run in runs:
+            xs = x(run) if x else run.step_numbers()
+            if raw:
+                lines.append((run, xs, plottable(run.series("loss")), "raw"))
+            lines.append((run, xs, plottable(run.series(key)), "main"))
+        specs.append((chart_id, title, xlabel, ylabel, lines, None))
+
+    def eval_chart(chart_id, title, ylabel, key, chance=None):
+        lines = [(run, run.step_numbers(run.evals), plottable(run.series(key, run.evals)), "main")
+                 for run in runs if any(key in r for r in run.evals)]
+        if lines:
+            specs.append((chart_id, title, "step", ylabel, lines, chance))
+
+    step_chart("loss-step", "training loss (thin: raw, thick: EMA)", "loss (nats/token)", "loss_ema", raw=True)
+    step_chart("loss-tokens", "training loss (EMA) against tokens seen", "loss (nats/token)", "loss_ema",
+               x=lambda run: [s * run.tokens_per_step() for s in run.step_numbers()], xlabel="tokens")
+    step_chart("loss-time", "training loss (EMA) against training time", "loss (nats/token)", "loss_ema",
+               x=lambda run: run.train_seconds(), xlabel="training time (s, sum of step times)")
+    eval_chart("val-loss", "validation loss", "loss (nats/token)", "val_loss")
+    eval_chart("val-bpb", "validation bits per byte", "bits per byte", "val_bpb")
+    for task in task_keys(runs):
+        eval_chart(f"{task.replace('_', '-')}", f"{task[4:]} accuracy (dotted: chance)", "exact-match accuracy", task,
+                   chance=TASK_CHANCE.get(task))
+    step_chart("tok-s", "throughput", "tokens/s", "tok_per_s")
+    if any("mfu" in r for run in runs for r in run.steps):
+        step_chart("mfu", "model FLOPs utilisation", "MFU (%)", "mfu")
+    step_chart("lr-mult", "learning-rate multiplier", "lr multiplier", "lr_mult")
+    step_chart("grad-norm", "gradient norm (before clipping)", "global L2 norm", "grad_norm")
+    return specs
+
+
+def draw(spec, colours, styles):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chart_id, title, xlabel, ylabel, lines, chance = spec
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=90)
+    for run, xs, ys, kind in lines:
+        if kind == "raw":
+            ax.plot(xs, ys, color=colours[run.path], linewidth=0.6, alpha=0.35)
+        else:
+            ax.plot(xs, ys, color=colours[run.path], linestyle=styles[run.path], linewidth=1.6, label=run.label,
+                    marker="o" if len(xs) <= 12 else None, markersize=3)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", linewidth=1.2, label=f"chance {chance:.3g}")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Output: HTML (charts embedded as data: URLs) and Markdown
+
+STYLE = """body{font-family:sans-serif;margin:2em;max-width:1400px}
+table{border-collapse:collapse;font-size:13px;margin-bottom:1.5em}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0}
+td:first-child,th:first-child{text-align:left}
+figure{display:inline-block;margin:0.5em}figcaption{font-size:12px;color:#555}"""
+
+
+def html_table(table_id, header, rows, row_ids=None):
+    out = [f'<table id="{table_id}"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        attr = f' data-run="{html.escape(row_ids[i])}"' if row_ids else ""
+        out.append(f"<tr{attr}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(runs, out_path, charts_dir=None):
+    header, rows = run_table(runs)
+    g_header, g_rows = group_table(runs)
+    show_groups = any(int(r[1]) > 1 for r in g_rows)
+    notes = [f"{run.tag}: {note}" for run in runs for note in run.notes]
+    notes += [f"{run.tag}: no validation records" for run in runs if not run.evals]
+    colours, styles = line_styles(runs)
+    figures = []
+    for spec in chart_specs(runs):
+        png = draw(spec, colours, styles)
+        if charts_dir:
+            os.makedirs(charts_dir, exist_ok=True)
+            with open(os.path.join(charts_dir, f"{spec[0]}.png"), "wb") as f:
+                f.write(png)
+        figures.append(f'<figure id="chart-{spec[0]}"><img alt="{html.escape(spec[1])}" '
+                       f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+                       f"<figcaption>{html.escape(spec[1])}</figcaption></figure>")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sources = ", ".join(os.path.abspath(run.path) for run in runs)
+    parts = [f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>hybridgpt report</title>"
+             f"<style>{STYLE}</style></head><body>",
+             f"<h1>Training report: {len(runs)} run(s)</h1><p>{html.escape(when)}; runs: {html.escape(sources)}</p>",
+             "<h2>Runs</h2>", html_table("runs", header, rows, [run.tag for run in runs])]
+    if show_groups:
+        parts += ["<h2>Over seeds (mean ± standard deviation)</h2>", html_table("seed-groups", g_header, g_rows)]
+    if notes:
+        parts.append('<ul id="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    parts += ["<h2>Charts</h2>"] + figures + ["</body></html>\n"]
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(parts))
+
+    md = [f"# Training report: {len(runs)} run(s)", "", f"{when}; charts in {os.path.basename(out_path)}.", "",
+          markdown_table(header, rows), ""]
+    if show_groups:
+        md += ["## Over seeds (mean ± standard deviation)", "", markdown_table(g_header, g_rows), ""]
+    if notes:
+        md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    md_path = os.path.splitext(out_path)[0] + ".md"
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(md))
+    return md_path
+
+
+def default_out(paths):
+    if len(paths) == 1:
+        return os.path.join(paths[0], "report.html")
+    return os.path.join(os.path.commonpath([os.path.abspath(p) for p in paths]), "report.html")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description="HTML report (with charts) and report.md for training runs")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="a run's <out_dir>/<model_tag> folder")
+    parser.add_argument("--out", help="the HTML file (report.md goes beside it)")
+    parser.add_argument("--save-charts", metavar="DIR", help="also write each chart as DIR/<id>.png")
+    args = parser.parse_args(argv)
+    try:
+        runs = [Run(path) for path in args.runs]
+        out = args.out or default_out(args.runs)
+        md = write_report(runs, out, args.save_charts)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        print(f"error: {e}; install matplotlib into this Python (scripts/setup.sh puts it in .venv) and run "
+              f"the report with .venv/bin/python", file=sys.stderr)
+        return 2
+    print(f"report: {out} (summary: {md})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
