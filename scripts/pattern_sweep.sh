@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# pattern_sweep.sh — train each block pattern × seed with everything else equal, then one report.
+#
+#   scripts/pattern_sweep.sh [--config configs/tiny_cpu.json] [--patterns LIST] [--seeds 0,1,2]
+#                            [--steps N] [--out out/sweep] [--key=value ...]
+#
+# --patterns  comma-separated strategy names, which scale to the config's depth (all-T, all-M,
+#             alternating, early-T-late-M, strategic: scripts/block_patterns.py), or literal
+#             patterns (TMTM); default: the five strategies.
+# --seeds     comma-separated seeds (init and data order); default 0,1,2.
+# --steps     num_iterations of every run; default: the config's.
+# --out       the sweep directory: run <name>-s<seed>/ (checkpoints, metrics.jsonl, train.log)
+#             for each pattern and seed, and report.html + report.md over all of them.
+# --key=value any other base_train override, applied to every run (e.g. --depth=8).
+#
+# Runs differ only in block_pattern, seed and model_tag: the same width, depth, data, tokens and
+# learning rates. Re-running the same command skips finished runs and resumes interrupted ones
+# from their checkpoint. Exit codes: 0 done, 2 bad input, else the failing run's exit code.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BASE_TRAIN="${HGPT_BUILD_DIR:-$ROOT/build}/base_train"
+PYTHON="${HGPT_PYTHON:-$ROOT/.venv/bin/python}"
+
+config="$ROOT/configs/tiny_cpu.json"
+patterns="all-T,all-M,alternating,early-T-late-M,strategic"
+seeds="0,1,2"
+steps=""
+out="out/sweep"
+overrides=()
+command_line=$(printf '%q ' "$0" "$@")
+
+die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+log() { printf '[sweep] %s\n' "$*"; }
+
+# ---------------------------------------------------------------------------------------------
+# Arguments: our own flags (--flag VALUE or --flag=VALUE), the rest go to base_train.
+while (($#)); do
+  case "$1" in
+    --config|--patterns|--seeds|--steps|--out)
+      (($# >= 2)) || die "$1 needs a value"
+      declare "${1#--}=$2"; shift 2 ;;
+    --config=*|--patterns=*|--seeds=*|--steps=*|--out=*)
+      flag="${1%%=*}"; declare "${flag#--}=${1#*=}"; shift ;;
+    -h|--help)
+      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --*=*) overrides+=("$1"); shift ;;
+    *) die "unexpected argument '$1'; base_train overrides are --key=value (see --help)" ;;
+  esac
+done
+[[ -x "$BASE_TRAIN" ]] || die "$BASE_TRAIN not found; build it first with scripts/setup.sh"
+[[ -x "$PYTHON" ]] || die "$PYTHON not found; scripts/setup.sh creates .venv (or set HGPT_PYTHON)"
+[[ -f "$config" ]] || die "config '$config' not found"
+[[ -z "$steps" || "$steps" =~ ^[1-9][0-9]*$ ]] || die "--steps must be a positive integer, got '$steps'"
+[[ "$seeds" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--seeds must be comma-separated non-negative integers, got '$seeds'"
+[[ -n "$steps" ]] && overrides+=("--num_iterations=$steps")
+
+# ---------------------------------------------------------------------------------------------
+# The shared setting: base_train checks the config and overrides once (any pattern fits
+# block_pattern=null) and tells the depth and the number of steps.
+summary=$("$BASE_TRAIN" "$config" "${overrides[@]}" --block_pattern=null --dry-run --json) || exit $?
+read -r depth iterations < <("$PYTHON" -c 'import json,sys; s=json.load(sys.stdin); print(s["depth"], s["num_iterations"])' <<<"$summary")
+
+names=() pats=()
+IFS=',' read -ra pattern_list <<<"$patterns"
+for name in "${pattern_list[@]}"; do
+  [[ "$name" =~ ^[A-Za-z-]+$ ]] || die "pattern '$name' is neither T/M letters nor a strategy name (see --help)"
+  pats+=("$("$PYTHON" "$ROOT/scripts/block_patterns.py" "$name" "$depth")") || exit 2
+  names+=("$name")
+done
+IFS=',' read -ra seed_list <<<"$seeds"
+mkdir -p "$out"
+echo "$command_line" >"$out/command.txt"
+log "${#names[@]} pattern(s) × ${#seed_list[@]} seed(s), depth $depth, $iterations steps each, into $out"
+
+# ---------------------------------------------------------------------------------------------
+# The runs: finished ones are skipped, interrupted ones resume from their newest checkpoint.
+run_dirs=()
+total=$(( ${#names[@]} * ${#seed_list[@]} )) i=0
+for p in "${!names[@]}"; do
+  for seed in "${seed_list[@]}"; do
+    i=$((i + 1))
+    tag="${names[p]}-s$seed"
+    dir="$out/$tag"
+    run_dirs+=("$dir")
+    resume=()
+    if [[ -f "$dir/$(printf 'meta_%06d.json' "$iterations")" ]]; then
+      log "$i/$total $tag: already done, skipped"; continue
+    elif compgen -G "$dir/meta_*.json" >/dev/null; then
+      resume=(--resume=true)
+    elif [[ -e "$dir/metrics.jsonl" ]]; then
+      die "'$dir' holds an unfinished run without a checkpoint; remove that folder or use another --out"
+    fi
+    log "$i/$total $tag: pattern ${pats[p]}${resume:+ (resuming)}; log in $dir/train.log"
+    mkdir -p "$dir"
+    status=0
+    "$BASE_TRAIN" "$config" "${overrides[@]}" "--block_pattern=${pats[p]}" "--seed=$seed" "--out_dir=$out" \
+      "--model_tag=$tag" "${resume[@]}" >>"$dir/train.log" 2>&1 || status=$?
+    if ((status != 0)); then
+      tail -n 5 "$dir/train.log" >&2
+      log "$tag failed with exit code $status (log: $dir/train.log); the same command resumes the sweep"
+      exit "$status"
+    fi
+    grep '^step .*val loss' "$dir/train.log" | tail -n 1 | sed 's/^/  /'
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+# The report over every run of the sweep.
+"$PYTHON" "$ROOT/scripts/report.py" "${run_dirs[@]}" --out "$out/report.html"
