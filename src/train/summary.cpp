@@ -1,6 +1,7 @@
-// summary.cpp — the dry-run summary.
+// summary.cpp — the dry-run summary, and run.json (the same summary recorded in a run's folder).
 #include "hgpt/train/summary.h"
 
+#include "hgpt/files.h"
 #include "hgpt/model/gpt.h"
 
 #include <cmath>
@@ -91,6 +92,14 @@ std::string format_summary(const nlohmann::json& s) {
       << ", optimizer " << gib(mem["optimizer"].get<int64_t>()) << ", activations "
       << gib(mem["activations"].get<int64_t>()) << " in " << mem["activation_dtype"].get<std::string>() << ")\n";
   return out.str();
+}
+
+void write_run_record(const std::string& run_dir, const nlohmann::json& summary, const Config& config,
+                      const std::string& device) {
+  nlohmann::json record = summary;
+  record["config"] = config.to_json();
+  record["device"] = device;
+  write_file_atomic(path_join(run_dir, "run.json"), record.dump(2));
 }
 
 }  // namespace hgpt::train

@@ -170,6 +170,10 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   }
   MetricsWriter metrics;
   if (ctx.master()) metrics.open(path_join(dir, "metrics.jsonl"));
+  if (ctx.master()) {
+    const bool cuda = ctx.device.is_cuda();
+    write_run_record(dir, run_summary(config, pg.world_size(), cuda), config, device_name(cuda, ctx.device.index()));
+  }
   say(run_header(ctx));
 
   // Samples need a way to turn text into tokens and back: the byte corpus or a tokenizer.
@@ -240,6 +244,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   }
   pg.barrier();  // rank 0 hosts the store: it leaves last
   say("done: " + std::to_string(num_iterations) + " steps, final " + format_eval(last_val) + "; checkpoint and metrics in " + dir);
+  say("report (charts and a summary of this run): .venv/bin/python scripts/report.py " + dir);
   return 0;
 }
 

@@ -19,4 +19,10 @@ nlohmann::json run_summary(const Config& config, int world_size, bool cuda);
 // The same summary as readable lines.
 std::string format_summary(const nlohmann::json& summary);
 
+// <run_dir>/run.json, written by rank 0 when a run starts (again when it resumes): the summary plus
+// the resolved config and the device name, so that scripts/report.py can describe a run that is
+// still in progress or never reached a checkpoint.
+void write_run_record(const std::string& run_dir, const nlohmann::json& summary, const Config& config,
+                      const std::string& device);
+
 }  // namespace hgpt::train
