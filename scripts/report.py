@@ -424,6 +424,17 @@ def write_report(runs, out_path, charts_dir=None):
     return md_path
 
 
+def distinct_names(runs):
+    """Runs with the same model_tag (out/a/d4, out/b/d4) are named by their folders instead."""
+    tags = [run.tag for run in runs]
+    if len(set(tags)) == len(tags):
+        return
+    parent = os.path.commonpath([os.path.abspath(run.path) for run in runs])
+    for run in runs:
+        run.tag = os.path.relpath(os.path.abspath(run.path), parent) if len(runs) > 1 else run.tag
+        run.label = f"{run.tag} · {compact(run.pattern)}" if run.pattern else run.tag
+
+
 def default_out(paths):
     if len(paths) == 1:
         return os.path.join(paths[0], "report.html")
@@ -438,6 +449,7 @@ def main(argv):
     args = parser.parse_args(argv)
     try:
         runs = [Run(path) for path in args.runs]
+        distinct_names(runs)
         out = args.out or default_out(args.runs)
         md = write_report(runs, out, args.save_charts)
     except ReportError as e:

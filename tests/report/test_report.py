@@ -236,6 +236,12 @@ class ReportEdgeCases(unittest.TestCase):
         for chart in ("chart-loss-step", "chart-grad-norm", "chart-tok-s", "chart-acc-induction"):
             self.assertTrue(png_ok(page.figures[chart]), chart)
 
+    def test_runs_with_the_same_model_tag_are_named_by_folder(self):
+        for name in ("a/d4", "b/d4"):
+            write_run(os.path.join(self.dir, name), [step_line(1, 3.0)], num_iterations=1)
+        page = self.report("a/d4", "b/d4")
+        self.assertEqual(page.tables["runs"]["ids"], ["a/d4", "b/d4"])
+
     def test_missing_directory_is_a_clear_error(self):
         missing = os.path.join(self.dir, "nowhere")
         r = run_report(missing)
