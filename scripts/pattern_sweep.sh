@@ -10,7 +10,8 @@
 # --seeds     comma-separated seeds (init and data order); default 0,1,2.
 # --steps     num_iterations of every run; default: the config's.
 # --out       the sweep directory: run <name>-s<seed>/ (checkpoints, metrics.jsonl, train.log)
-#             for each pattern and seed, and report.html + report.md over all of them.
+#             for each pattern and seed, and report.html + report.md over all of them (and
+#             each chart as charts/<chart>.png).
 # --key=value any other base_train override, applied to every run (e.g. --depth=8).
 #
 # Runs differ only in block_pattern, seed and model_tag: the same width, depth, data, tokens and
@@ -43,7 +44,7 @@ while (($#)); do
     --config=*|--patterns=*|--seeds=*|--steps=*|--out=*)
       flag="${1%%=*}"; declare "${flag#--}=${1#*=}"; shift ;;
     -h|--help)
-      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     --*=*) overrides+=("$1"); shift ;;
     *) die "unexpected argument '$1'; base_train overrides are --key=value (see --help)" ;;
   esac
@@ -107,4 +108,4 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # The report over every run of the sweep.
-"$PYTHON" "$ROOT/scripts/report.py" "${run_dirs[@]}" --out "$out/report.html"
+"$PYTHON" "$ROOT/scripts/report.py" "${run_dirs[@]}" --out "$out/report.html" --save-charts "$out/charts"

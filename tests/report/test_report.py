@@ -385,6 +385,12 @@ class PatternSweep(unittest.TestCase):
         again = self.sweep("--patterns", "all-T,alternating", "--seeds", "0,1", "--steps", "3")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertEqual(again.stdout.count("already done, skipped"), 4)
+        # A run with a checkpoint short of the planned steps resumes from it.
+        longer = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "4")
+        self.assertEqual(longer.returncode, 0, longer.stdout + longer.stderr)
+        self.assertIn("(resuming)", longer.stdout)
+        steps = [r["step"] for r in read_jsonl(os.path.join(self.dir, "all-T-s0", "metrics.jsonl")) if "loss" in r]
+        self.assertEqual(steps, [1, 2, 3, 4])
 
     def test_bad_pattern_stops_before_any_run(self):
         r = self.sweep("--patterns", "all-T,zigzag", "--seeds", "0", "--steps", "3")
