@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
   CLI::App app{"bench_scan: time the selective scan implementations"};
   Shape cpu{2, 512, 1024, 16}, gpu{8, 2048, 2048, 16};
   int warmup = 2, repeats = 5, ref_warmup = 1, ref_repeats = 2;
-  bool json = false, skip_cpu = false, skip_gpu = false;
+  bool json = false, skip_cpu = false, skip_gpu = false, skip_reference = false;
   std::string gpu_dtype = "bf16";
   app.add_option("--cpu-batch", cpu.batch);
   app.add_option("--cpu-dim", cpu.dim);
@@ -138,12 +138,13 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "one JSON object per line per measurement");
   app.add_flag("--skip-cpu", skip_cpu);
   app.add_flag("--skip-gpu", skip_gpu);
+  app.add_flag("--skip-reference", skip_reference, "time the fused kernels only (speed-ups are then vs themselves)");
   CLI11_PARSE(app, argc, argv);
 
   if (!skip_cpu) {
     const at::Device dev(at::kCPU);
     std::vector<Result> rs;
-    rs.push_back(measure(ScanImpl::Reference, cpu, dev, at::kFloat, ref_warmup, ref_repeats));
+    if (!skip_reference) rs.push_back(measure(ScanImpl::Reference, cpu, dev, at::kFloat, ref_warmup, ref_repeats));
     rs.push_back(measure(ScanImpl::FusedCpu, cpu, dev, at::kFloat, warmup, repeats));
     report(rs, json);
   }
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
     const at::Device dev(at::kCUDA, 0);
     const auto dtype = gpu_dtype == "fp32" ? at::kFloat : gpu_dtype == "fp16" ? at::kHalf : at::kBFloat16;
     std::vector<Result> rs;
-    rs.push_back(measure(ScanImpl::Reference, gpu, dev, dtype, ref_warmup, ref_repeats));
+    if (!skip_reference) rs.push_back(measure(ScanImpl::Reference, gpu, dev, dtype, ref_warmup, ref_repeats));
     rs.push_back(measure(ScanImpl::Cuda, gpu, dev, dtype, warmup, repeats));
     report(rs, json);
   } else if (!skip_gpu && !json) {

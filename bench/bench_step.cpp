@@ -6,11 +6,15 @@
 //
 // --key=value are config overrides as for base_train (e.g. --block_pattern=TMTM --max_seq_len=256).
 // --peak_flops F (FLOP/s) overrides the known-GPU table; without either, MFU is not reported.
+// --breakdown also times the parts of a step one by one (median over --steps): forward+backward
+// of each block alone on a random (batch, seq, dim) input, of the whole model (loss included),
+// the gradient clipping and each optimizer's update.
 #include "hgpt/config.h"
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/model/gpt.h"
+#include "hgpt/optim/optimizer.h"
 #include "hgpt/optim/schedule.h"
 #include "hgpt/train/metrics.h"
 #include "hgpt/train/optimizers.h"
@@ -24,6 +28,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -36,13 +41,62 @@ struct Options {
   std::vector<std::string> overrides;  // "key=value"
   int steps = 10, warmup = 3;
   double peak_flops = -1.0;
-  bool json = false;
+  bool json = false, breakdown = false;
 };
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median ms of fn() over `repeats` runs after one warm-up run.
+double median_ms(int repeats, bool cuda, const at::Device& device, const std::function<void()>& fn) {
+  std::vector<double> ms;
+  for (int i = 0; i <= repeats; ++i) {
+    const double t0 = now_ms();
+    fn();
+    if (cuda) at::detail::getCUDAHooks().deviceSynchronize(device.index());
+    if (i > 0) ms.push_back(now_ms() - t0);
+  }
+  return median(ms);
+}
+
+// Where one step's time goes (see --breakdown). Clears the gradients it makes.
+nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& optimizers,
+                         hgpt::data::Loader& loader, const hgpt::Config& config, int64_t accum,
+                         const at::Device& device, int repeats) {
+  const auto& m = config.model;
+  const int64_t batch = config.train.device_batch_size, seq = m.sequence_len, dim = m.model_dim();
+  const bool cuda = device.is_cuda();
+  auto clear_grads = [&] {
+    for (auto& p : gpt->parameters()) p.mutable_grad() = at::Tensor();
+  };
+  nlohmann::json blocks = nlohmann::json::array();
+  const auto rotary = hgpt::model::rotary_tables(seq, m.attn_head_dim(), device);
+  const auto opts = at::TensorOptions().device(device);
+  for (const auto& block : gpt->blocks()) {
+    const auto x = at::randn({batch, seq, dim}, opts).requires_grad_(true);
+    const auto grad = at::randn({batch, seq, dim}, opts);
+    const double ms = median_ms(repeats, cuda, device, [&] { block->forward(x, rotary).backward(grad); });
+    blocks.push_back({{"kind", std::string(1, block->kind())}, {"fwd_bwd_ms", ms * accum}});
+  }
+  clear_grads();
+  const auto b = loader.next();
+  const auto inputs = b.inputs.to(device), targets = b.targets.to(device);
+  const double model_ms = median_ms(repeats, cuda, device, [&] { gpt->loss(inputs, targets).backward(); });
+  std::vector<at::Tensor> params;
+  for (auto& p : gpt->parameters()) params.push_back(p);
+  const double clip_ms = median_ms(repeats, cuda, device, [&] { (void)hgpt::optim::clip_grad_norm(params, 1.0); });
+  const double muon_ms = median_ms(repeats, cuda, device, [&] { optimizers.muon->step(); });
+  const double adamw_ms = median_ms(repeats, cuda, device, [&] { optimizers.adamw->step(); });
+  clear_grads();
+  return {{"blocks", blocks},          {"model_fwd_bwd_ms", model_ms * accum}, {"grad_clip_ms", clip_ms},
+          {"muon_step_ms", muon_ms},  {"adamw_step_ms", adamw_ms}};
 }
 
 int run(const Options& o) {
@@ -97,6 +151,7 @@ int run(const Options& o) {
                       {"tok_per_s", tok_per_s},
                       {"last_loss", loss}};
   if (mfu >= 0) j["mfu_percent"] = mfu, j["peak_flops"] = peak;
+  if (o.breakdown) j["breakdown"] = breakdown(gpt, optimizers, loader, config, accum, device, o.steps);
   if (o.json) {
     std::cout << j.dump() << std::endl;
     return 0;
@@ -110,6 +165,16 @@ int run(const Options& o) {
               j["min_ms"].get<double>(), j["max_ms"].get<double>(), o.steps, o.warmup, tok_per_s);
   if (mfu >= 0) std::printf(" | MFU %.2f%% of %.3g FLOP/s", mfu, peak);
   std::printf(" | %.4g FLOP/token\n", flops_per_token);
+  if (o.breakdown) {
+    const auto& b = j["breakdown"];
+    std::printf("per step (x %lld micro-batches): model fwd+bwd %.2f ms", static_cast<long long>(accum),
+                b["model_fwd_bwd_ms"].get<double>());
+    for (const auto& blk : b["blocks"]) {
+      std::printf(" | %s %.2f", blk["kind"].get<std::string>().c_str(), blk["fwd_bwd_ms"].get<double>());
+    }
+    std::printf("\ngrad clip %.2f ms | muon %.2f ms | adamw %.2f ms\n", b["grad_clip_ms"].get<double>(),
+                b["muon_step_ms"].get<double>(), b["adamw_step_ms"].get<double>());
+  }
   return 0;
 }
 
@@ -123,6 +188,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
   app.add_option("--peak_flops", o.peak_flops, "peak FLOP/s for MFU (default: known-GPU table)");
   app.add_flag("--json", o.json, "print one JSON object");
+  app.add_flag("--breakdown", o.breakdown, "also time each block's forward+backward, the model's and the optimizers'");
   app.allow_extras();  // the rest are config overrides --key=value
   try {
     app.parse(argc, argv);

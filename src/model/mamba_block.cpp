@@ -45,40 +45,37 @@ void MambaMixerImpl::init_weights() {
   dt_proj->bias.copy_(dt + at::log(-at::expm1(-dt)));
 }
 
-// conv1d(x) with padding d_conv−1, first L outputs kept: y_t = bias + Σ_k w_k · x_{t−(K−1)+k}.
-// Written as K shifted multiply-adds rather than at::conv1d, whose grouped (depthwise) path is
-// slow on CPUs; the parameters stay those of the conv1d module (mamba's names and shapes).
+// conv1d over time with padding d_conv−1, first L outputs kept, on x (B, L, d_inner):
+// y_t = bias + Σ_k w_k · x_{t−(K−1)+k}. Written as K shifted multiply-adds rather than
+// at::conv1d, whose grouped (depthwise) path is slow on CPUs; the parameters stay those of the
+// conv1d module (mamba's names and shapes).
 at::Tensor MambaMixerImpl::causal_depthwise_conv(const at::Tensor& x) {
-  const int64_t L = x.size(2), K = shape.d_conv;
-  const auto padded = at::constant_pad_nd(x, {K - 1, 0});
-  const auto weight = conv1d->weight.squeeze(1).to(x.scalar_type());  // (d_inner, K)
-  auto y = conv1d->bias.to(x.scalar_type()).view({1, -1, 1}) + padded.narrow(2, 0, L) * weight.select(1, 0).view({1, -1, 1});
-  for (int64_t k = 1; k < K; ++k) y = y + padded.narrow(2, k, L) * weight.select(1, k).view({1, -1, 1});
+  const int64_t L = x.size(1), K = shape.d_conv;
+  const auto padded = at::constant_pad_nd(x, {0, 0, K - 1, 0});
+  const auto weight = conv1d->weight.squeeze(1).t().to(x.scalar_type());  // (K, d_inner)
+  auto y = at::addcmul(conv1d->bias.to(x.scalar_type()), padded.narrow(1, 0, L), weight.select(0, 0));
+  for (int64_t k = 1; k < K; ++k) y = at::addcmul(y, padded.narrow(1, k, L), weight.select(0, k));
   return y;
 }
 
+// Every activation stays (B, L, channels), the layout of the linear layers: no transposed copies.
+// The scan takes (B, channels, L) views of them, which its CPU kernel reads in place.
 at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden) {
-  const int64_t L = hidden.size(1), di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
-  // (B, L, 2·di) → x, z as (B, di, L).
-  const auto xz = in_proj(hidden).transpose(1, 2);
-  auto x = xz.narrow(1, 0, di);
-  const auto z = xz.narrow(1, di, di);
-  x = at::silu(causal_depthwise_conv(x));
-  const auto x_dbl = x_proj(x.transpose(1, 2));  // (B, L, r + 2N)
-  const auto dt = x_dbl.narrow(2, 0, r);
-  const auto Bm = x_dbl.narrow(2, r, N).transpose(1, 2).contiguous();      // (B, N, L)
-  const auto Cm = x_dbl.narrow(2, r + N, N).transpose(1, 2).contiguous();  // (B, N, L)
+  const int64_t di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
+  const auto xz = in_proj(hidden);                                      // (B, L, 2·di)
+  const auto x = at::silu(causal_depthwise_conv(xz.narrow(2, 0, di)));  // (B, L, di)
+  const auto x_dbl = x_proj(x);                                         // (B, L, r + 2N)
   // dt_proj's weight only: its bias enters the scan as delta_bias (before the softplus).
-  const auto delta = at::matmul(dt_proj->weight, dt.transpose(1, 2));  // (B, di, L)
+  const auto delta = at::linear(x_dbl.narrow(2, 0, r), dt_proj->weight);  // (B, L, di)
 
   ops::ScanInputs in;
-  in.u = x.contiguous();
-  in.delta = delta.contiguous();
+  in.u = x.transpose(1, 2);
+  in.delta = delta.transpose(1, 2);
   in.A = -at::exp(A_log.to(at::kFloat));
-  in.B = Bm;
-  in.C = Cm;
+  in.B = x_dbl.narrow(2, r, N).transpose(1, 2);      // (B, N, L)
+  in.C = x_dbl.narrow(2, r + N, N).transpose(1, 2);  // (B, N, L)
   in.D_skip = D.to(at::kFloat);
-  in.z = z.contiguous();
+  in.z = xz.narrow(2, di, di).transpose(1, 2);
   in.delta_bias = dt_proj->bias.to(at::kFloat);
   in.delta_softplus = true;
   const auto y = ops::selective_scan(in).out;  // (B, di, L)

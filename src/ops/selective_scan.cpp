@@ -2,7 +2,7 @@
 // fused CPU kernel and the fused CUDA kernel, and the autograd op wrapping the fused kernels.
 #include "hgpt/ops/selective_scan.h"
 
-#include "selective_scan_kernels.h"
+#include "selective_scan_dispatch.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -11,6 +11,7 @@
 #include <atomic>
 #include <limits>
 #include <optional>
+#include <vector>
 
 namespace hgpt::ops {
 namespace {
@@ -21,27 +22,59 @@ constexpr bool kCudaKernelBuilt = true;
 constexpr bool kCudaKernelBuilt = false;
 #endif
 
+// The tensors the autograd op saves, by name: the eight inputs (undefined where absent) and the
+// forward's checkpoints.
+enum SavedSlot { kU, kDelta, kA, kB, kC, kD, kZ, kDeltaBias, kCheckpoints };
+
+std::vector<at::Tensor> saved_list(const ScanInputs& in, const at::Tensor& checkpoints) {
+  return {in.u, in.delta, in.A, in.B, in.C, in.D_skip, in.z, in.delta_bias, checkpoints};
+}
+
+detail::ScanSaved saved_from_list(const std::vector<at::Tensor>& s, bool delta_softplus) {
+  detail::ScanSaved saved;
+  saved.in.u = s[kU];
+  saved.in.delta = s[kDelta];
+  saved.in.A = s[kA];
+  saved.in.B = s[kB];
+  saved.in.C = s[kC];
+  saved.in.D_skip = s[kD];
+  saved.in.z = s[kZ];
+  saved.in.delta_bias = s[kDeltaBias];
+  saved.in.delta_softplus = delta_softplus;
+  saved.checkpoints = s[kCheckpoints];
+  return saved;
+}
+
 // Autograd op over a fused kernel. Saves the inputs and the per-chunk state checkpoints (not the
 // states themselves: backward recomputes them); the last state is a non-differentiable output.
 class SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
  public:
+  // The tensors travel one by one (optional ones as std::optional: autograd registers an input
+  // only when present) because autograd tracks the arguments of forward().
   static torch::autograd::variable_list forward(
       torch::autograd::AutogradContext* ctx, const at::Tensor& u, const at::Tensor& delta,
       const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
       const std::optional<at::Tensor>& D_opt, const std::optional<at::Tensor>& z_opt,
       const std::optional<at::Tensor>& delta_bias_opt, bool delta_softplus, bool use_cuda) {
-    // Optional inputs travel as std::optional: autograd registers an input only when present.
-    const at::Tensor D = D_opt.value_or(at::Tensor()), z = z_opt.value_or(at::Tensor());
-    const at::Tensor delta_bias = delta_bias_opt.value_or(at::Tensor());
+    ScanInputs in;
+    in.u = u;
+    in.delta = delta;
+    in.A = A;
+    in.B = B;
+    in.C = C;
+    in.D_skip = D_opt.value_or(at::Tensor());
+    in.z = z_opt.value_or(at::Tensor());
+    in.delta_bias = delta_bias_opt.value_or(at::Tensor());
+    in.delta_softplus = delta_softplus;
     detail::ScanFwdResult r;
     if (use_cuda) {
 #ifdef HGPT_WITH_CUDA
-      r = detail::scan_fwd_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus);
+      r = detail::scan_fwd_cuda(in);
 #endif
     } else {
-      r = detail::scan_fwd_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus);
+      r = detail::scan_fwd_cpu(in);
     }
-    ctx->save_for_backward({u, delta, A, B, C, D, z, delta_bias, r.checkpoints});
+    ctx->save_for_backward(saved_list(in, r.checkpoints));
     ctx->saved_data["delta_softplus"] = delta_softplus;
     ctx->saved_data["use_cuda"] = use_cuda;
     ctx->mark_non_differentiable({r.last_state});
@@ -50,18 +83,15 @@ class SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const auto s = ctx->get_saved_variables();
-    const bool delta_softplus = ctx->saved_data["delta_softplus"].toBool();
-    const bool use_cuda = ctx->saved_data["use_cuda"].toBool();
+    const detail::ScanSaved saved =
+        saved_from_list(ctx->get_saved_variables(), ctx->saved_data["delta_softplus"].toBool());
     detail::ScanGrads g;
-    if (use_cuda) {
+    if (ctx->saved_data["use_cuda"].toBool()) {
 #ifdef HGPT_WITH_CUDA
-      g = detail::scan_bwd_cuda(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], delta_softplus,
-                                s[8], grad_outputs[0]);
+      g = detail::scan_bwd_cuda(saved, grad_outputs[0]);
 #endif
     } else {
-      g = detail::scan_bwd_cpu(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], delta_softplus,
-                               s[8], grad_outputs[0]);
+      g = detail::scan_bwd_cpu(saved, grad_outputs[0]);
     }
     return {g.du, g.ddelta, g.dA, g.dB, g.dC, g.dD, g.dz, g.ddelta_bias, at::Tensor(), at::Tensor()};
   }

@@ -1,7 +1,7 @@
 // selective_scan_cuda.cpp — ATen side of the fused CUDA selective scan: checks and converts the
 // tensors (activations in one of fp32/bf16/fp16, the rest fp32, all contiguous), allocates the
 // outputs and calls the plain launcher on the current stream. CUDA builds only.
-#include "selective_scan_kernels.h"
+#include "selective_scan_dispatch.h"
 
 #include "kernels/selective_scan/selective_scan.h"
 
@@ -32,9 +32,10 @@ ScanElem elem_of(at::ScalarType t) {
   TORCH_CHECK(false, "selective_scan (CUDA): u must be fp32, bf16 or fp16, got ", t);
 }
 
-CudaPrepared prepare(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                     const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
-                     const at::Tensor& z, const at::Tensor& delta_bias, bool delta_softplus) {
+CudaPrepared prepare(const ScanInputs& in) {
+  const at::Tensor &u = in.u, &delta = in.delta, &A = in.A, &B = in.B, &C = in.C, &D = in.D_skip;
+  const at::Tensor &z = in.z, &delta_bias = in.delta_bias;
+  const bool delta_softplus = in.delta_softplus;
   TORCH_CHECK(u.is_cuda(), "selective_scan (CUDA): inputs must be CUDA tensors");
   elem_of(u.scalar_type());  // rejects fp64 and other dtypes up front
   const auto dstate = A.size(1);
@@ -82,11 +83,10 @@ CudaPrepared prepare(const at::Tensor& u, const at::Tensor& delta, const at::Ten
 
 }  // namespace
 
-ScanFwdResult scan_fwd_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                            const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
-                            const at::Tensor& z, const at::Tensor& delta_bias, bool delta_softplus) {
+ScanFwdResult scan_fwd_cuda(const ScanInputs& in) {
+  const at::Tensor& u = in.u;
   const c10::cuda::CUDAGuard guard(u.device());
-  CudaPrepared r = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus);
+  CudaPrepared r = prepare(in);
   ScanParams& p = r.p;
   const auto f32 = u.options().dtype(at::kFloat);
   ScanFwdResult out;
@@ -102,12 +102,12 @@ ScanFwdResult scan_fwd_cuda(const at::Tensor& u, const at::Tensor& delta, const 
   return out;
 }
 
-ScanGrads scan_bwd_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                        const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
-                        const at::Tensor& z, const at::Tensor& delta_bias, bool delta_softplus,
-                        const at::Tensor& checkpoints, const at::Tensor& dout) {
+ScanGrads scan_bwd_cuda(const ScanSaved& saved, const at::Tensor& dout) {
+  const ScanInputs& in = saved.in;
+  const at::Tensor &u = in.u, &delta = in.delta, &A = in.A, &B = in.B, &C = in.C, &D = in.D_skip;
+  const at::Tensor &z = in.z, &delta_bias = in.delta_bias, &checkpoints = saved.checkpoints;
   const c10::cuda::CUDAGuard guard(u.device());
-  CudaPrepared r = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus);
+  CudaPrepared r = prepare(in);
   ScanParams& p = r.p;
   const auto f32 = u.options().dtype(at::kFloat);
   const auto ckpt = checkpoints.to(at::kFloat).contiguous();

@@ -2,7 +2,7 @@
 // same values): outputs, last state and all eight gradients, fp32 and bf16, ragged lengths, with
 // outputs NaN-poisoned so unwritten elements fail. Skips when no CUDA kernel or device is present.
 #include "hgpt/ops/selective_scan.h"
-#include "src/ops/selective_scan_kernels.h"
+#include "src/ops/selective_scan_dispatch.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -2,9 +2,11 @@
 // reference vs a scalar loop and vs finite differences, the fused CPU kernel vs the reference
 // (outputs, last state, all eight gradients) and vs finite differences, and the dispatch rules.
 #include "hgpt/ops/selective_scan.h"
-#include "src/ops/selective_scan_kernels.h"
+#include "src/ops/selective_scan_dispatch.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
@@ -296,15 +298,66 @@ TEST(SelectiveScanFusedCpu, Bf16InputsFollowTheReference) {
   }
 }
 
-TEST(SelectiveScanFusedCpu, BackwardIsDeterministic) {
-  const Shape s{2, 70, 40, 8};  // more than one channel group
+// Bitwise the same results at 1 thread and at several, and on a repeat: every task runs in a
+// fixed order and the partial sums are added in a fixed order.
+TEST(SelectiveScanFusedCpu, DeterministicAtAnyThreadCount) {
+  const Shape s{3, 150, 70, 16};  // several tasks per batch row, a channel tail, three chunks
   auto in = random_inputs(s, Options{}, at::kFloat, 9);
   auto w = at::randn({s.batch, s.dim, s.seqlen}, at::kDouble);
-  const auto a = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
-  const auto b = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
-  for (size_t i = 0; i < a.grads.size(); ++i) {
-    EXPECT_TRUE(at::equal(a.grads[i], b.grads[i])) << kFieldNames[i];
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
+  at::set_num_threads(4);
+  ASSERT_EQ(at::get_num_threads(), 4);
+  const auto four = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
+  const auto again = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
+  at::set_num_threads(threads_before);
+  EXPECT_TRUE(at::equal(one.out, four.out));
+  EXPECT_TRUE(at::equal(four.out, again.out));
+  for (size_t i = 0; i < one.grads.size(); ++i) {
+    EXPECT_TRUE(at::equal(one.grads[i], four.grads[i])) << kFieldNames[i] << " (1 vs 4 threads)";
+    EXPECT_TRUE(at::equal(four.grads[i], again.grads[i])) << kFieldNames[i] << " (repeat)";
   }
+}
+
+// (B, L, X) memory seen as (B, X, L), as the Mamba mixer passes its activations (B and C as
+// column slices of a wider matrix): the kernel reads them in place and gives the same results,
+// bitwise, as for contiguous copies, and matches the reference. Channel counts with full vectors
+// and a partial last task.
+TEST(SelectiveScanFusedCpu, ChannelsLastViewsMatchContiguousInputs) {
+  for (int64_t dim : {16, 80}) {
+    const Shape s{2, dim, detail::kCpuScanChunk + 5, 16};
+    const auto contiguous = random_inputs(s, Options{}, at::kFloat, 40 + dim);
+    ScanInputs views = contiguous;
+    for (at::Tensor* t : {&views.u, &views.delta, &views.z}) *t = t->transpose(1, 2).contiguous().transpose(1, 2);
+    auto bc = at::cat({contiguous.B.transpose(1, 2), contiguous.C.transpose(1, 2), at::zeros({s.batch, s.seqlen, 3})}, 2);
+    views.B = bc.narrow(2, 0, s.dstate).transpose(1, 2);
+    views.C = bc.narrow(2, s.dstate, s.dstate).transpose(1, 2);
+    ASSERT_EQ(views.u.stride(1), 1);
+    ASSERT_TRUE(at::equal(views.B, contiguous.B));
+    auto w = at::randn({s.batch, s.dim, s.seqlen}, at::kDouble);
+    const auto a = run_with_grads(impl_fn(ScanImpl::FusedCpu), views, w);
+    const auto b = run_with_grads(impl_fn(ScanImpl::FusedCpu), contiguous, w);
+    EXPECT_TRUE(at::equal(a.out, b.out)) << "dim " << dim;
+    // run_with_grads clones B and C into plain layouts; the forward reads the column slices too.
+    EXPECT_TRUE(at::equal(selective_scan(views, false, ScanImpl::FusedCpu).out, b.out)) << "dim " << dim;
+    for (size_t i = 0; i < a.grads.size(); ++i) {
+      EXPECT_TRUE(at::equal(a.grads[i], b.grads[i])) << kFieldNames[i] << " dim " << dim;
+    }
+    auto ref_fn = [](const ScanInputs& x, bool last) { return selective_scan_reference(x, last); };
+    const auto expected = run_with_grads(ref_fn, cast_inputs(contiguous, at::kDouble), w);
+    expect_close(a.out, expected.out, 1e-5, 1e-6, "out dim " + std::to_string(dim));
+    for (size_t i = 0; i < a.grads.size(); ++i) {
+      expect_close(a.grads[i], expected.grads[i], 1e-5, 1e-5, std::string("d") + kFieldNames[i] + " dim " + std::to_string(dim));
+    }
+  }
+}
+
+// The kernel compiled for the instruction set ATen runs with (ATEN_CPU_CAPABILITY lowers both).
+TEST(SelectiveScanFusedCpu, RunsTheKernelOfAtensCpuCapability) {
+  const std::string aten = at::get_cpu_capability();
+  if (aten != "DEFAULT" && aten != "AVX2" && aten != "AVX512") GTEST_SKIP() << "no x86 kernels for " << aten;
+  EXPECT_EQ(std::string(detail::scan_cpu_capability()), aten);
 }
 
 // ---- dispatch ----

@@ -31,7 +31,7 @@ class MambaMixerImpl : public torch::nn::Module {
   // Mamba's own init (A_log, D, dt_proj) and the generic/zero init of the other matrices.
   void init_weights();
 
-  // The causal depthwise convolution of x (B, d_inner, L) with conv1d's weight and bias.
+  // The causal depthwise convolution over time of x (B, L, d_inner) with conv1d's weight and bias.
   at::Tensor causal_depthwise_conv(const at::Tensor& x);
 
   MambaShape shape;
