@@ -18,7 +18,7 @@ namespace hgpt::ops::cpu_scan {
 
 // Timesteps per checkpoint: the forward saves the state before every chunk, the backward
 // recomputes the states of one chunk (in cache) from that checkpoint.
-constexpr int64_t kChunk = 32;
+constexpr int64_t kChunk = 16;
 // Channels per task; a multiple of every vector width (fp32 AVX-512: 16 lanes).
 constexpr int64_t kTaskChannels = 64;
 // Lanes of the widest vector: internal per-channel buffers are padded to a multiple of this.
