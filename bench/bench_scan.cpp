@@ -23,9 +23,10 @@ using hgpt::ops::ScanInputs;
 
 struct Shape {
   int64_t batch, dim, seqlen, dstate;
+  bool channels_last = false;  // u, delta, z, B, C as (B, L, ·) memory, as the Mamba mixer passes them
   std::string str() const {
     return "B=" + std::to_string(batch) + ",D=" + std::to_string(dim) + ",L=" + std::to_string(seqlen) +
-           ",N=" + std::to_string(dstate);
+           ",N=" + std::to_string(dstate) + (channels_last ? ",channels_last" : "");
   }
 };
 
@@ -41,6 +42,9 @@ ScanInputs make_inputs(const Shape& s, at::Device device, at::ScalarType dtype) 
   in.D_skip = at::randn({s.dim}, f);
   in.delta_bias = at::rand({s.dim}, f) * 0.5;
   in.delta_softplus = true;
+  if (s.channels_last) {
+    for (at::Tensor* t : {&in.u, &in.delta, &in.z, &in.B, &in.C}) *t = t->transpose(1, 2).contiguous().transpose(1, 2);
+  }
   return in;
 }
 
@@ -126,6 +130,7 @@ int main(int argc, char** argv) {
   app.add_option("--cpu-dim", cpu.dim);
   app.add_option("--cpu-seqlen", cpu.seqlen);
   app.add_option("--cpu-dstate", cpu.dstate);
+  app.add_flag("--cpu-channels-last", cpu.channels_last, "inputs in the layout the Mamba mixer passes (no copies)");
   app.add_option("--gpu-batch", gpu.batch);
   app.add_option("--gpu-dim", gpu.dim);
   app.add_option("--gpu-seqlen", gpu.seqlen);
