@@ -14,6 +14,8 @@
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/model/gpt.h"
+#include "hgpt/model/mamba_block.h"
+#include "hgpt/model/transformer_block.h"
 #include "hgpt/optim/optimizer.h"
 #include "hgpt/optim/schedule.h"
 #include "hgpt/train/metrics.h"
@@ -72,7 +74,7 @@ nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& o
                          const at::Device& device, int repeats) {
   const auto& m = config.model;
   const int64_t batch = config.train.device_batch_size, seq = m.sequence_len, dim = m.model_dim();
-  const bool cuda = device.is_cuda();
+  const bool cuda = device.is_cuda(), autocast = hgpt::train::uses_autocast(device);
   auto clear_grads = [&] {
     for (auto& p : gpt->parameters()) p.mutable_grad() = at::Tensor();
   };
@@ -82,16 +84,32 @@ nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& o
   for (const auto& block : gpt->blocks()) {
     const auto x = at::randn({batch, seq, dim}, opts).requires_grad_(true);
     const auto grad = at::randn({batch, seq, dim}, opts);
-    const double ms = median_ms(repeats, cuda, device, [&] { block->forward(x, rotary).backward(grad); });
+    auto* attention = dynamic_cast<hgpt::model::TransformerBlockImpl*>(block.get());
+    auto* mamba = dynamic_cast<hgpt::model::MambaBlockImpl*>(block.get());
+    const double ms = median_ms(repeats, cuda, device, [&] {
+      at::Tensor y;
+      {
+        const hgpt::train::AutocastGuard guard(autocast);
+        y = attention ? attention->forward(x, rotary) : mamba->forward(x);
+      }
+      y.backward(grad);
+    });
     blocks.push_back({{"kind", std::string(1, block->kind())}, {"fwd_bwd_ms", ms * accum}});
   }
   clear_grads();
   const auto b = loader.next();
   const auto inputs = b.inputs.to(device), targets = b.targets.to(device);
-  const double model_ms = median_ms(repeats, cuda, device, [&] { gpt->loss(inputs, targets).backward(); });
+  const double model_ms = median_ms(repeats, cuda, device, [&] {
+    at::Tensor loss;
+    {
+      const hgpt::train::AutocastGuard guard(autocast);
+      loss = gpt->loss(inputs, targets);
+    }
+    loss.backward();
+  });
   std::vector<at::Tensor> params;
   for (auto& p : gpt->parameters()) params.push_back(p);
-  const double clip_ms = median_ms(repeats, cuda, device, [&] { (void)hgpt::optim::clip_grad_norm(params, 1.0); });
+  const double clip_ms = median_ms(repeats, cuda, device, [&] { (void)hgpt::optim::clip_grad_norm(params, config.train.grad_clip); });
   const double muon_ms = median_ms(repeats, cuda, device, [&] { optimizers.muon->step(); });
   const double adamw_ms = median_ms(repeats, cuda, device, [&] { optimizers.adamw->step(); });
   clear_grads();
