@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -180,19 +181,23 @@ std::string resolve_pattern(const json& v) {
   };
   if (v.is_string()) {
     for (char ch : v.get<std::string>()) out += entry(std::string(1, ch));
-    return out;
+  } else {
+    for (const auto& e : v) {
+      if (!e.is_string())
+        throw UserError("block_pattern: entry " + e.dump() + " is not a string; allowed: \"T\" or \"M\"");
+      out += entry(e.get<std::string>());
+    }
   }
-  for (const auto& e : v) {
-    if (!e.is_string())
-      throw UserError("block_pattern: entry " + e.dump() + " is not a string; allowed: \"T\" or \"M\"");
-    out += entry(e.get<std::string>());
-  }
+  // Only null means "all T": an empty string or list is more likely a mistake than a request.
+  if (out.empty())
+    throw UserError("block_pattern: empty; give one \"T\" or \"M\" per layer (e.g. \"TMTM\"), or null for all T");
   return out;
 }
 
 bool type_ok(Kind kind, const json& v) {
   switch (kind) {
-    case Kind::Int: return v.is_number_integer();
+    // An unsigned JSON number above INT64_MAX would wrap around in get<int64_t>().
+    case Kind::Int: return v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX);
     case Kind::UInt: return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
     case Kind::Float: return v.is_number();
     case Kind::Bool: return v.is_boolean();
@@ -223,6 +228,48 @@ std::string line_column(const std::string& text, size_t byte) {
 
 void require(bool ok, const std::string& key, const std::string& problem) {
   if (!ok) throw UserError("config key '" + key + "': " + problem);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upper bounds. Far above any model this trainer is meant for, and low enough that every size and
+// estimate derived from the config (parameters, bytes, FLOPs, tokens per micro-step) is exact in
+// int64: the largest, the logits' activation bytes, stays below 2^61.
+
+constexpr int64_t kMaxDepth = 1024;
+constexpr int64_t kMaxModelDim = 65536;             // depth × aspect_ratio, and head_dim
+constexpr int64_t kMaxVocab = int64_t{1} << 24;     // 16,777,216
+constexpr int64_t kMaxSeqLen = int64_t{1} << 20;    // 1,048,576
+constexpr int64_t kMaxMicroTokens = int64_t{1} << 24;  // device_batch_size × max_seq_len
+constexpr int64_t kMaxMambaExpand = 16;
+constexpr int64_t kMaxTimeoutSeconds = 1000000;     // ~11.6 days; milliseconds stay far from overflow
+constexpr double kMaxFloat = 1e30;                  // fp32 optimizer math overflows near 3.4e38
+
+void at_most(int64_t v, int64_t limit, const char* key, const std::string& what = "") {
+  require(v <= limit, key, "must be at most " + std::to_string(limit) + what + ", got " + std::to_string(v));
+}
+
+void check_upper_bounds(const Config& c) {
+  const ModelConfig& m = c.model;
+  const TrainConfig& t = c.train;
+  at_most(m.depth, kMaxDepth, "depth");
+  at_most(m.aspect_ratio, kMaxModelDim, "aspect_ratio");
+  at_most(m.head_dim, kMaxModelDim, "head_dim");
+  at_most(m.model_dim(), kMaxModelDim, "aspect_ratio", " for model_dim = depth × aspect_ratio");
+  at_most(m.vocab_size, kMaxVocab, "vocab_size");
+  at_most(m.sequence_len, kMaxSeqLen, "max_seq_len");
+  at_most(m.mamba_expand, kMaxMambaExpand, "mamba_expand");
+  at_most(t.device_batch_size, kMaxMicroTokens, "device_batch_size");
+  at_most(t.device_batch_size * m.sequence_len, kMaxMicroTokens, "device_batch_size",
+          " tokens per micro-step (device_batch_size × max_seq_len)");
+  at_most(t.num_iterations, kMaxIterations, "num_iterations");
+  at_most(t.dist_timeout_s, kMaxTimeoutSeconds, "dist_timeout_s");
+  for (auto [v, key] : {std::pair{t.embedding_lr, "embedding_lr"}, {t.unembedding_lr, "unembedding_lr"},
+                        {t.matrix_lr, "matrix_lr"}, {t.mamba_lr, "mamba_lr"}, {t.weight_decay, "weight_decay"},
+                        {t.grad_clip, "grad_clip"}, {t.target_flops, "target_flops"},
+                        {t.target_param_data_ratio, "target_param_data_ratio"}, {t.peak_flops, "peak_flops"}}) {
+    require(std::fabs(v) <= kMaxFloat, key, "must be a number of magnitude at most 1e30 (fp32 overflows), got " +
+                                                json(v).dump());
+  }
 }
 
 }  // namespace
@@ -271,6 +318,8 @@ void validate(const Config& c, int world_size) {
   positive(t.eval_tokens, "eval_tokens");
   positive(t.log_every, "log_every");
   positive(t.dist_timeout_s, "dist_timeout_s");
+  positive(m.mamba_expand, "mamba_expand");
+  check_upper_bounds(c);
 
   require(static_cast<int64_t>(m.block_pattern.size()) == m.depth, "block_pattern",
           "has " + std::to_string(m.block_pattern.size()) + " entries but depth is " +
@@ -290,13 +339,13 @@ void validate(const Config& c, int world_size) {
           "must be in 1..64 (the scan kernels hold the state in registers), got " + std::to_string(m.mamba_d_state));
   require(m.mamba_d_conv >= 2 && m.mamba_d_conv <= 4, "mamba_d_conv",
           "must be in 2..4 (Mamba's causal depthwise convolution), got " + std::to_string(m.mamba_d_conv));
-  positive(m.mamba_expand, "mamba_expand");
 
   require(t.device == "auto" || t.device == "cpu" || t.device == "cuda", "device",
           "must be \"auto\", \"cpu\" or \"cuda\", got \"" + t.device + "\"");
   require(!t.data.empty(), "data", "must be \"synthetic\" or a directory of token shards");
   require(!t.out_dir.empty(), "out_dir", "must not be empty");
-  require(t.model_tag.find('/') == std::string::npos, "model_tag", "must not contain '/' (it names a folder under out_dir)");
+  require(t.model_tag.find('/') == std::string::npos && t.model_tag != "." && t.model_tag != "..", "model_tag",
+          "must not contain '/' or be \".\" or \"..\" (it names a folder inside out_dir), got \"" + t.model_tag + "\"");
   for (auto [v, key] : {std::pair{t.embedding_lr, "embedding_lr"}, {t.unembedding_lr, "unembedding_lr"},
                         {t.matrix_lr, "matrix_lr"}, {t.mamba_lr, "mamba_lr"}, {t.weight_decay, "weight_decay"}}) {
     require(v >= 0, key, "must be >= 0, got " + std::to_string(v));
@@ -335,7 +384,10 @@ Config config_from_json(const json& object, const std::vector<std::string>& over
     }
     apply_key(config, key, value, where);
   }
-  if (config.model.block_pattern.empty()) config.model.block_pattern.assign(config.model.depth, 'T');
+  // null block_pattern: all T (validate() reports a depth out of range before the pattern).
+  const int64_t depth = config.model.depth;
+  if (config.model.block_pattern.empty() && depth > 0 && depth <= kMaxDepth)
+    config.model.block_pattern.assign(depth, 'T');
   validate(config, world_size);
   return config;
 }
@@ -352,6 +404,8 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   } catch (const json::parse_error& e) {
     throw UserError("config: '" + path + "' is not valid JSON at " + line_column(text, e.byte) + ": " +
                     e.what());
+  } catch (const json::exception& e) {  // e.g. a number beyond double range such as 1e400
+    throw UserError("config: '" + path + "' cannot be read as JSON: " + e.what());
   }
   try {
     return config_from_json(object, overrides, world_size);

@@ -81,6 +81,9 @@ struct Config {
   nlohmann::json to_json() const;  // every key, resolved (block_pattern as a list)
 };
 
+// The most optimizer steps a run may have, given or derived (config.cpp bounds the other keys).
+constexpr int64_t kMaxIterations = 1000000000000;  // 10^12
+
 // Parse a config file, then `key=value` overrides (the leading "--" already stripped), validate.
 // Throws hgpt::UserError. `world_size` is used for the grad-accumulation divisibility check.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {},

@@ -82,6 +82,7 @@ int run(int argc, char** argv) {
   }
 
   const at::Device device = hgpt::train::resolve_device(config.train.device, env.local_rank);
+  hgpt::train::check_fits_in_memory(config, device.is_cuda());
   if (device.is_cpu()) share_cpu_threads(env);
   hgpt::dist::DistOptions options;
   options.timeout = std::chrono::seconds(config.train.dist_timeout_s);

@@ -1,8 +1,11 @@
 // summary.cpp — the dry-run summary, and run.json (the same summary recorded in a run's folder).
 #include "hgpt/train/summary.h"
 
+#include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "hgpt/model/gpt.h"
+
+#include <unistd.h>
 
 #include <cmath>
 #include <sstream>
@@ -12,11 +15,22 @@ namespace hgpt::train {
 int64_t resolve_num_iterations(const Config& c) {
   if (c.train.num_iterations > 0) return c.train.num_iterations;
   const double batch = static_cast<double>(c.train.total_batch_size);
+  const char* key = c.train.target_flops > 0 ? "target_flops" : "target_param_data_ratio";
+  double steps = 0;
   if (c.train.target_flops > 0) {
-    return std::max<int64_t>(1, std::llround(c.train.target_flops / (model::flops_per_token(c.model) * batch)));
+    steps = std::round(c.train.target_flops / (model::flops_per_token(c.model) * batch));
+  } else {
+    const double params = static_cast<double>(model::count_parameters(c.model).total);
+    steps = std::floor(c.train.target_param_data_ratio * params / batch);
   }
-  const double params = static_cast<double>(model::count_parameters(c.model).total);
-  return std::max<int64_t>(1, static_cast<int64_t>(c.train.target_param_data_ratio * params / batch));
+  // Checked in double, before the conversion: a huge target would not fit int64.
+  if (!(steps <= static_cast<double>(kMaxIterations))) {
+    std::ostringstream msg;
+    msg << "config key '" << key << "': gives " << steps << " optimizer steps, more than the " << kMaxIterations
+        << " allowed; lower it or set num_iterations";
+    throw UserError(msg.str());
+  }
+  return std::max<int64_t>(1, static_cast<int64_t>(steps));
 }
 
 nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
@@ -43,13 +57,31 @@ nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
   s["tokens_per_micro_step"] = c.train.device_batch_size * c.model.sequence_len;
   s["grad_accum_steps"] = grad_accum_steps(c, world_size);
   s["num_iterations"] = iters;
-  s["training_tokens"] = iters * c.train.total_batch_size;
-  s["training_flops"] = fpt * static_cast<double>(iters) * static_cast<double>(c.train.total_batch_size);
-  s["tokens_per_parameter"] = static_cast<double>(iters * c.train.total_batch_size) / static_cast<double>(p.total);
+  // In double: up to 10^12 steps of any batch size would overflow int64.
+  const double training_tokens = static_cast<double>(iters) * static_cast<double>(c.train.total_batch_size);
+  s["training_tokens"] = training_tokens;
+  s["training_flops"] = fpt * training_tokens;
+  s["tokens_per_parameter"] = training_tokens / static_cast<double>(p.total);
   s["estimated_memory_bytes"] = mem.total();
   s["estimated_memory"] = {{"weights", mem.weights}, {"grads", mem.grads}, {"optimizer", mem.optimizer},
                            {"activations", mem.activations}, {"activation_dtype", cuda ? "bf16" : "fp32"}};
   return s;
+}
+
+void check_fits_in_memory(const Config& c, bool cuda) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_bytes = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_bytes <= 0) return;  // unknown: let the allocator decide
+  const double machine = static_cast<double>(pages) * static_cast<double>(page_bytes);
+  const auto mem = model::estimate_memory(c.model, c.train.device_batch_size, cuda ? 2 : 4);
+  const double needed = static_cast<double>(cuda ? mem.weights : mem.weights + mem.grads + mem.optimizer);
+  if (needed <= machine) return;
+  std::ostringstream msg;
+  msg.precision(3);
+  msg << "the model needs " << needed / double(1ull << 30) << " GiB for its "
+      << (cuda ? "fp32 weights" : "weights, gradients and optimizer state") << " but this machine has "
+      << machine / double(1ull << 30) << " GiB of memory; choose a smaller depth, aspect_ratio or vocab_size "
+      << "(--dry-run prints the estimate)";
+  throw UserError(msg.str());
 }
 
 namespace {

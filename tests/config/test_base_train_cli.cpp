@@ -242,5 +242,85 @@ TEST(BaseTrainCli, DryRunHonoursOverrides) {
   EXPECT_EQ(s["parameters"].get<int64_t>() - o["parameters"].get<int64_t>(), 2LL * 32768 * 1280);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Limits: sizes are bounded (a depth of 2^31 once hung for tens of seconds and 7 GB; 100000 gave
+// negative counts), numbers beyond double or fp32 range and empty patterns are named errors.
+
+TEST(ConfigLimits, SizesHaveUpperBounds) {
+  expect_user_errors({
+      {{small_config("depth_2e31.json", {{"depth", 2147483648LL}, {"block_pattern", nullptr}})}, {"'depth'", "1024"}},
+      {{small_config("depth_1e5.json", {{"depth", 100000}, {"block_pattern", nullptr}})}, {"'depth'", "1024"}},
+      {{small_config("width.json", {{"aspect_ratio", 1 << 20}})}, {"'aspect_ratio'", "65536"}},
+      {{small_config("dim.json", {{"depth", 1024}, {"aspect_ratio", 128}, {"block_pattern", nullptr}})},
+       {"'aspect_ratio'", "model_dim"}},
+      {{small_config("vocab.json", {{"vocab_size", (1 << 24) + 1}})}, {"'vocab_size'", "16777216"}},
+      {{small_config("seq.json", {{"max_seq_len", (1 << 20) + 16}})}, {"'max_seq_len'", "1048576"}},
+      {{small_config("micro.json", {{"device_batch_size", 1 << 21}, {"total_batch_size", 1 << 25}})},
+       {"'device_batch_size'", "micro-step"}},
+      {{small_config("expand.json", {{"mamba_expand", 17}})}, {"'mamba_expand'", "16"}},
+      {{small_config("iters.json", {{"num_iterations", 1000000000001LL}})}, {"'num_iterations'"}},
+      {{small_config("timeout.json", {{"dist_timeout_s", 1LL << 40}})}, {"'dist_timeout_s'"}},
+  });
+}
+
+TEST(ConfigLimits, IntegersBeyondInt64AreNotWrappedAround) {
+  // 2^64 - 1 used to become -1 ("must be positive"), 2^63 became INT64_MIN.
+  const auto path = temp().write("huge_depth.json", R"({"depth": 18446744073709551615})");
+  expect_user_error(run_base_train({path}), {"huge_depth.json", "'depth'", "integer"});
+}
+
+TEST(ConfigLimits, NumbersBeyondDoubleOrFloatRange) {
+  const auto beyond_double = temp().write("depth_1e400.json", R"({"depth": 1e400})");
+  const auto good = small_config("good_for_lr.json", json::object());
+  expect_user_errors({
+      {{beyond_double}, {"depth_1e400.json", "1e400"}},
+      {{good, "--matrix_lr=1e38"}, {"'matrix_lr'", "1e30"}},
+      {{good, "--embedding_lr=1e300"}, {"'embedding_lr'"}},
+      {{good, "--mamba_lr=3.5e38"}, {"'mamba_lr'"}},
+      {{good, "--target_flops=1e31", "--num_iterations=-1"}, {"'target_flops'"}},
+  });
+}
+
+TEST(ConfigLimits, DerivedIterationsAreBounded) {
+  // A target of 1e30 FLOPs on a tiny model would be ~10^24 steps: named, not an int64 overflow.
+  const auto r = run_base_train({small_config("flops.json", {{"num_iterations", -1}, {"target_flops", 1e30}}),
+                                 "--dry-run"});
+  expect_user_error(r, {"'target_flops'", "optimizer steps"});
+}
+
+TEST(ConfigLimits, EmptyBlockPatternIsAnError) {
+  const auto good = small_config("good_for_pattern.json", json::object());
+  const auto empty_string = small_config("pattern_empty.json", {{"block_pattern", ""}});
+  const auto empty_list = small_config("pattern_list.json", {{"block_pattern", json::array()}});
+  expect_user_errors({
+      {{good, "--block_pattern="}, {"block_pattern", "empty"}},
+      {{good, "--block_pattern=\"\""}, {"block_pattern", "empty"}},
+      {{good, "--block_pattern=[]"}, {"block_pattern", "empty"}},
+      {{empty_string}, {"pattern_empty.json", "block_pattern", "empty"}},
+      {{empty_list}, {"pattern_list.json", "block_pattern", "empty"}},
+  });
+}
+
+TEST(ConfigLimits, ModelTagMustStayInsideOutDir) {
+  const auto good = small_config("good_for_tag.json", json::object());
+  expect_user_errors({
+      {{good, "--model_tag=.."}, {"'model_tag'", "\"..\""}},
+      {{good, "--model_tag=."}, {"'model_tag'", "\".\""}},
+      {{good, "--model_tag=a/b"}, {"'model_tag'", "'/'"}},
+  });
+}
+
+TEST(ConfigLimits, LargestModelGivesExactEstimatesAndIsRefusedByMemory) {
+  // depth 1024 × width 64 = model_dim 65536, all T: 12·d² per layer, vocab 64 for wte and lm_head.
+  const auto path = small_config("largest.json", {{"depth", 1024}, {"aspect_ratio", 64}, {"head_dim", 128},
+                                                  {"block_pattern", nullptr}});
+  const json s = dry_run_json(path);
+  const int64_t d = 65536;
+  EXPECT_EQ(s["parameters"].get<int64_t>(), 2 * 64 * d + 1024 * 12 * d * d);
+  EXPECT_GT(s["estimated_memory_bytes"].get<int64_t>(), 3 * 4 * s["parameters"].get<int64_t>());
+  // About 200 TB of weights: no machine running this test has that much memory.
+  expect_user_error(run_base_train({path}), {"memory", "GiB", "depth"});
+}
+
 }  // namespace
 }  // namespace hgpt

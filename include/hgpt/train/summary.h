@@ -16,6 +16,11 @@ int64_t resolve_num_iterations(const Config& config);
 // grad_accum_steps, num_iterations, estimated_memory_bytes (+ its parts), training_tokens, ...
 nlohmann::json run_summary(const Config& config, int world_size, bool cuda);
 
+// Refuses (UserError) a config whose model state cannot fit this machine's physical memory: the
+// fp32 weights (built on the CPU first, also for CUDA runs) and, on CPU, their gradients and
+// optimizer buffers. Activations are left out: the estimate of them is only an upper bound.
+void check_fits_in_memory(const Config& config, bool cuda);
+
 // The same summary as readable lines.
 std::string format_summary(const nlohmann::json& summary);
 
