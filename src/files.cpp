@@ -4,11 +4,15 @@
 #include "hgpt/errors.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace hgpt {
@@ -46,18 +50,62 @@ std::string path_join(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+namespace {
+
+// Writes all of `bytes` to fd; false on any error (errno says which).
+bool write_all(int fd, const std::string& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// fsync of a directory makes the entries created or renamed in it durable. File systems that
+// cannot sync a directory say EINVAL; there is nothing more to do on those.
+bool sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0 || errno == EINVAL;
+  ::close(fd);
+  return ok;
+}
+
+// Crash-consistency tests set HGPT_CRASH_TEST_KILL_WRITING to part of a file name: the process
+// then kills itself (SIGKILL, no clean-up) halfway through writing the first file so named.
+void maybe_die_while_writing(const std::string& path, int fd, const std::string& bytes) {
+  static const char* target = std::getenv("HGPT_CRASH_TEST_KILL_WRITING");
+  if (target == nullptr || *target == '\0' || path.find(target) == std::string::npos) return;
+  (void)::write(fd, bytes.data(), bytes.size() / 2);
+  ::raise(SIGKILL);
+}
+
+}  // namespace
+
+// The order is what makes a crash or power loss harmless: the data reaches the disk (fsync of the
+// temporary file) before the rename can publish it, and the rename itself is made durable (fsync of
+// the folder) before we return; at any moment `path` holds either the old or the new bytes.
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw UserError("cannot write " + tmp + ": " + std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw UserError("cannot write " + tmp + ": " + std::strerror(errno));
+  maybe_die_while_writing(path, fd, bytes);
+  bool ok = write_all(fd, bytes) && ::fsync(fd) == 0;
+  int error = ok ? 0 : errno;
+  if (::close(fd) != 0 && ok) ok = false, error = errno;
+  if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) ok = false, error = errno;
+  if (!ok) {
     std::remove(tmp.c_str());
-    throw UserError("cannot write " + path + ": " + why + " (is the disk full or the folder read-only?)");
+    throw UserError("cannot write " + path + ": " + std::strerror(error) +
+                    " (is the disk full or the folder read-only?)");
   }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (!sync_directory(dir))
+    throw UserError("cannot sync the folder of " + path + ": " + std::strerror(errno));
 }
 
 }  // namespace hgpt

@@ -14,7 +14,8 @@ void make_dirs(const std::string& dir);                 // mkdir -p
 bool is_directory(const std::string& path);
 std::vector<std::string> list_dir(const std::string& dir);  // entry names, sorted, without . and ..
 std::string path_join(const std::string& dir, const std::string& name);
-// Writes `bytes` to path + ".tmp", then renames it over `path`: readers never see half a file.
+// Writes `bytes` to path + ".tmp", fsyncs it, renames it over `path` and fsyncs the folder:
+// readers never see half a file, and after a crash or power loss `path` holds the old or new bytes.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace hgpt
