@@ -206,7 +206,13 @@ std::vector<std::string> list_shards(const std::string& dir, bool validation) {
   for (const std::string& name : list_dir(dir)) {
     if (name.size() < 5 || name.compare(name.size() - 4, 4, ".bin") != 0) continue;
     const std::string full = path_join(dir, name);
-    if (is_directory(full)) continue;
+    // A *.bin entry that is not a readable file (a dangling or looping symlink, a folder) is an
+    // error, not skipped: skipping would silently train on less data than the user gave.
+    struct stat st {};
+    const bool found = ::stat(full.c_str(), &st) == 0;
+    if (!found || !S_ISREG(st.st_mode))
+      fail(full, "cannot be read as a shard (" + std::string(found ? "not a regular file" : std::strerror(errno)) +
+                     "); remove it or fix the link");
     const bool is_val = name.find("_val_") != std::string::npos;
     if (is_val == validation) out.push_back(full);
   }

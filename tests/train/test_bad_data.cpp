@@ -4,6 +4,8 @@
 #include "tests/train/train_test_util.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <fstream>
@@ -111,6 +113,32 @@ TEST(BadData, TokenIdAtLeastVocabSizeInUint32Shard) {
   data::write_shard(d.train, tokens);  // stored as uint32 (a token >= 65536)
   TempDir out;
   expect_user_error_naming(train_on(d.dir.path(), out.path()), d.train);
+}
+
+// A *_train_*.bin entry that cannot be read is an error, never skipped (the run would silently
+// train on less data than the folder promises).
+TEST(BadData, DanglingSymlinkShard) {
+  ShardDir d;
+  const std::string link = d.dir / "data_train_000001.bin";
+  ASSERT_EQ(::symlink((d.dir / "no_such_target.bin").c_str(), link.c_str()), 0);
+  TempDir out;
+  expect_user_error_naming(train_on(d.dir.path(), out.path()), link);
+}
+
+TEST(BadData, LoopingSymlinkShard) {
+  ShardDir d;
+  const std::string link = d.dir / "data_train_000001.bin";
+  ASSERT_EQ(::symlink(link.c_str(), link.c_str()), 0);  // points at itself: ELOOP
+  TempDir out;
+  expect_user_error_naming(train_on(d.dir.path(), out.path()), link);
+}
+
+TEST(BadData, FolderNamedLikeAShard) {
+  ShardDir d;
+  const std::string folder = d.dir / "data_train_000001.bin";
+  ASSERT_EQ(::mkdir(folder.c_str(), 0755), 0);
+  TempDir out;
+  expect_user_error_naming(train_on(d.dir.path(), out.path()), folder);
 }
 
 }  // namespace
