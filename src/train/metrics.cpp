@@ -3,8 +3,14 @@
 
 #include "hgpt/errors.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 
 namespace hgpt::train {
@@ -43,15 +49,57 @@ std::string device_name(bool cuda, int index) {
   return "cpu";
 }
 
-void MetricsWriter::open(const std::string& path) {
-  out_.open(path, std::ios::app);
-  if (!out_) throw UserError("cannot open '" + path + "' for writing: check out_dir");
+size_t metrics_prefix_to_keep(const std::string& text, int64_t start_step) {
+  size_t keep = 0;
+  while (keep < text.size()) {
+    const size_t end = text.find('\n', keep);
+    if (end == std::string::npos) break;  // a torn last line: no newline yet
+    const auto record = nlohmann::json::parse(text.begin() + keep, text.begin() + end, nullptr, false);
+    if (!record.is_object() || !record.contains("step") || !record["step"].is_number_integer()) break;
+    const int64_t step = record["step"].get<int64_t>();
+    const bool training = record.contains("loss");
+    if (training ? step > start_step : step >= start_step) break;
+    keep = end + 1;
+  }
+  return keep;
+}
+
+MetricsWriter::~MetricsWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MetricsWriter::open(const std::string& path, int64_t start_step) {
+  path_ = path;
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw UserError("cannot open '" + path + "' for writing (" + std::strerror(errno) + "): check out_dir");
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return;  // a device or pipe: nothing to cut
+  std::string text;
+  char buf[1 << 16];
+  for (ssize_t n; (n = ::read(fd_, buf, sizeof(buf))) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw UserError("cannot read '" + path + "': " + std::strerror(errno));
+    text.append(buf, static_cast<size_t>(n));
+  }
+  const size_t keep = metrics_prefix_to_keep(text, start_step);
+  if (keep < text.size() && ::ftruncate(fd_, static_cast<off_t>(keep)) != 0)
+    throw UserError("cannot cut '" + path + "' back to step " + std::to_string(start_step) + ": " + std::strerror(errno));
 }
 
 void MetricsWriter::write(const nlohmann::json& record) {
-  if (!out_.is_open()) return;
-  out_ << record.dump() << "\n";
-  out_.flush();
+  if (fd_ < 0) return;
+  const std::string line = record.dump() + "\n";
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw UserError("cannot write '" + path_ + "' (" + std::strerror(errno) +
+                      "); the run stops here, its last checkpoint is intact: free space, then resume with "
+                      "--resume=true");
+    }
+    done += static_cast<size_t>(n);
+  }
 }
 
 }  // namespace hgpt::train

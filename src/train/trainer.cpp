@@ -169,7 +169,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     say("resumed from " + dir + " at step " + std::to_string(start_step));
   }
   MetricsWriter metrics;
-  if (ctx.master()) metrics.open(path_join(dir, "metrics.jsonl"));
+  if (ctx.master()) metrics.open(path_join(dir, "metrics.jsonl"), start_step);
   if (ctx.master()) {
     const bool cuda = ctx.device.is_cuda();
     write_run_record(dir, run_summary(config, pg.world_size(), cuda), config, device_name(cuda, ctx.device.index()));

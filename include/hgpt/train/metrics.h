@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
+#include <cstdint>
 #include <string>
 
 namespace hgpt::train {
@@ -29,15 +29,27 @@ double peak_flops_for(const std::string& device_name, double configured);
 // "cpu", or the CUDA device's name ("NVIDIA H200").
 std::string device_name(bool cuda, int index);
 
-// Appends JSON objects, one per line, flushed after each (a crash loses at most the last line).
+// metrics.jsonl: JSON objects, one per line, each written with one write() call (a crash tears at
+// most the last line). The file always reads as one clean run: opening it for a run that starts at
+// `start_step` (0: a fresh run, k: resumed from the checkpoint of step k) first cuts it back to the
+// records that run had before step k — training records of steps ≤ k, evaluations of steps < k
+// (the resumed run evaluates step k again) — dropping a torn last line and anything after it.
+// A failed write throws UserError (disk full: the run stops at once, its last checkpoint intact).
 class MetricsWriter {
  public:
   MetricsWriter() = default;
-  void open(const std::string& path);  // no-op writer when never opened (non-zero ranks)
+  ~MetricsWriter();
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
+  void open(const std::string& path, int64_t start_step);  // no-op writer when never opened (non-zero ranks)
   void write(const nlohmann::json& record);
 
  private:
-  std::ofstream out_;
+  std::string path_;
+  int fd_ = -1;
 };
+
+// The byte length of the part of a metrics.jsonl text that a run starting at `start_step` keeps.
+size_t metrics_prefix_to_keep(const std::string& text, int64_t start_step);
 
 }  // namespace hgpt::train
