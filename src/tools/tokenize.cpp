@@ -4,6 +4,7 @@
 //   tokenize --tokenizer DIR --out DIR [--prefix data] [--shard_size 100000000]
 //            [--val_fraction F] [--skip-bad] FILES...
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -73,6 +74,43 @@ class ShardWriter {
   int shards_ = 0;
 };
 
+// The shards are written into a staging folder beside --out, renamed to --out only once every
+// shard is written: --out never holds a partial dataset, nor old shards mixed with new ones
+// (base_train reads every *.bin of the folder). A run that fails removes its staging folder.
+class StagedOutput {
+ public:
+  explicit StagedOutput(std::string out) : out_(std::move(out)) {
+    while (out_.size() > 1 && out_.back() == '/') out_.pop_back();
+    if (hgpt::is_directory(out_)) {
+      const auto entries = hgpt::list_dir(out_);
+      if (!entries.empty())
+        throw hgpt::UserError("--out " + out_ + " is not empty (it holds " + entries.front() + (entries.size() > 1 ? ", ..." : "") +
+                              "); old and new shards would mix: give a new or empty folder, or delete this one first");
+    }
+    staging_ = out_ + ".partial-" + std::to_string(::getpid());
+    hgpt::make_dirs(staging_);
+  }
+  ~StagedOutput() {
+    if (committed_) return;
+    for (const auto& name : hgpt::list_dir(staging_)) ::unlink(hgpt::path_join(staging_, name).c_str());
+    ::rmdir(staging_.c_str());
+  }
+  StagedOutput(const StagedOutput&) = delete;
+  StagedOutput& operator=(const StagedOutput&) = delete;
+
+  const std::string& dir() const { return staging_; }
+  void commit() {
+    if (hgpt::is_directory(out_)) ::rmdir(out_.c_str());  // empty (checked at the start)
+    if (::rename(staging_.c_str(), out_.c_str()) != 0)
+      throw hgpt::UserError("cannot rename " + staging_ + " to " + out_ + ": " + std::strerror(errno));
+    committed_ = true;
+  }
+
+ private:
+  std::string out_, staging_;
+  bool committed_ = false;
+};
+
 int run(int argc, char** argv) {
   CLI::App app{"Encode text/JSONL files into llm.c-format token shards"};
   std::string tokenizer_dir, out, prefix = "data";
@@ -102,15 +140,16 @@ int run(int argc, char** argv) {
   const uint32_t bos = tok.bos_id();
   const bool wide = tok.vocab_size() > 65536;  // one width for every shard of the dataset
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  hgpt::make_dirs(out);
+  StagedOutput staged(out);
 
   int next_index = 0;
   std::unique_ptr<ShardWriter> val, train;
+  const std::string& dir = staged.dir();
   if (val_fraction > 0) {
-    val = std::make_unique<ShardWriter>(out, prefix, shard_size, wide, &next_index, [](int) { return true; });
-    train = std::make_unique<ShardWriter>(out, prefix, shard_size, wide, &next_index, [](int) { return false; });
+    val = std::make_unique<ShardWriter>(dir, prefix, shard_size, wide, &next_index, [](int) { return true; });
+    train = std::make_unique<ShardWriter>(dir, prefix, shard_size, wide, &next_index, [](int) { return false; });
   } else {  // llm.c's layout: one stream whose first shard is the validation shard
-    train = std::make_unique<ShardWriter>(out, prefix, shard_size, wide, &next_index, [](int i) { return i == 0; });
+    train = std::make_unique<ShardWriter>(dir, prefix, shard_size, wide, &next_index, [](int i) { return i == 0; });
   }
 
   hgpt::tokenizer::DocumentReader reader(files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad});
@@ -163,6 +202,7 @@ int run(int argc, char** argv) {
   }
   if (val) val->finish();
   train->finish();
+  staged.commit();
   const int64_t val_tokens = val ? val->tokens() : std::min<int64_t>(shard_size, train->tokens());
   const int64_t train_tokens = (val ? 0 : -val_tokens) + train->tokens();
   if (reader.bad_files() > 0 || reader.bad_lines() > 0)

@@ -189,3 +189,36 @@ TEST(DocumentReader, FileConventions) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:2:"), std::string::npos) << e.what();
   }
 }
+
+// --out into a folder that already holds files is refused (training reads every *.bin there, so
+// old shards would silently mix with the new ones); a failed run leaves --out as it was.
+TEST(TokenizeTool, RefusesANonEmptyOutputAndNeverLeavesPartialShards) {
+  Corpus c;
+  const std::string out = c.dir.file("shards");
+  const std::string base = "--tokenizer " + c.dir.file("tok") + " --out " + out + " --shard_size 100 ";
+  ToolRun r = run_tokenize(c.dir, base + c.files);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto first_train = list_shards(out, false);
+
+  r = run_tokenize(c.dir, base + c.dir.file("b.txt"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_text.find("error: "), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(out), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("not empty"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(list_shards(out, false), first_train);  // untouched
+
+  // A run that fails halfway (a bad line after enough text for several shards) writes nothing.
+  std::string jsonl;
+  for (const auto& d : c.docs) jsonl += json_line(d);
+  write_text(c.dir.file("late_error.jsonl"), jsonl + "{\"text\": oops}\n");
+  const std::string fresh = c.dir.file("fresh");
+  r = run_tokenize(c.dir, "--tokenizer " + c.dir.file("tok") + " --out " + fresh + " --shard_size 100 " +
+                              c.dir.file("late_error.jsonl"));
+  EXPECT_EQ(r.exit_code, 2) << r.stderr_text;
+  EXPECT_LT(file_size(fresh), 0) << fresh << " should not exist after a failed run";
+  // An existing empty folder is fine.
+  ASSERT_EQ(::mkdir(fresh.c_str(), 0755), 0);
+  r = run_tokenize(c.dir, "--tokenizer " + c.dir.file("tok") + " --out " + fresh + " --shard_size 100 " + c.files);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(list_shards(fresh, false).size(), first_train.size());
+}
