@@ -63,15 +63,20 @@ TensorDict load_tensor_dict(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError("cannot read checkpoint file '" + path + "'");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string unreadable = "checkpoint file '" + path + "' is not a readable tensor dict (truncated or corrupt?): ";
   c10::IValue value;
   try {
     value = torch::jit::pickle_load(bytes);
+  } catch (const c10::Error& e) {  // its what() carries a C++ stack trace: keep the one-line message
+    throw UserError(unreadable + e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw UserError("checkpoint file '" + path + "' is not a readable tensor dict: " + e.what());
+    throw UserError(unreadable + e.what());
   }
   if (!value.isGenericDict()) throw UserError("checkpoint file '" + path + "' does not hold a dict");
   TensorDict out;
   for (const auto& item : value.toGenericDict()) {
+    if (!item.key().isString() || !item.value().isTensor())
+      throw UserError(unreadable + "an entry is not a name → tensor pair");
     out.emplace_back(item.key().toStringRef(), item.value().toTensor());
   }
   return out;
