@@ -22,19 +22,7 @@ log() { printf '[fuzz] %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------------------------
 # 1. clang, libFuzzer and the sanitizer runtimes (Debian's clang; libclang-rt-dev holds the runtimes)
-APT_PACKAGES=(clang libclang-rt-dev cmake ninja-build nlohmann-json3-dev libpcre2-dev)
-if command -v dpkg >/dev/null; then
-  missing=()
-  for p in "${APT_PACKAGES[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    log "installing Debian packages: ${missing[*]}"
-    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-fi
+bash "$ROOT/scripts/install_debian_packages.sh" clang libclang-rt-dev cmake ninja-build nlohmann-json3-dev libpcre2-dev
 
 # ---------------------------------------------------------------------------------------------
 # 2. Configure (once) and build

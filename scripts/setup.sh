@@ -28,17 +28,8 @@ log() { printf '[setup] %s\n' "$*"; }
 # 1. Debian packages
 APT_PACKAGES=(g++ cmake ninja-build ccache git python3 python3-venv nlohmann-json3-dev
               libcli11-dev libgtest-dev libgmock-dev libpcre2-dev libgloo-dev openmpi-bin libopenmpi-dev)
-if [[ "${HGPT_SKIP_APT:-0}" != 1 ]] && command -v dpkg >/dev/null; then
-  missing=()
-  for p in "${APT_PACKAGES[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    log "installing Debian packages: ${missing[*]}"
-    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+if [[ "${HGPT_SKIP_APT:-0}" != 1 ]]; then
+  bash "$ROOT/scripts/install_debian_packages.sh" "${APT_PACKAGES[@]}"
 fi
 
 # ---------------------------------------------------------------------------------------------
