@@ -381,6 +381,12 @@ Config config_from_json(const json& object, const std::vector<std::string>& over
       const std::string text = item.substr(eq + 1);
       value = json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (value.is_discarded()) value = text;  // not JSON: a plain string such as a path or "TTMM"
+      // Command-line bytes need not be UTF-8, but JSON strings (and so to_json(), meta files) must.
+      try {
+        (void)value.dump();
+      } catch (const json::type_error&) {
+        throw UserError("override --" + key + ": the value is not valid UTF-8");
+      }
     }
     apply_key(config, key, value, where);
   }

@@ -259,5 +259,15 @@ TEST(ConfigKeys, ArchitectureKeysAreTheModelKeysButSequenceLength) {
   EXPECT_EQ(architecture_keys(), expected);
 }
 
+// Found by fuzz_config: an override whose value is not UTF-8 was kept as a JSON string, and the
+// first dump() of it (an error message, to_json() for a meta file) threw json::type_error.
+TEST(ConfigOverrides, ValuesThatAreNotUtf8AreAUserError) {
+  for (const char* item : {"matrix_lr=0\xaf\xab", "out_dir=run\xff", "block_pattern=\xc3"}) {
+    SCOPED_TRACE(item);
+    const std::string msg = user_error([&] { config_from_json(json{{"depth", 2}}, {item}); });
+    EXPECT_NE(msg.find("UTF-8"), std::string::npos) << msg;
+  }
+}
+
 }  // namespace
 }  // namespace hgpt
