@@ -4,7 +4,7 @@
 //
 // Input: tokenizer.tiktoken, NUL, tokenizer.json, optionally NUL and a text to round-trip.
 #include "fuzz/fuzz_util.h"
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 
@@ -17,16 +17,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::scratch_file("tokenizer/tokenizer.tiktoken", parts[0]);
   fuzz::scratch_file("tokenizer/tokenizer.json", parts[1]);
   try {
-    const auto tokenizer = data::Tokenizer::load(dir);
+    const auto tok = tokenizer::Tokenizer::load(dir);
     const std::string text = parts.size() > 2 ? parts[2] : "Hello, world! 1234 ünïcödé\n";
-    if (tokenizer.decode(tokenizer.encode(text)) != text) fuzz::property_failed("decode(encode(text)) != text");
-    if (static_cast<int64_t>(tokenizer.token_byte_lengths().size()) != tokenizer.vocab_size())
+    if (tok.decode(tok.encode(text)) != text) fuzz::property_failed("decode(encode(text)) != text");
+    if (static_cast<int64_t>(tok.token_byte_lengths().size()) != tok.vocab_size())
       fuzz::property_failed("token_byte_lengths() does not cover the vocabulary");
     const std::string copy = fuzz::scratch_dir() + "/saved";
-    tokenizer.save(copy);
-    const auto reloaded = data::Tokenizer::load(copy);
-    if (reloaded.vocab_size() != tokenizer.vocab_size() || reloaded.special_tokens() != tokenizer.special_tokens() ||
-        reloaded.encode(text) != tokenizer.encode(text))
+    tok.save(copy);
+    const auto reloaded = tokenizer::Tokenizer::load(copy);
+    if (reloaded.vocab_size() != tok.vocab_size() || reloaded.special_tokens() != tok.special_tokens() ||
+        reloaded.encode(text) != tok.encode(text))
       fuzz::property_failed("save → load changed the tokenizer");
   } catch (const UserError&) {
   }

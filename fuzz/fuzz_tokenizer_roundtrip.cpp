@@ -4,15 +4,16 @@
 //
 // Input: the text. The tokenizer is trained once, on the built-in synthetic corpus.
 #include "fuzz/fuzz_util.h"
-#include "hgpt/data/tokenizer.h"
+#include "hgpt/tokenizer/pseudo_text.h"
+#include "hgpt/tokenizer/tokenizer.h"
 
 namespace {
-const hgpt::data::Tokenizer& tokenizer() {
-  static const hgpt::data::Tokenizer t = [] {
-    hgpt::data::TrainOptions options;
+const hgpt::tokenizer::Tokenizer& tokenizer() {
+  static const hgpt::tokenizer::Tokenizer t = [] {
+    hgpt::tokenizer::TrainOptions options;
     options.vocab_size = 512;
     options.threads = 1;
-    return hgpt::data::Tokenizer::train(hgpt::data::synthetic_corpus(200000), options);
+    return hgpt::tokenizer::Tokenizer::train(hgpt::tokenizer::pseudo_text(200000), options);
   }();
   return t;
 }

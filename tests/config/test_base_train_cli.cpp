@@ -265,12 +265,12 @@ TEST(ConfigLimits, SizesHaveUpperBounds) {
 
 TEST(ConfigLimits, IntegersBeyondInt64AreNotWrappedAround) {
   // 2^64 - 1 used to become -1 ("must be positive"), 2^63 became INT64_MIN.
-  const auto path = temp().write("huge_depth.json", R"({"depth": 18446744073709551615})");
+  const auto path = write_temp("huge_depth.json", R"({"depth": 18446744073709551615})");
   expect_user_error(run_base_train({path}), {"huge_depth.json", "'depth'", "integer"});
 }
 
 TEST(ConfigLimits, NumbersBeyondDoubleOrFloatRange) {
-  const auto beyond_double = temp().write("depth_1e400.json", R"({"depth": 1e400})");
+  const auto beyond_double = write_temp("depth_1e400.json", R"({"depth": 1e400})");
   const auto good = small_config("good_for_lr.json", json::object());
   expect_user_errors({
       {{beyond_double}, {"depth_1e400.json", "1e400"}},

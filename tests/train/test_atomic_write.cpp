@@ -92,7 +92,7 @@ TEST(AtomicWrite, FsyncsTheFileBeforeTheRenameAndTheFolderAfter) {
 
 TEST(AtomicWrite, AFailedWriteLeavesTheOldFileAndNoTemporary) {
   TempDir dir;
-  const std::string path = dir / "model.pt";
+  const std::string path = dir.file("model.pt");
   write_file_atomic(path, "old");
   ASSERT_EQ(::mkdir((path + ".tmp").c_str(), 0755), 0);  // the temporary name cannot be opened
   EXPECT_THROW(write_file_atomic(path, "new"), UserError);

@@ -119,15 +119,15 @@ TEST(BadData, TokenIdAtLeastVocabSizeInUint32Shard) {
 // train on less data than the folder promises).
 TEST(BadData, DanglingSymlinkShard) {
   ShardDir d;
-  const std::string link = d.dir / "data_train_000001.bin";
-  ASSERT_EQ(::symlink((d.dir / "no_such_target.bin").c_str(), link.c_str()), 0);
+  const std::string link = d.dir.file("data_train_000001.bin");
+  ASSERT_EQ(::symlink((d.dir.file("no_such_target.bin")).c_str(), link.c_str()), 0);
   TempDir out;
   expect_user_error_naming(train_on(d.dir.path(), out.path()), link);
 }
 
 TEST(BadData, LoopingSymlinkShard) {
   ShardDir d;
-  const std::string link = d.dir / "data_train_000001.bin";
+  const std::string link = d.dir.file("data_train_000001.bin");
   ASSERT_EQ(::symlink(link.c_str(), link.c_str()), 0);  // points at itself: ELOOP
   TempDir out;
   expect_user_error_naming(train_on(d.dir.path(), out.path()), link);
@@ -135,7 +135,7 @@ TEST(BadData, LoopingSymlinkShard) {
 
 TEST(BadData, FolderNamedLikeAShard) {
   ShardDir d;
-  const std::string folder = d.dir / "data_train_000001.bin";
+  const std::string folder = d.dir.file("data_train_000001.bin");
   ASSERT_EQ(::mkdir(folder.c_str(), 0755), 0);
   TempDir out;
   expect_user_error_naming(train_on(d.dir.path(), out.path()), folder);

@@ -92,9 +92,9 @@ TEST(CheckpointMeta, WrongTypesAndRangesAreNamed) {
 
 TEST(CheckpointMeta, ReadsFromTheFolderAndNamesBadJson) {
   TempDir dir;
-  std::ofstream(dir / "meta_000004.json") << complete_meta().dump();
+  std::ofstream(dir.file("meta_000004.json")) << complete_meta().dump();
   EXPECT_EQ(train::read_checkpoint_meta(dir.path(), 4).train_position, 16);
-  std::ofstream(dir / "meta_000005.json") << "{\"step\": 5, ";
+  std::ofstream(dir.file("meta_000005.json")) << "{\"step\": 5, ";
   try {
     train::read_checkpoint_meta(dir.path(), 5);
     ADD_FAILURE() << "a torn meta file was accepted";

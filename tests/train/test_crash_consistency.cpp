@@ -97,7 +97,7 @@ TEST_F(CrashConsistency, KilledWhileWritingACheckpoint) {
     spec.env.emplace_back("HGPT_CRASH_TEST_KILL_WRITING", file);
     const auto killed = run_process(spec, 300s);
     ASSERT_EQ(killed.term_signal, SIGKILL) << killed.describe();
-    EXPECT_EQ(train::latest_checkpoint(out / "d2"), std::optional<int64_t>(4));
+    EXPECT_EQ(train::latest_checkpoint(out.file("d2")), std::optional<int64_t>(4));
     run_to_completion(out.path());
     expect_same_as_reference(out.path());
   }
@@ -112,7 +112,7 @@ TEST_F(CrashConsistency, KilledAtRandomMoments) {
   std::uniform_int_distribution<int64_t> delay_ms(reference_ms_ / 5, reference_ms_);
   int killed = 0;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    const bool have_checkpoint = train::latest_checkpoint(out / "d2").has_value();
+    const bool have_checkpoint = train::latest_checkpoint(out.file("d2")).has_value();
     auto args = run_args(out.path());
     if (have_checkpoint) args.push_back("--resume=true");
     const auto r = run_process(base_train_spec(base_train_argv(args)), std::chrono::milliseconds(delay_ms(rng)));

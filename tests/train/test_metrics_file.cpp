@@ -46,7 +46,7 @@ TEST(MetricsFile, AGarbageLineEndsWhatIsKept) {
 
 TEST(MetricsFile, OpenCutsTheFileAndAppendsAfterIt) {
   TempDir dir;
-  const std::string path = dir / "metrics.jsonl";
+  const std::string path = dir.file("metrics.jsonl");
   std::ofstream(path) << kRun;
   {
     train::MetricsWriter writer;
@@ -62,7 +62,7 @@ TEST(MetricsFile, OpenCutsTheFileAndAppendsAfterIt) {
 
 TEST(MetricsFile, AFreshRunStartsEmpty) {
   TempDir dir;
-  const std::string path = dir / "metrics.jsonl";
+  const std::string path = dir.file("metrics.jsonl");
   std::ofstream(path) << kRun;
   train::MetricsWriter writer;
   writer.open(path, 0);
