@@ -120,6 +120,7 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("log_every", Kind::Int, t, &T::log_every));
     k.push_back(make_key("save_every", Kind::Int, t, &T::save_every));
     k.push_back(make_key("resume", Kind::Bool, t, &T::resume));
+    k.push_back(make_key("overwrite", Kind::Bool, t, &T::overwrite));
     k.push_back(make_key("peak_flops", Kind::Float, t, &T::peak_flops));
     // distributed
     k.push_back(make_key("dist_timeout_s", Kind::Int, t, &T::dist_timeout_s));
@@ -237,7 +238,6 @@ void require(bool ok, const std::string& key, const std::string& problem) {
 
 constexpr int64_t kMaxDepth = 1024;
 constexpr int64_t kMaxModelDim = 65536;             // depth × aspect_ratio, and head_dim
-constexpr int64_t kMaxVocab = int64_t{1} << 24;     // 16,777,216
 constexpr int64_t kMaxSeqLen = int64_t{1} << 20;    // 1,048,576
 constexpr int64_t kMaxMicroTokens = int64_t{1} << 24;  // device_batch_size × max_seq_len
 constexpr int64_t kMaxMambaExpand = 16;
@@ -255,7 +255,7 @@ void check_upper_bounds(const Config& c) {
   at_most(m.aspect_ratio, kMaxModelDim, "aspect_ratio");
   at_most(m.head_dim, kMaxModelDim, "head_dim");
   at_most(m.model_dim(), kMaxModelDim, "aspect_ratio", " for model_dim = depth × aspect_ratio");
-  at_most(m.vocab_size, kMaxVocab, "vocab_size");
+  at_most(m.vocab_size, kMaxVocabSize, "vocab_size");
   at_most(m.sequence_len, kMaxSeqLen, "max_seq_len");
   at_most(m.mamba_expand, kMaxMambaExpand, "mamba_expand");
   at_most(t.device_batch_size, kMaxMicroTokens, "device_batch_size");

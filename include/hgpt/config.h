@@ -67,6 +67,7 @@ struct TrainConfig {
   int64_t log_every = 1;
   int64_t save_every = -1;           // <= 0: only at the end
   bool resume = false;
+  bool overwrite = false;            // a fresh run may delete the checkpoints of another run in its folder
   double peak_flops = -1.0;          // FLOP/s for MFU; <= 0: from the known-GPU table
   // distributed
   int64_t dist_timeout_s = 60;
@@ -83,6 +84,8 @@ struct Config {
 
 // The most optimizer steps a run may have, given or derived (config.cpp bounds the other keys).
 constexpr int64_t kMaxIterations = 1000000000000;  // 10^12
+// The largest vocabulary: vocab_size, and every token id a tokenizer file may give.
+constexpr int64_t kMaxVocabSize = int64_t{1} << 24;  // 16,777,216
 
 // Parse a config file, then `key=value` overrides (the leading "--" already stripped), validate.
 // Throws hgpt::UserError. `world_size` is used for the grad-accumulation divisibility check.

@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 
+#include "hgpt/config.h"
 #include "hgpt/errors.h"
 #include "src/tokenizer/tokenizer_impl.h"
 
@@ -61,6 +62,9 @@ std::shared_ptr<TokenizerImpl> make_impl(std::vector<std::string> id_bytes, std:
   int64_t vocab = num_ranks;
   for (const auto& [name, id] : specials) {
     if (name.empty()) throw UserError(source + ": a special token has an empty name");
+    if (id >= kMaxVocabSize)  // the id tables are dense
+      throw UserError(source + ": special token " + name + " has id " + std::to_string(id) + "; ids must be below " +
+                      std::to_string(kMaxVocabSize));
     if (id < is_rank.size() && is_rank[id])
       throw UserError(source + ": special token " + name + " has id " + std::to_string(id) +
                       ", which is already a mergeable rank");

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "hgpt/config.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "src/tokenizer/tokenizer_impl.h"
@@ -120,7 +121,9 @@ void parse_tiktoken(const std::string& path, std::vector<std::string>& id_bytes,
         rank_text.find_first_not_of("0123456789") != std::string_view::npos)
       throw UserError(where + "rank '" + std::string(rank_text) + "' is not a non-negative integer");
     const int64_t rank = std::stoll(std::string(rank_text));
-    if (rank >= (int64_t{1} << 31)) throw UserError(where + "rank " + std::to_string(rank) + " is too large");
+    if (rank >= kMaxVocabSize)  // the id tables are dense: a huge rank would allocate for every id below it
+      throw UserError(where + "rank " + std::to_string(rank) + " is too large (ids must be below " +
+                      std::to_string(kMaxVocabSize) + ")");
     if (auto it = seen_rank.find(rank); it != seen_rank.end())
       throw UserError(where + "rank " + std::to_string(rank) + " already given on line " + std::to_string(it->second));
     if (auto it = seen_bytes.find(bytes); it != seen_bytes.end())
@@ -156,6 +159,8 @@ Tokenizer Tokenizer::load(const std::string& dir) {
   } catch (const nlohmann::json::parse_error& e) {
     throw UserError(json_path + ":" + std::to_string(line_of_offset(text, e.byte > 0 ? e.byte - 1 : 0)) +
                     ": invalid JSON: " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number beyond double range
+    throw UserError(json_path + ": invalid JSON: " + e.what());
   }
   auto fail = [&](const std::string& key, const std::string& what) -> UserError {
     return UserError(json_path + ":" + std::to_string(line_of_key(text, key)) + ": " + what);
@@ -171,15 +176,33 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     const auto& s = j["special_tokens"];
     if (!s.is_object()) throw fail("special_tokens", "\"special_tokens\" must be an object name → id");
     for (const auto& item : s.items()) {
-      if (!item.value().is_number_unsigned() || item.value().get<uint64_t>() >= (uint64_t{1} << 31))
-        throw fail(item.key(), "special token \"" + item.key() + "\" needs a non-negative integer id");
-      specials[item.key()] = item.value().get<uint32_t>();
+      const auto& id = item.value();
+      const std::string name = "special token \"" + item.key() + "\"";
+      if (item.key().empty()) throw fail("special_tokens", "a special token has an empty name");
+      if (!id.is_number_integer())
+        throw fail(item.key(), name + " needs an integer id, got " + id.dump());
+      if (id.is_number_unsigned() ? id.get<uint64_t>() >= static_cast<uint64_t>(kMaxVocabSize) : id.get<int64_t>() < 0)
+        throw fail(item.key(), name + " has id " + id.dump() + "; ids must be in 0.." + std::to_string(kMaxVocabSize - 1));
+      specials[item.key()] = id.get<uint32_t>();
     }
+  }
+  // The ranks, then the special tokens against them: errors about the special tokens name this file.
+  const std::string ranks_path = dir + "/" + kTiktokenFile;
+  std::vector<std::string> id_bytes;
+  std::vector<uint8_t> is_rank;
+  parse_tiktoken(ranks_path, id_bytes, is_rank);
+  std::map<uint32_t, std::string> special_by_id;
+  for (const auto& [name, id] : specials) {
+    if (id < is_rank.size() && is_rank[id])
+      throw fail(name, "special token \"" + name + "\" has id " + std::to_string(id) + ", already a mergeable rank in " +
+                           ranks_path);
+    if (const auto [it, fresh] = special_by_id.emplace(id, name); !fresh)
+      throw fail(name, "special tokens \"" + it->second + "\" and \"" + name + "\" share id " + std::to_string(id));
   }
   const std::string pattern = j["pattern"].get<std::string>();
   Tokenizer tok = [&] {
     try {
-      return from_tiktoken(dir + "/" + kTiktokenFile, pattern, specials);
+      return Tokenizer(detail::make_impl(std::move(id_bytes), std::move(is_rank), specials, pattern, ranks_path));
     } catch (const UserError& e) {
       const std::string msg = e.what();
       if (msg.rfind("split pattern", 0) == 0) throw fail("pattern", msg);  // name the sidecar for pattern errors
@@ -187,8 +210,11 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     }
   }();
   if (j.contains("vocab_size")) {
-    if (!j["vocab_size"].is_number_unsigned() || j["vocab_size"].get<int64_t>() != tok.vocab_size())
-      throw fail("vocab_size", "\"vocab_size\" is " + j["vocab_size"].dump() + " but the ranks and special tokens give " +
+    const auto& v = j["vocab_size"];
+    if (!v.is_number_unsigned())
+      throw fail("vocab_size", "\"vocab_size\" must be a non-negative integer, got " + v.dump());
+    if (v.get<uint64_t>() != static_cast<uint64_t>(tok.vocab_size()))
+      throw fail("vocab_size", "\"vocab_size\" is " + v.dump() + " but the ranks and special tokens give " +
                                    std::to_string(tok.vocab_size()));
   }
   return tok;

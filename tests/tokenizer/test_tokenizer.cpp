@@ -354,3 +354,36 @@ TEST(Utf8Helpers, CountAndTruncate) {
   EXPECT_EQ(truncate_utf8_chars("abc", 10), "abc");
   EXPECT_EQ(truncate_utf8_chars("abc", 0), "");
 }
+
+// The special tokens live in tokenizer.json, so their errors name it (not tokenizer.tiktoken); a
+// wrongly typed vocab_size or id says so; ids beyond the vocabulary limit are refused before any
+// table is sized by them (found by fuzz_tokenizer_files: a rank or id near 2^31 allocated ~64 GB).
+TEST(TokenizerFiles, SpecialTokenAndSizeErrorsNameTheSidecar) {
+  TempDir dir;
+  TrainOptions opt;
+  opt.vocab_size = 256 + 4 + 9;
+  Tokenizer::train({"hello hello world"}, opt).save(dir.path());
+  const std::string good_json = read_text(dir.file("tokenizer.json"));
+  auto with_json = [&](const std::string& from, const std::string& to) {
+    std::string j = good_json;
+    j.replace(j.find(from), from.size(), to);
+    write_text(dir.file("tokenizer.json"), j);
+  };
+  with_json("\"<|bos|>\": 260", "\"<|bos|>\": 100");
+  expect_load_error(dir.path(), {"tokenizer.json:", "<|bos|>", "already a mergeable rank"});
+  with_json("\"<|bos|>\": 260", "\"<|bos|>\": 261");  // 261 is the next special token's id
+  expect_load_error(dir.path(), {"tokenizer.json:", "share id 261"});
+  with_json("\"vocab_size\": 269", "\"vocab_size\": \"269\"");
+  expect_load_error(dir.path(), {"tokenizer.json:", "\"vocab_size\" must be a non-negative integer, got \"269\""});
+  with_json("\"<|bos|>\": 260", "\"<|bos|>\": 4e9");
+  expect_load_error(dir.path(), {"tokenizer.json:", "<|bos|>", "needs an integer id"});
+  with_json("\"<|bos|>\": 260", "\"<|bos|>\": 4000000000");
+  expect_load_error(dir.path(), {"tokenizer.json:", "<|bos|>", "4000000000", "0..16777215"});
+  with_json("\"<|bos|>\": 260", "\"<|bos|>\": 2147483000");
+  expect_load_error(dir.path(), {"tokenizer.json:", "<|bos|>", "0..16777215"});
+  with_json("\"vocab_size\": 269", "\"vocab_size\": 1e400");
+  expect_load_error(dir.path(), {"tokenizer.json", "invalid JSON"});
+  write_text(dir.file("tokenizer.json"), good_json);
+  write_text(dir.file("tokenizer.tiktoken"), read_text(dir.file("tokenizer.tiktoken")) + "enp6enp6 2147483647\n");
+  expect_load_error(dir.path(), {"tokenizer.tiktoken:", "rank 2147483647 is too large"});
+}
