@@ -7,6 +7,7 @@
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
+#include "hgpt/train/checkpoint_meta.h"
 #include "hgpt/train/context.h"
 #include "hgpt/train/metrics.h"
 #include "hgpt/train/optimizers.h"
@@ -20,9 +21,9 @@
 #include <torch/nn/module.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
-#include <regex>
 #include <sstream>
 
 namespace hgpt::train {
@@ -112,13 +113,9 @@ void load_module_state(torch::nn::Module& module, const TensorDict& state, const
 std::optional<int64_t> latest_checkpoint(const std::string& dir) {
   std::optional<int64_t> best;
   if (!is_directory(dir)) return best;
-  static const std::regex meta_re(R"(meta_(\d+)\.json)");
   for (const std::string& name : list_dir(dir)) {
-    std::smatch m;
-    if (std::regex_match(name, m, meta_re)) {
-      const int64_t step = std::stoll(m[1].str());
-      if (!best || step > *best) best = step;
-    }
+    const auto step = meta_file_step(name);  // UserError when the digits overflow int64
+    if (step && (!best || *step > *best)) best = step;
   }
   return best;
 }
@@ -139,30 +136,52 @@ nlohmann::json read_meta(const std::string& dir, int64_t step) {
 
 namespace {
 
-// The CPU generator's state travels in meta_*.json as hex.
-std::string hex_encode(const at::Tensor& bytes_u8) {
-  static const char* digits = "0123456789abcdef";
-  const auto t = bytes_u8.contiguous();
-  const auto* p = t.data_ptr<uint8_t>();
-  std::string out;
-  out.reserve(2 * t.numel());
-  for (int64_t i = 0; i < t.numel(); ++i) out += digits[p[i] >> 4], out += digits[p[i] & 15];
-  return out;
+// The CPU generator's state as raw bytes, and back (meta_*.json carries it as hex).
+std::string cpu_rng_state() {
+  const at::Tensor state = at::detail::getDefaultCPUGenerator().get_state().contiguous();
+  return std::string(reinterpret_cast<const char*>(state.data_ptr<uint8_t>()), static_cast<size_t>(state.numel()));
 }
 
-at::Tensor hex_decode(const std::string& hex) {
-  auto t = at::empty({static_cast<int64_t>(hex.size() / 2)}, at::kByte);
-  auto* p = t.data_ptr<uint8_t>();
-  auto nibble = [](char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1]));
-  return t;
+void set_cpu_rng_state(const std::string& bytes) {
+  at::Tensor state = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
+  std::memcpy(state.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();  // a handle to the global one
+  cpu_generator.set_state(state);
+}
+
+// Weights that are NaN or infinite must never become a checkpoint: resuming from it could only fail.
+void require_finite(const TensorDict& weights, int64_t step) {
+  for (const auto& [name, t] : weights) {
+    if (t.is_floating_point() && !at::isfinite(t).all().item<bool>()) {
+      throw UserError("the weights after step " + std::to_string(step) + " are not finite (tensor '" + name +
+                      "'); no checkpoint was written: lower the learning rates (or set grad_clip) and resume from "
+                      "the last checkpoint");
+    }
+  }
+}
+
+// The optimizer state a checkpoint file holds, split by optimizer; errors name the file.
+void load_optimizer_state(const std::string& path, Optimizers& optimizers) {
+  optim::StateDict muon_state, adamw_state;
+  for (const auto& [name, t] : load_tensor_dict(path)) {
+    if (name.rfind("muon.", 0) == 0) muon_state.emplace_back(name.substr(5), t);
+    else if (name.rfind("adamw.", 0) == 0) adamw_state.emplace_back(name.substr(6), t);
+  }
+  try {
+    optimizers.muon->load_state_dict(muon_state);
+    optimizers.adamw->load_state_dict(adamw_state);
+  } catch (const UserError& e) {
+    throw UserError(path + ": " + e.what());
+  }
 }
 
 }  // namespace
 
 void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, const nlohmann::json& val) {
   const std::string dir = ctx.run_dir();
-  if (ctx.master()) save_tensor_dict(path_join(dir, step_name("model", step, ".pt")), module_state(*state.model));
+  const TensorDict weights = module_state(*state.model);
+  require_finite(weights, step);  // on every rank (the weights are the same everywhere): all stop alike
+  if (ctx.master()) save_tensor_dict(path_join(dir, step_name("model", step, ".pt")), weights);
   TensorDict optim_state;
   for (const auto& [name, t] : state.optimizers.muon->state_dict()) optim_state.emplace_back("muon." + name, t);
   for (const auto& [name, t] : state.optimizers.adamw->state_dict()) optim_state.emplace_back("adamw." + name, t);
@@ -176,7 +195,7 @@ void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, 
     meta["val"] = val;
     meta["loader"] = {{"train_position", state.train_loader.position()}};
     meta["loss_ema"] = state.ema.state();
-    meta["rng_state_cpu"] = hex_encode(at::detail::getDefaultCPUGenerator().get_state());
+    meta["rng_state_cpu"] = hex_encode(cpu_rng_state());
     write_file_atomic(path_join(dir, step_name("meta", step, ".json")), meta.dump(2));
   }
   ctx.pg.barrier();
@@ -189,36 +208,37 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
     throw UserError("resume=true but '" + dir + "' holds no complete checkpoint (meta_*.json); " +
                     "start without --resume=true or point out_dir/model_tag at a previous run");
   }
-  const auto meta = read_meta(dir, *step);
-  const int saved_world = meta.value("world_size", 1);
-  if (saved_world != ctx.pg.world_size()) {
+  // Everything is checked before anything is restored.
+  const CheckpointMeta meta = read_checkpoint_meta(dir, *step);
+  const std::string meta_file = path_join(dir, step_name("meta", *step, ".json"));
+  if (meta.world_size != ctx.pg.world_size()) {
     throw UserError("the checkpoint at step " + std::to_string(*step) + " in '" + dir + "' was written by " +
-                    std::to_string(saved_world) + " rank(s); resume it with the same number of ranks (now " +
+                    std::to_string(meta.world_size) + " rank(s); resume it with the same number of ranks (now " +
                     std::to_string(ctx.pg.world_size()) + ")");
   }
   // The model architecture must match; training knobs may change on resume.
-  const auto saved = meta.at("config");
   const auto now = ctx.config.to_json();
   for (const std::string& key : architecture_keys()) {
-    if (saved.at(key) != now.at(key)) {
+    if (!meta.config.contains(key))
+      throw UserError("checkpoint meta file '" + meta_file + "': key 'config." + key + "' is missing");
+    if (meta.config[key] != now.at(key)) {
       throw UserError("cannot resume: config key '" + key + "' is " + now.at(key).dump() +
-                      " but the checkpoint was trained with " + saved.at(key).dump());
+                      " but the checkpoint was trained with " + meta.config[key].dump());
     }
   }
-  const std::string model_file = path_join(dir, step_name("model", *step, ".pt"));
-  load_module_state(*state.model, load_tensor_dict(model_file), model_file);
-  const auto optim_state = load_tensor_dict(path_join(dir, optim_name(*step, ctx.pg.rank())));
-  optim::StateDict muon_state, adamw_state;
-  for (const auto& [name, t] : optim_state) {
-    if (name.rfind("muon.", 0) == 0) muon_state.emplace_back(name.substr(5), t);
-    else if (name.rfind("adamw.", 0) == 0) adamw_state.emplace_back(name.substr(6), t);
+  const size_t rng_bytes = cpu_rng_state().size();
+  if (meta.rng_state_cpu.size() != rng_bytes) {
+    throw UserError("checkpoint meta file '" + meta_file + "': key 'rng_state_cpu' holds " +
+                    std::to_string(meta.rng_state_cpu.size()) + " bytes, the CPU generator's state is " +
+                    std::to_string(rng_bytes) + "; the file is damaged: delete it to resume from the checkpoint before");
   }
-  state.optimizers.muon->load_state_dict(muon_state);
-  state.optimizers.adamw->load_state_dict(adamw_state);
-  state.train_loader.set_position(meta.at("loader").at("train_position").get<int64_t>());
-  state.ema.load(meta.at("loss_ema"));
-  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();  // a handle to the global one
-  cpu_generator.set_state(hex_decode(meta.at("rng_state_cpu").get<std::string>()));
+  const std::string model_file = path_join(dir, step_name("model", *step, ".pt"));
+  const TensorDict weights = load_tensor_dict(model_file);
+  load_module_state(*state.model, weights, model_file);
+  load_optimizer_state(path_join(dir, optim_name(*step, ctx.pg.rank())), state.optimizers);
+  state.train_loader.set_position(meta.train_position);
+  state.ema.load({{"ema", meta.loss_ema}, {"count", meta.loss_ema_count}});
+  set_cpu_rng_state(meta.rng_state_cpu);
   return *step;
 }
 

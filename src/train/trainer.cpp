@@ -13,6 +13,7 @@
 #include "hgpt/train/metrics.h"
 #include "hgpt/train/optimizers.h"
 #include "hgpt/train/precision.h"
+#include "hgpt/train/run_dir.h"
 #include "hgpt/train/summary.h"
 
 #include <ATen/ATen.h>
@@ -46,6 +47,7 @@ StepResult train_step(const Context& ctx, model::HybridGPT& gpt, Optimizers& opt
   dist::ProcessGroup& pg = ctx.pg;
   const double grad_clip = ctx.config.train.grad_clip;
   double loss_sum = 0.0;
+  int64_t first_bad_micro = -1;  // the first micro-batch whose loss is not finite, on this rank
   for (int64_t micro = 0; micro < accum; ++micro) {
     const data::Batch batch = loader.next();
     at::Tensor loss;
@@ -53,7 +55,9 @@ StepResult train_step(const Context& ctx, model::HybridGPT& gpt, Optimizers& opt
       AutocastGuard guard(ctx.autocast);
       loss = gpt->loss(batch.inputs.to(ctx.device), batch.targets.to(ctx.device));
     }
-    loss_sum += loss.item<double>();
+    const double value = loss.item<double>();
+    if (!std::isfinite(value) && first_bad_micro < 0) first_bad_micro = micro;
+    loss_sum += value;
     (loss / static_cast<double>(accum)).backward();
   }
   std::vector<at::Tensor> params, grads;
@@ -64,7 +68,19 @@ StepResult train_step(const Context& ctx, model::HybridGPT& gpt, Optimizers& opt
   if (pg.is_distributed()) pg.all_reduce_mean_(grads);
   StepResult result;
   result.loss = pg.is_distributed() ? pg.all_reduce_mean(loss_sum / accum) : loss_sum / accum;
-  result.grad_norm = grad_clip > 0 ? optim::clip_grad_norm(params, grad_clip) : 0.0;
+  // The norm is needed without clipping too, for the check below: an infinite max_norm scales by 1.
+  result.grad_norm = optim::clip_grad_norm(params, grad_clip > 0 ? grad_clip : INFINITY);
+  // Before any update: a non-finite loss or gradient would poison the weights (the loss and the
+  // norm are the same on every rank, so all ranks stop here alike).
+  if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
+    for (auto& p : params) p.mutable_grad() = at::Tensor();
+    std::string where = first_bad_micro >= 0 ? "micro-batch " + std::to_string(first_bad_micro) +
+                                                   (pg.is_distributed() ? " of rank " + std::to_string(pg.rank()) : "")
+                                             : "a micro-batch of another rank";
+    throw Diverged(std::isfinite(result.loss)
+                       ? "the gradient norm is " + std::to_string(result.grad_norm) + " (the loss is finite)"
+                       : "the loss is " + std::to_string(result.loss) + " (first in " + where + ")");
+  }
   for (auto* opt : optimizers.all()) opt->step();
   if (pg.is_distributed()) sync_params(optimizers, pg);
   for (auto& p : params) p.mutable_grad() = at::Tensor();  // every gradient, owned or not
@@ -160,12 +176,20 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
 
   // Output folder, resume, metrics ------------------------------------------------------------
   const std::string dir = ctx.run_dir();
-  if (ctx.master()) make_dirs(dir);
+  if (ctx.master()) {
+    if (t.resume) make_dirs(dir);
+    else prepare_fresh_run_dir(dir, t.overwrite);  // never mixes with another run's checkpoints
+  }
   LossEma ema;
   const TrainState state{gpt, optimizers, train_loader, ema};
   int64_t start_step = 0;
   if (t.resume) {
     start_step = resume_checkpoint(ctx, state);
+    if (start_step > num_iterations) {
+      throw UserError("config key 'num_iterations': the checkpoint in '" + dir + "' is at step " +
+                      std::to_string(start_step) + ", past num_iterations = " + std::to_string(num_iterations) +
+                      "; resume with --num_iterations=" + std::to_string(start_step) + " or more");
+    }
     say("resumed from " + dir + " at step " + std::to_string(start_step));
   }
   MetricsWriter metrics;
@@ -221,7 +245,17 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     const double lr_mult = optim::lr_multiplier(step, num_iterations, t.warmup_ratio, t.warmdown_ratio, t.final_lr_frac);
     for (auto* opt : optimizers.all()) opt->set_lr_mult(lr_mult);
     optimizers.muon->set_momentum(optim::muon_momentum(step));
-    const StepResult r = train_step(ctx, gpt, optimizers, train_loader, accum);
+    StepResult r;
+    try {
+      r = train_step(ctx, gpt, optimizers, train_loader, accum);
+    } catch (const Diverged& e) {
+      // The weights saved at this very step gave the non-finite loss: withdraw that checkpoint.
+      if (save_now && ctx.master()) withdraw_checkpoint(dir, step);
+      throw Diverged("training diverged at step " + std::to_string(step) + ": " + e.what() +
+                     "; the weights were not updated" +
+                     (save_now ? " and the checkpoint of step " + std::to_string(step) + " (its weights) was withdrawn" : "") +
+                     ". Lower the learning rates or set grad_clip, then resume from the newest checkpoint");
+    }
     if (ctx.device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(ctx.device.index());
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -230,10 +264,6 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     const double tok_per_s = t.total_batch_size / dt;
     const double mfu = peak > 0 ? 100.0 * flops_per_token * tok_per_s / peak : -1.0;
     const double eta = (timed_steps ? train_seconds / timed_steps : dt) * (num_iterations - step - 1);
-    if (!std::isfinite(r.loss)) {
-      throw std::runtime_error("training loss became " + std::to_string(r.loss) + " at step " + std::to_string(step) +
-                               "; lower the learning rates or check the data");
-    }
     nlohmann::json rec = {{"step", step + 1}, {"loss", r.loss}, {"loss_ema", smooth}, {"lr_mult", lr_mult},
                           {"dt_ms", dt * 1e3}, {"tok_per_s", tok_per_s}, {"grad_norm", r.grad_norm}};
     if (mfu >= 0) rec["mfu"] = mfu;

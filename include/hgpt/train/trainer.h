@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hgpt/config.h"
+#include "hgpt/errors.h"
 #include "hgpt/data/loader.h"
 #include "hgpt/model/gpt.h"
 #include "hgpt/train/context.h"
@@ -18,9 +19,15 @@ struct StepResult {
   double loss = 0.0;       // mean training loss of the step, averaged over ranks
   double grad_norm = 0.0;  // global gradient norm before clipping
 };
+// Thrown by train_step, on every rank alike, when the step's loss or gradient norm is not finite:
+// the weights and optimizer state are still those from before the step.
+struct Diverged : UserError {
+  using UserError::UserError;
+};
 // One optimizer step: `accum` micro-batches (loss / accum backward each), gradients averaged
-// across ranks, clipped to the config's grad_clip (> 0), then each optimizer steps, the
-// parameters are synced across ranks and all gradients are cleared.
+// across ranks, clipped to the config's grad_clip (> 0), then — only when the loss and the
+// gradient norm are finite, else Diverged — each optimizer steps, the parameters are synced
+// across ranks and all gradients are cleared.
 // The caller sets learning-rate multipliers and momentum beforehand.
 StepResult train_step(const Context& ctx, model::HybridGPT& model, Optimizers& optimizers, data::Loader& loader,
                       int64_t accum);
