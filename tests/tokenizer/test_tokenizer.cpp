@@ -286,13 +286,18 @@ void expect_load_error(const std::string& dir, const std::vector<std::string>& f
   }
 }
 
+// A small trained tokenizer in `dir`: 256 bytes, 4 merges, 9 special tokens from id 260 (vocab 269).
+void save_small_tokenizer(const std::string& dir) {
+  TrainOptions opt;
+  opt.vocab_size = 256 + 4 + 9;
+  Tokenizer::train({"hello hello world"}, opt).save(dir);
+}
+
 }  // namespace
 
 TEST(TokenizerFiles, MalformedFilesNameFileAndLine) {
   TempDir dir;
-  TrainOptions opt;
-  opt.vocab_size = 256 + 4 + 9;
-  Tokenizer::train({"hello hello world"}, opt).save(dir.path());
+  save_small_tokenizer(dir.path());
   const std::string good_ranks = read_text(dir.file("tokenizer.tiktoken"));
   const std::string good_json = read_text(dir.file("tokenizer.json"));
   ASSERT_NO_THROW(Tokenizer::load(dir.path()));
@@ -360,9 +365,7 @@ TEST(Utf8Helpers, CountAndTruncate) {
 // table is sized by them (found by fuzz_tokenizer_files: a rank or id near 2^31 allocated ~64 GB).
 TEST(TokenizerFiles, SpecialTokenAndSizeErrorsNameTheSidecar) {
   TempDir dir;
-  TrainOptions opt;
-  opt.vocab_size = 256 + 4 + 9;
-  Tokenizer::train({"hello hello world"}, opt).save(dir.path());
+  save_small_tokenizer(dir.path());
   const std::string good_json = read_text(dir.file("tokenizer.json"));
   auto with_json = [&](const std::string& from, const std::string& to) {
     std::string j = good_json;

@@ -44,7 +44,7 @@ TEST(MetricsFile, AGarbageLineEndsWhatIsKept) {
   EXPECT_EQ(train::metrics_prefix_to_keep(text, 10), text.find("not json"));
 }
 
-TEST(MetricsFile, OpenCutsTheFileAndAppendsAfterIt) {
+TEST(MetricsFile, OpenCutsTheFileAndAppendsAfterItAndAFreshRunStartsEmpty) {
   TempDir dir;
   const std::string path = dir.file("metrics.jsonl");
   std::ofstream(path) << kRun;
@@ -58,14 +58,8 @@ TEST(MetricsFile, OpenCutsTheFileAndAppendsAfterIt) {
   ASSERT_EQ(records.size(), 5u) << read_text(path);
   EXPECT_EQ(records[3], (Json{{"step", 2}, {"val_loss", 3.6}}));
   EXPECT_EQ(records[4], (Json{{"step", 3}, {"loss", 3.0}}));
-}
-
-TEST(MetricsFile, AFreshRunStartsEmpty) {
-  TempDir dir;
-  const std::string path = dir.file("metrics.jsonl");
-  std::ofstream(path) << kRun;
-  train::MetricsWriter writer;
-  writer.open(path, 0);
+  train::MetricsWriter fresh;
+  fresh.open(path, 0);
   EXPECT_EQ(read_text(path), "");
 }
 
