@@ -7,8 +7,8 @@ embedded, and a report.md summary beside it.
 RUN_DIR is a run's <out_dir>/<model_tag> folder: base_train writes metrics.jsonl there (one JSON
 object per step and per evaluation), run.json at the start (resolved config, parameter counts,
 FLOPs per token, device, world size) and meta_<step>.json with each checkpoint. The report reads
-what is there, so it works on a run still in progress, on a resumed run (a step written twice: the
-later line wins), on a run without validation, and with non-finite values (drawn as gaps).
+what is there, so it works on a run still in progress, on a resumed run (an older file may hold a step twice:
+the later line wins), on a run without validation, and with non-finite values (drawn as gaps).
 Runs whose configs differ only in seed and model_tag form a group; the "over seeds" table gives
 each group's mean ± standard deviation.
 
@@ -96,7 +96,7 @@ class Run:
             except (ValueError, KeyError, TypeError):
                 bad += 1  # e.g. the half-written last line of a run being killed
                 continue
-            # A resumed run writes the steps after its checkpoint again: the later line wins.
+            # Files from before base_train cut metrics.jsonl back on resume may repeat steps: the later line wins.
             if "loss" in record:
                 steps[step] = record
             if "val_loss" in record:
