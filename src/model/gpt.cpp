@@ -66,13 +66,18 @@ at::Tensor HybridGPTImpl::forward(const at::Tensor& idx) {
   TORCH_CHECK(seq <= config_.sequence_len, "sequence of ", seq, " tokens exceeds max_seq_len ",
               config_.sequence_len);
   const auto rotary = rotary_tables(seq, config_.attn_head_dim(), idx.device());
-  auto x = rms_norm(wte_(idx));
+  auto x = embed(idx);
   for (const auto& layer : *h_) {  // each kind's own forward: only attention needs the rotary tables
     if (auto* t = layer->as<TransformerBlockImpl>()) x = t->forward(x, rotary);
     else x = layer->as<MambaBlockImpl>()->forward(x);
   }
-  x = rms_norm(x);
-  auto logits = lm_head_(x).to(at::kFloat);
+  return head(x);
+}
+
+at::Tensor HybridGPTImpl::embed(const at::Tensor& idx) { return rms_norm(wte_(idx)); }
+
+at::Tensor HybridGPTImpl::head(const at::Tensor& x) {
+  const auto logits = lm_head_(rms_norm(x)).to(at::kFloat);
   return kSoftcap * at::tanh(logits / kSoftcap);
 }
 

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace hgpt::model {
@@ -60,9 +61,17 @@ at::Tensor MambaMixerImpl::causal_depthwise_conv(const at::Tensor& x) {
 
 // Every activation stays (B, L, channels), the layout of the linear layers: no transposed copies.
 // The scan takes (B, channels, L) views of them, which its CPU kernel reads in place.
-at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden) {
-  const int64_t di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
+// With a state (inference), the prefill also leaves the conv and SSM states for decoding, and a
+// state that is already filled means one decoding step.
+at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden, MambaState* state) {
+  if (state && state->ssm.defined()) return step(hidden, *state);
+  const int64_t L = hidden.size(1), di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
   const auto xz = in_proj(hidden);                                      // (B, L, 2·di)
+  if (state) {  // the conv's next window starts with the last d_conv−1 inputs (zeros before the start)
+    const int64_t K = shape.d_conv;
+    const auto x_in = xz.narrow(2, 0, di).transpose(1, 2);  // (B, di, L)
+    state->conv = at::constant_pad_nd(x_in, {std::max<int64_t>(0, K - 1 - L), 0}).narrow(2, -(K - 1), K - 1).contiguous();
+  }
   const auto x = at::silu(causal_depthwise_conv(xz.narrow(2, 0, di)));  // (B, L, di)
   const auto x_dbl = x_proj(x);                                         // (B, L, r + 2N)
   // dt_proj's weight only: its bias enters the scan as delta_bias (before the softplus).
@@ -78,8 +87,38 @@ at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden) {
   in.z = xz.narrow(2, di, di).transpose(1, 2);
   in.delta_bias = dt_proj->bias.to(at::kFloat);
   in.delta_softplus = true;
-  const auto y = ops::selective_scan(in).out;  // (B, di, L)
-  return out_proj(y.transpose(1, 2));
+  auto scan = ops::selective_scan(in, /*return_last_state=*/state != nullptr);  // y: (B, di, L)
+  if (state) state->ssm = scan.last_state;
+  return out_proj(scan.out.transpose(1, 2));
+}
+
+// The recurrence of the scan (see selective_scan.h) for one position, computed in the state's
+// dtype:
+//   conv window = [conv state, x]; x = SiLU(bias + Σ_k w_k · window_k); (dt, B, C) = x_proj(x)
+//   Δ = softplus(dt_proj.weight · dt + dt_proj.bias); h = exp(Δ·A)·h + Δ·B·x
+//   y = C·h + D·x; out = out_proj(y · SiLU(z))
+at::Tensor MambaMixerImpl::step(const at::Tensor& hidden, MambaState& state) {
+  TORCH_CHECK(hidden.size(1) == 1, "MambaMixer::step takes one position, got ", hidden.size(1));
+  const int64_t di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
+  const auto xz = in_proj(hidden.squeeze(1));  // (B, 2·di)
+  auto x = xz.narrow(1, 0, di);
+  const auto z = xz.narrow(1, di, di);
+  const auto window = at::cat({state.conv, x.unsqueeze(2).to(state.conv.scalar_type())}, 2);  // (B, di, d_conv)
+  state.conv = window.narrow(2, 1, shape.d_conv - 1);
+  const auto weight = conv1d->weight.squeeze(1).to(window.scalar_type());  // (di, d_conv)
+  x = at::silu((window * weight).sum(2) + conv1d->bias.to(window.scalar_type()));
+  const auto x_dbl = x_proj(x);  // (B, r + 2N)
+  const auto dt = x_dbl.narrow(1, 0, r);
+  const auto dtype = state.ssm.scalar_type();
+  const auto Bm = x_dbl.narrow(1, r, N).to(dtype).unsqueeze(1);      // (B, 1, N)
+  const auto Cm = x_dbl.narrow(1, r + N, N).to(dtype).unsqueeze(1);  // (B, 1, N)
+  const auto delta = at::softplus(at::matmul(dt, dt_proj->weight.t()).to(dtype) + dt_proj->bias.to(dtype));
+  const auto u = x.to(dtype);
+  const auto A = -at::exp(A_log.to(dtype));  // (di, N)
+  const auto dA = at::exp(delta.unsqueeze(2) * A);
+  state.ssm = dA * state.ssm + (delta * u).unsqueeze(2) * Bm;
+  const auto y = (state.ssm * Cm).sum(2) + D.to(dtype) * u;
+  return out_proj((y * at::silu(z.to(dtype))).to(x.scalar_type())).unsqueeze(1);
 }
 
 MambaBlockImpl::MambaBlockImpl(const MambaShape& shape, bool use_mlp) {
@@ -87,8 +126,8 @@ MambaBlockImpl::MambaBlockImpl(const MambaShape& shape, bool use_mlp) {
   if (use_mlp) mlp = register_module("mlp", MLP(shape.dim));
 }
 
-at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in) {
-  auto x = x_in + mixer(rms_norm(x_in));
+at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, MambaState* state) {
+  auto x = x_in + mixer->forward(rms_norm(x_in), state);
   if (mlp) x = x + mlp(rms_norm(x));
   return x;
 }

@@ -13,17 +13,45 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t dim, int64_t n_head_, i
   c_proj = register_module("c_proj", linear_no_bias(n_head * head_dim, dim));
 }
 
-at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, const Rotary& rotary) {
+namespace {
+// The rotary tables from position `start` on (apply_rotary reads them from their first row).
+Rotary from_position(const Rotary& rotary, int64_t start, int64_t length) {
+  return {rotary.cos.narrow(1, start, length), rotary.sin.narrow(1, start, length)};
+}
+
+// Appends (B, T, H, D) keys or values to a (B, H, capacity, D) cache buffer at `start`,
+// allocating it on the first write; returns the filled part (B, H, start + T, D).
+at::Tensor append(at::Tensor& buffer, const at::Tensor& x, int64_t start, int64_t capacity) {
+  const int64_t T = x.size(1);
+  TORCH_CHECK(start + T <= capacity, "KV cache: ", start + T, " positions exceed its capacity of ", capacity);
+  if (!buffer.defined()) buffer = at::zeros({x.size(0), x.size(2), capacity, x.size(3)}, x.options());
+  buffer.narrow(2, start, T).copy_(x.transpose(1, 2));
+  return buffer.narrow(2, 0, start + T);
+}
+}  // namespace
+
+at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, const Rotary& rotary, KVCache* cache) {
   const auto B = x.size(0), T = x.size(1), C = x.size(2);
+  const int64_t start = cache ? cache->length : 0;
   auto q = c_q(x).view({B, T, n_head, head_dim});
   auto k = c_k(x).view({B, T, n_kv_head, head_dim});
   auto v = c_v(x).view({B, T, n_kv_head, head_dim});
-  q = rms_norm(apply_rotary(q, rotary));
-  k = rms_norm(apply_rotary(k, rotary));
-  // (B, H, T, D) for attention.
-  auto y = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                            /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
-                                            /*scale=*/std::nullopt, /*enable_gqa=*/n_kv_head != n_head);
+  const Rotary here = start > 0 ? from_position(rotary, start, T) : rotary;
+  q = rms_norm(apply_rotary(q, here));
+  k = rms_norm(apply_rotary(k, here));
+  // (B, H, T, D) for attention; with a cache the keys and values are all positions so far.
+  at::Tensor keys = k.transpose(1, 2), values = v.transpose(1, 2);
+  if (cache) {
+    keys = append(cache->k, k, start, cache->capacity);
+    values = append(cache->v, v, start, cache->capacity);
+    cache->length = start + T;
+  }
+  // Causal within the new positions; a single new token sees every cached one. (T > 1 after
+  // cached positions would need an offset mask: the engine never asks for it.)
+  TORCH_CHECK(start == 0 || T == 1, "attention with a cache of ", start, " positions takes one new token, got ", T);
+  auto y = at::scaled_dot_product_attention(q.transpose(1, 2), keys, values, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                            /*is_causal=*/start == 0, /*scale=*/std::nullopt,
+                                            /*enable_gqa=*/n_kv_head != n_head);
   return c_proj(y.transpose(1, 2).contiguous().view({B, T, C}));
 }
 
@@ -39,8 +67,8 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t n_head, int64_t 
   mlp = register_module("mlp", MLP(dim));
 }
 
-at::Tensor TransformerBlockImpl::forward(const at::Tensor& x_in, const Rotary& rotary) {
-  auto x = x_in + attn(rms_norm(x_in), rotary);
+at::Tensor TransformerBlockImpl::forward(const at::Tensor& x_in, const Rotary& rotary, KVCache* cache) {
+  auto x = x_in + attn->forward(rms_norm(x_in), rotary, cache);
   return x + mlp(rms_norm(x));
 }
 

@@ -29,6 +29,10 @@ class HybridGPTImpl : public torch::nn::Module {
   // Cross-entropy against targets (B, T) with ignore index -1: the mean over counted tokens, or
   // per-token losses (B, T) (0 where ignored) when `per_token`.
   at::Tensor loss(const at::Tensor& idx, const at::Tensor& targets, bool per_token = false);
+  // The two ends of forward, for callers that run the blocks themselves (the inference engine):
+  // the normed token embedding (B, T, C), and soft-capped fp32 logits of the last block's output.
+  at::Tensor embed(const at::Tensor& idx);
+  at::Tensor head(const at::Tensor& x);
 
   const ModelConfig& config() const { return config_; }
   // The layers in order (the modules of transformer.h).

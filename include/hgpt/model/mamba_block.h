@@ -21,13 +21,24 @@ struct SmallParameter {
 };
 std::vector<SmallParameter> mamba_small_parameters(const MambaShape& shape);
 
+// The recurrent state of one Mamba layer after a prefix, for decoding one token at a time:
+// conv holds the last d_conv−1 conv inputs (B, d_inner, d_conv−1; zeros before the first token),
+// ssm the scan state h (B, d_inner, d_state), fp32.
+struct MambaState {
+  at::Tensor conv, ssm;
+};
+
 // The selective-SSM mixer of mamba_simple.py: in_proj (x and z), causal depthwise conv1d, SiLU,
 // x_proj → (dt, B, C), dt_proj, selective scan (softplus, delta_bias = dt_proj.bias), gate by
 // SiLU(z) inside the scan, out_proj.
 class MambaMixerImpl : public torch::nn::Module {
  public:
   explicit MambaMixerImpl(const MambaShape& shape);
-  at::Tensor forward(const at::Tensor& x);  // (B, L, dim) → (B, L, dim)
+  // (B, L, dim) → (B, L, dim). With a state: an empty one is filled with the state after x (a
+  // prefill); a filled one is continued by x, one token (L = 1), and left after it (a step).
+  at::Tensor forward(const at::Tensor& x, MambaState* state = nullptr);
+  // One token: x (B, 1, dim), mamba's selective_state_update in plain ATen ops.
+  at::Tensor step(const at::Tensor& x, MambaState& state);
   // Mamba's own init (A_log, D, dt_proj) and the generic/zero init of the other matrices.
   void init_weights();
 
@@ -44,7 +55,8 @@ TORCH_MODULE(MambaMixer);
 class MambaBlockImpl : public BlockImpl {
  public:
   MambaBlockImpl(const MambaShape& shape, bool use_mlp);
-  at::Tensor forward(const at::Tensor& x);
+  // x += mixer(norm(x)) (then the MLP); with a state, see MambaMixer::forward. Null: no state.
+  at::Tensor forward(const at::Tensor& x, MambaState* state = nullptr);
   void init_weights() override;
   char kind() const override { return 'M'; }
   std::vector<std::string> small_parameters() const override;

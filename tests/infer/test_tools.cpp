@@ -1,0 +1,126 @@
+// test_tools.cpp — build/sample and build/evaluate end to end on the checkpoints of a short
+// base_train run: text comes out and reproduces, evaluate gives exactly the validation numbers
+// base_train logged for the step, and every bad input is one "error:" line and exit code 2.
+#include "hgpt/train/checkpoint.h"
+#include "tests/train/train_test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace hgpt::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string kSample = std::string(HGPT_BUILD_DIR) + "/sample";
+const std::string kEvaluate = std::string(HGPT_BUILD_DIR) + "/evaluate";
+
+ChildResult run_tool(const std::string& tool, std::vector<std::string> args) {
+  args.insert(args.begin(), tool);
+  return run_process(base_train_spec(std::move(args)), 120s);
+}
+
+void expect_user_error(const ChildResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.output;
+}
+
+// One base_train run (checkpoints and evals at steps 2 and 4), shared by every test here.
+class TrainedRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    result_ = new ChildResult(run_base_train({"--num_iterations=4", "--eval_every=2", "--save_every=2",
+                                              "--max_seq_len=64", "--total_batch_size=256", "--eval_tokens=1024",
+                                              "--out_dir=" + dir_->path()}));
+  }
+  static void TearDownTestSuite() {
+    delete result_;
+    delete dir_;
+  }
+  void SetUp() override { ASSERT_TRUE(result_->ok()) << result_->describe(); }
+  static std::string run_dir() { return dir_->path() + "/d2"; }
+  // A copy of the run's checkpoint folder to break.
+  static std::string copy_run(const std::string& name) {
+    const std::string to = dir_->path() + "/" + name;
+    fs::create_directories(to);
+    for (const auto& e : fs::directory_iterator(run_dir())) fs::copy_file(e.path(), to + "/" + e.path().filename().string());
+    return to;
+  }
+
+  static TempDir* dir_;
+  static ChildResult* result_;
+};
+TempDir* TrainedRun::dir_ = nullptr;
+ChildResult* TrainedRun::result_ = nullptr;
+
+// ---------------------------------------------------------------------------------------------
+// sample
+
+TEST_F(TrainedRun, SampleStreamsTextAndReproducesWithTheSameSeed) {
+  const std::vector<std::string> args = {"--checkpoint", run_dir(), "--prompt", "recall: k=7 ", "--max_tokens", "12",
+                                         "--seed", "3"};
+  const auto a = run_tool(kSample, args), b = run_tool(kSample, args);
+  ASSERT_TRUE(a.ok()) << a.describe();
+  EXPECT_EQ(a.output.rfind("recall: k=7 ", 0), 0u) << a.output;  // the prompt, then its continuation
+  EXPECT_NE(a.output.find("step 4 of"), std::string::npos) << a.output;
+  EXPECT_NE(a.output.find("tok/s"), std::string::npos) << a.output;
+  auto text = [](const ChildResult& r) { return r.output.substr(0, r.output.find("sample: step")); };
+  EXPECT_EQ(text(a), text(b));
+}
+
+TEST_F(TrainedRun, SampleSeveralSamplesAndAnOlderStep) {
+  const auto r = run_tool(kSample, {"--checkpoint", run_dir(), "--step", "2", "--prompt", "the ", "--num_samples", "3",
+                                    "--max_tokens", "5", "--temperature", "0"});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  for (const char* header : {"--- sample 1\n", "--- sample 2\n", "--- sample 3\n"})
+    EXPECT_NE(r.output.find(header), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step 2 of"), std::string::npos) << r.output;
+}
+
+TEST_F(TrainedRun, SampleBadInputsAreUserErrors) {
+  expect_user_error(run_tool(kSample, {"--checkpoint", dir_->path() + "/nowhere", "--prompt", "a"}), "does not exist");
+  fs::create_directories(dir_->path() + "/empty");
+  expect_user_error(run_tool(kSample, {"--checkpoint", dir_->path() + "/empty", "--prompt", "a"}), "no complete checkpoint");
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--step", "3", "--prompt", "a"}), "meta_000003.json");
+
+  const std::string torn = copy_run("torn");
+  fs::resize_file(torn + "/model_000004.pt", fs::file_size(torn + "/model_000004.pt") / 2);
+  expect_user_error(run_tool(kSample, {"--checkpoint", torn, "--prompt", "a"}), "model_000004.pt");
+
+  const std::string foreign = copy_run("foreign");
+  std::ofstream(foreign + "/model_000004.pt") << "not a checkpoint";
+  expect_user_error(run_tool(kSample, {"--checkpoint", foreign, "--prompt", "a"}), "model_000004.pt");
+
+  const std::string other_shape = copy_run("other_shape");  // meta says d_state 8, the weights have 16
+  Json meta = train::read_meta(other_shape, 4);
+  meta["config"]["mamba_d_state"] = 8;
+  std::ofstream(other_shape + "/meta_000004.json") << meta.dump();
+  expect_user_error(run_tool(kSample, {"--checkpoint", other_shape, "--prompt", "a"}), "another config");
+
+  const std::string bad_meta = copy_run("bad_meta");
+  std::ofstream(bad_meta + "/meta_000004.json") << "{\"step\": 4";
+  expect_user_error(run_tool(kSample, {"--checkpoint", bad_meta, "--prompt", "a"}), "meta_000004.json");
+
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--tokenizer", dir_->path() + "/no_tok"}),
+                    "no_tok");
+  const std::string lost_tokenizer = copy_run("lost_tokenizer");  // the run's tokenizer folder is gone
+  meta = train::read_meta(lost_tokenizer, 4);
+  meta["config"]["tokenizer"] = dir_->path() + "/gone_tokenizer";
+  std::ofstream(lost_tokenizer + "/meta_000004.json") << meta.dump();
+  expect_user_error(run_tool(kSample, {"--checkpoint", lost_tokenizer, "--prompt", "a"}), "gone_tokenizer");
+
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", std::string(80, 'a')}), "max_seq_len");
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--temperature", "-1"}), "--temperature");
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--top_p", "0"}), "--top_p");
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--num_samples", "0"}), "--num_samples");
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir()}), "--prompt");
+}
+
+}  // namespace
+}  // namespace hgpt::testing
