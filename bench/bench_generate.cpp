@@ -15,9 +15,9 @@
 #include "hgpt/config.h"
 #include "hgpt/errors.h"
 #include "hgpt/infer/engine.h"
-#include "hgpt/train/evaluate.h"
+#include "hgpt/train/context.h"
 #include "hgpt/train/metrics.h"
-#include "hgpt/train/trainer.h"
+#include "hgpt/train/precision.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -99,7 +99,7 @@ int run(const Options& o) {
   const bool cuda = device.is_cuda();
   const std::string device_text = hgpt::train::device_name(cuda, device.index());
   const int64_t max_context = *std::max_element(o.contexts.begin(), o.contexts.end());
-  hgpt::train::AutocastGuard autocast(cuda);
+  hgpt::train::AutocastGuard autocast(hgpt::train::uses_autocast(device));
   nlohmann::json rows = nlohmann::json::array();
   if (!o.json) {
     std::printf("depth %lld, dim %lld, head_dim %lld, vocab %lld | %s", static_cast<long long>(o.depth),

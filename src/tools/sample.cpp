@@ -6,9 +6,10 @@
 #include "hgpt/cli.h"
 #include "hgpt/errors.h"
 #include "hgpt/infer/generate.h"
-#include "hgpt/infer/trained_model.h"
-#include "hgpt/train/evaluate.h"
-#include "hgpt/train/trainer.h"
+#include "hgpt/infer/text_codec.h"
+#include "hgpt/train/context.h"
+#include "hgpt/train/precision.h"
+#include "hgpt/train/trained_model.h"
 
 #include <cstdio>
 #include <iostream>
@@ -36,20 +37,28 @@ int run(int argc, char** argv) {
   if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
 
   const at::Device device = hgpt::train::resolve_device(device_name, 0);
-  auto run = hgpt::infer::load_trained_model(checkpoint, step, device);
+  auto run = hgpt::train::load_trained_model(checkpoint, step, device);
   const auto codec = hgpt::infer::TextCodec::for_run(run.config, tokenizer_dir);
+  if (!codec.knows_text()) {
+    throw hgpt::UserError("the run read token shards ('" + run.config.train.data +
+                          "') without a tokenizer, so its text is unknown; pass --tokenizer DIR");
+  }
   options.stop_token = codec.bos();
   const auto ids = codec.encode_prompt(prompt);
   hgpt::infer::Engine engine(run.model);
 
-  // One sample streams token by token; several are printed one after another at the end.
+  // One sample streams token by token (after the prompt, once generation has started, so a
+  // refused prompt prints nothing); several are printed one after another at the end.
   const bool stream = options.num_samples == 1;
-  if (stream) std::cout << prompt << std::flush;
-  hgpt::train::AutocastGuard autocast(device.is_cuda());
+  bool started = false;
+  hgpt::train::AutocastGuard autocast(hgpt::train::uses_autocast(device));
   const auto result = hgpt::infer::generate(engine, ids, options, [&](const std::vector<uint32_t>& tokens,
                                                                       const std::vector<bool>& running) {
-    if (stream && running[0] && tokens[0] != codec.bos()) std::cout << codec.decode({tokens[0]}) << std::flush;
+    if (!stream) return;
+    if (!started) std::cout << prompt, started = true;
+    if (running[0] && tokens[0] != codec.bos()) std::cout << codec.decode({tokens[0]}) << std::flush;
   });
+  if (stream && !started) std::cout << prompt;
   if (stream) std::cout << "\n";
   for (size_t i = 0; !stream && i < result.tokens.size(); ++i) {
     std::cout << "--- sample " << i + 1 << "\n" << prompt << codec.decode(result.tokens[i]) << "\n";

@@ -1,9 +1,12 @@
-// evaluate.cpp — validation metrics, greedy samples, and their printing and recording.
+// evaluate.cpp — validation metrics, greedy samples (through the inference engine), and their
+// printing and recording.
 #include "hgpt/train/evaluate.h"
 
 #include "hgpt/config.h"
 #include "hgpt/data/synthetic.h"
 #include "hgpt/dist/process_group.h"
+#include "hgpt/infer/generate.h"
+#include "hgpt/infer/text_codec.h"
 #include "hgpt/tokenizer/bits_per_byte.h"
 #include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/train/precision.h"
@@ -11,6 +14,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -75,6 +79,11 @@ EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& l
   return result;
 }
 
+int64_t eval_steps(const Config& config, int world_size) {
+  const int64_t tokens_per_step = config.train.device_batch_size * config.model.sequence_len * world_size;
+  return std::max<int64_t>(1, config.train.eval_tokens / tokens_per_step);
+}
+
 std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer) {
   std::vector<int32_t> bytes;
   if (tokenizer) {
@@ -112,30 +121,6 @@ std::string format_eval(const nlohmann::json& j) {
   return out.str();
 }
 
-std::vector<uint32_t> greedy_continue(model::HybridGPT& model, const std::vector<uint32_t>& prompt,
-                                      int64_t max_new_tokens, const at::Device& device, bool autocast) {
-  at::NoGradGuard no_grad;
-  model->eval();
-  std::vector<int64_t> context(prompt.begin(), prompt.end());
-  std::vector<uint32_t> generated;
-  const int64_t max_len = model->config().sequence_len;
-  for (int64_t i = 0; i < max_new_tokens; ++i) {
-    const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(context.size()) - max_len);
-    std::vector<int64_t> window(context.begin() + start, context.end());
-    const auto idx = at::tensor(window, at::kLong).view({1, -1}).to(device);
-    at::Tensor logits;
-    {
-      AutocastGuard guard(autocast);
-      logits = model->forward(idx);
-    }
-    const int64_t next = logits.select(1, logits.size(1) - 1).argmax(-1).item<int64_t>();
-    context.push_back(next);
-    generated.push_back(static_cast<uint32_t>(next));
-  }
-  model->train();
-  return generated;
-}
-
 namespace {
 
 // Samples of a barely trained model are arbitrary bytes: escape control characters so they
@@ -164,25 +149,17 @@ void print_samples(const Context& ctx, model::HybridGPT& gpt, const tokenizer::T
     prompts = {"The capital of France is", "The chemical symbol of gold is",
                "If yesterday was Friday, then tomorrow will be"};
   }
+  const infer::TextCodec codec(tokenizer);
+  infer::Engine engine(gpt);
+  infer::GenerateOptions greedy;
+  greedy.max_tokens = 24;
+  greedy.sampling.temperature = 0;
+  AutocastGuard autocast(ctx.autocast);
   for (const auto& prompt : prompts) {
-    std::vector<uint32_t> ids;
-    if (tokenizer) {
-      ids = tokenizer->encode(prompt);
-      ids.insert(ids.begin(), tokenizer->bos_id());
-    } else {
-      ids = data::encode_bytes(prompt);
-    }
-    const auto out = greedy_continue(gpt, ids, 24, ctx.device, ctx.autocast);
-    std::string text;
-    if (tokenizer) {  // a padded vocab can sample ids the tokenizer does not have: drop them
-      std::vector<uint32_t> known;
-      for (uint32_t id : out) {
-        if (id < tokenizer->vocab_size()) known.push_back(id);
-      }
-      text = tokenizer->decode(known);
-    } else {
-      text = data::decode_bytes(out);
-    }
+    auto ids = codec.encode_prompt(prompt);
+    const int64_t max_len = gpt->config().sequence_len;  // keep the end of a prompt that does not fit
+    if (static_cast<int64_t>(ids.size()) > max_len) ids.erase(ids.begin(), ids.end() - max_len);
+    const std::string text = codec.decode(infer::generate(engine, ids, greedy).tokens.front());
     std::cout << "sample: " << printable(prompt) << " ⟶ " << printable(text) << std::endl;
   }
 }

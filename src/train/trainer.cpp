@@ -5,6 +5,7 @@
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
+#include "hgpt/infer/text_codec.h"
 #include "hgpt/optim/schedule.h"
 #include "hgpt/strings.h"
 #include "hgpt/tokenizer/tokenizer.h"
@@ -106,19 +107,6 @@ int agreed_stop_signal(dist::ProcessGroup& pg) {
   return std::fmod(signals, 65536.0) > 0 ? SIGINT : SIGTERM;
 }
 
-// The config's tokenizer (null when none is set), checked against the model's vocabulary.
-std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const Config& config) {
-  const std::string& dir = config.train.tokenizer;
-  if (dir.empty()) return nullptr;
-  auto tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(dir));
-  if (tok->vocab_size() > config.model.vocab_size) {
-    throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
-                    " is smaller than the tokenizer's " + std::to_string(tok->vocab_size()) + " tokens in '" + dir +
-                    "'; set vocab_size to at least that");
-  }
-  return tok;
-}
-
 // The lines printed before training: device, ranks, backend, the dry-run summary, the folder.
 std::string run_header(const Context& ctx) {
   const bool cuda = ctx.device.is_cuda();
@@ -155,7 +143,8 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   };
 
   // Tokenizer, data, sizes --------------------------------------------------------------------
-  const auto tokenizer = load_tokenizer(config);
+  const auto codec = infer::TextCodec::for_run(config);  // the run's tokenizer, or bytes
+  const tokenizer::Tokenizer* tokenizer = codec.tokenizer();
   const int64_t accum = grad_accum_steps(config, pg.world_size());
   const int64_t num_iterations = resolve_num_iterations(config);
   data::LoaderSpec spec{t.data, "train", t.device_batch_size, config.model.sequence_len, config.model.vocab_size,
@@ -163,9 +152,8 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   data::Loader train_loader(spec);
   spec.split = "val";
   data::Loader val_loader(spec);  // validated now, so bad data stops the run before any training
-  const int64_t tokens_per_eval_step = t.device_batch_size * config.model.sequence_len * pg.world_size();
-  const int64_t eval_steps = std::max<int64_t>(1, t.eval_tokens / tokens_per_eval_step);
-  const auto token_bytes = token_byte_lengths(config, tokenizer.get());
+  const int64_t val_steps = eval_steps(config, pg.world_size());
+  const auto token_bytes = token_byte_lengths(config, tokenizer);
 
   // Model and optimizers ----------------------------------------------------------------------
   model::HybridGPT gpt = build_model(config, ctx.device);
@@ -201,7 +189,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
   say(run_header(ctx));
 
   // Samples need a way to turn text into tokens and back: the byte corpus or a tokenizer.
-  const bool can_sample = tokenizer || t.data == "synthetic";
+  const bool can_sample = codec.knows_text();
   if (t.sample_every > 0 && !can_sample) say("no samples: token shards without a tokenizer cannot be decoded (set tokenizer)");
 
   std::signal(SIGINT, on_stop_signal);
@@ -216,14 +204,14 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
 
     if (last_step || (t.eval_every > 0 && step % t.eval_every == 0)) {
       val_loader.set_position(0);
-      last_val = eval_record(evaluate(ctx, gpt, val_loader, eval_steps, token_bytes));
+      last_val = eval_record(evaluate(ctx, gpt, val_loader, val_steps, token_bytes));
       say("step " + std::to_string(step) + "/" + std::to_string(num_iterations) + " | " + format_eval(last_val));
       nlohmann::json rec = last_val;
       rec["step"] = step;
       metrics.write(rec);
     }
     if (ctx.master() && can_sample && t.sample_every > 0 && (last_step || step % t.sample_every == 0)) {
-      print_samples(ctx, gpt, tokenizer.get());
+      print_samples(ctx, gpt, tokenizer);
     }
     const bool save_now = step > start_step && (last_step || (t.save_every > 0 && step % t.save_every == 0));
     if (save_now) {

@@ -5,7 +5,7 @@
 #include "hgpt/infer/engine.h"
 #include "hgpt/infer/generate.h"
 #include "hgpt/ops/selective_scan.h"
-#include "hgpt/train/evaluate.h"
+#include "hgpt/train/precision.h"
 
 #include "tests/model/model_test_util.h"
 

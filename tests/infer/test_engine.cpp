@@ -99,7 +99,7 @@ TEST(Engine, StateBytesAreTheCachesAndStates) {
   auto state = engine.new_state(capacity);
   engine.forward(random_tokens(B, 7, config.vocab_size, 1), state);
   const int64_t kv = 2 * B * config.kv_heads() * capacity * config.attn_head_dim() * 4;
-  const int64_t mamba = B * config.d_inner() * (config.mamba_d_conv - 1 + config.mamba_d_state) * 4;
+  const int64_t mamba = B * config.mamba_expand * config.model_dim() * (config.mamba_d_conv - 1 + config.mamba_d_state) * 4;
   EXPECT_EQ(state.bytes(), kv + 2 * mamba);
 }
 

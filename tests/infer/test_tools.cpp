@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 namespace hgpt::testing {
 namespace {
@@ -120,6 +121,55 @@ TEST_F(TrainedRun, SampleBadInputsAreUserErrors) {
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--top_p", "0"}), "--top_p");
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--num_samples", "0"}), "--num_samples");
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir()}), "--prompt");
+}
+
+// ---------------------------------------------------------------------------------------------
+// evaluate
+
+// The JSON object on the last line of a tool's output.
+Json last_json_line(const std::string& output) {
+  const auto end = output.find_last_not_of('\n');
+  const auto start = output.rfind('\n', end);
+  return Json::parse(output.substr(start == std::string::npos ? 0 : start + 1, end + 1));
+}
+
+TEST_F(TrainedRun, EvaluateReproducesTheValidationBaseTrainLogged) {
+  std::map<int64_t, Json> logged;
+  for (const auto& j : read_jsonl(run_dir() + "/metrics.jsonl")) {
+    if (j.contains("val_loss")) logged[j["step"].get<int64_t>()] = j;
+  }
+  for (int64_t step : {2, 4}) {
+    const auto r = run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", std::to_string(step), "--json"});
+    ASSERT_TRUE(r.ok()) << r.describe();
+    const Json got = last_json_line(r.output);
+    ASSERT_TRUE(logged.count(step)) << "base_train logged no evaluation at step " << step;
+    EXPECT_EQ(got.at("step"), step);
+    for (const auto& [key, value] : logged[step].items()) {  // val_loss, val_bpb, acc_*: bit for bit
+      if (key == "step") continue;
+      ASSERT_TRUE(got.contains(key)) << key << " missing in " << got.dump();
+      EXPECT_EQ(got[key].get<double>(), value.get<double>()) << key << " at step " << step;
+    }
+  }
+  const auto text = run_tool(kEvaluate, {"--checkpoint", run_dir()});
+  ASSERT_TRUE(text.ok()) << text.describe();
+  EXPECT_NE(text.output.find("step 4 | val loss "), std::string::npos) << text.output;
+  // Fewer tokens: another (here smaller) count of validation tokens.
+  const auto fewer = run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "256", "--json"});
+  ASSERT_TRUE(fewer.ok()) << fewer.describe();
+  EXPECT_LT(last_json_line(fewer.output).at("eval_tokens_counted").get<int64_t>(),
+            last_json_line(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--json"}).output)
+                .at("eval_tokens_counted").get<int64_t>());
+}
+
+TEST_F(TrainedRun, EvaluateBadInputsAreUserErrors) {
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", dir_->path() + "/nowhere"}), "does not exist");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", "5"}), "meta_000005.json");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "0"}), "--eval_tokens");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--data", dir_->path() + "/no_shards"}), "no_shards");
+  const std::string torn = copy_run("torn_eval");
+  fs::resize_file(torn + "/model_000002.pt", 100);
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", torn, "--step", "2"}), "model_000002.pt");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--device", "tpu"}), "--device");
 }
 
 }  // namespace

@@ -31,6 +31,10 @@ struct EvalResult {
 EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, int64_t steps,
                     const std::vector<int32_t>& token_bytes);
 
+// Validation micro-batches per evaluation: eval_tokens over the tokens of one micro-batch on all
+// `world_size` ranks, at least one.
+int64_t eval_steps(const Config& config, int world_size);
+
 // Byte length of each token id (padded to vocab_size) for bits per byte: from the tokenizer, or
 // 1 per byte and 0 for <|bos|> on the built-in corpus; empty when unknown (shards, no tokenizer).
 std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer);
@@ -39,13 +43,9 @@ std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::T
 nlohmann::json eval_record(const EvalResult& result);
 std::string format_eval(const nlohmann::json& record);
 
-// Greedy continuation of `prompt` by max_new_tokens (full forward per token, context cropped to
-// max_seq_len); returns the new tokens only.
-std::vector<uint32_t> greedy_continue(model::HybridGPT& model, const std::vector<uint32_t>& prompt,
-                                      int64_t max_new_tokens, const at::Device& device, bool autocast);
-
-// Prints greedy continuations of a few prompts, decoded: the built-in corpus's task prompts
-// (which carry their own <|bos|>), or plain-text prompts through the tokenizer when there is one.
+// Prints greedy continuations of a few prompts (the inference engine, 24 tokens or up to
+// max_seq_len), decoded: the built-in corpus's task prompts (which carry their own <|bos|>), or
+// plain-text prompts through the tokenizer when there is one.
 void print_samples(const Context& ctx, model::HybridGPT& model, const tokenizer::Tokenizer* tokenizer);
 
 }  // namespace hgpt::train

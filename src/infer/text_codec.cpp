@@ -1,0 +1,49 @@
+// text_codec.cpp — a run's tokenizer or the built-in corpus's bytes, behind one interface.
+#include "hgpt/infer/text_codec.h"
+
+#include "hgpt/data/synthetic.h"
+#include "hgpt/errors.h"
+#include "hgpt/tokenizer/tokenizer.h"
+
+namespace hgpt::infer {
+
+TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_dir) {
+  const std::string dir = tokenizer_dir.empty() ? config.train.tokenizer : tokenizer_dir;
+  TextCodec codec;  // bytes
+  if (dir.empty()) {
+    codec.knows_text_ = config.train.data == "synthetic";
+    return codec;
+  }
+  codec.owned_ = std::make_shared<const tokenizer::Tokenizer>(tokenizer::Tokenizer::load(dir));
+  codec.tokenizer_ = codec.owned_.get();
+  if (codec.tokenizer_->vocab_size() > config.model.vocab_size) {
+    throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
+                    " is smaller than the tokenizer's " + std::to_string(codec.tokenizer_->vocab_size()) +
+                    " tokens in '" + dir + "'; set vocab_size to at least that");
+  }
+  return codec;
+}
+
+std::vector<uint32_t> TextCodec::encode_prompt(const std::string& text) const {
+  if (!tokenizer_) {
+    auto ids = data::encode_bytes(text);
+    if (ids.empty() || ids.front() != data::kByteBos) ids.insert(ids.begin(), data::kByteBos);
+    return ids;
+  }
+  auto ids = tokenizer_->encode(text);
+  ids.insert(ids.begin(), tokenizer_->bos_id());
+  return ids;
+}
+
+std::string TextCodec::decode(const std::vector<uint32_t>& ids) const {
+  const int64_t vocab = tokenizer_ ? tokenizer_->vocab_size() : data::kByteVocab;
+  std::vector<uint32_t> known;
+  for (uint32_t id : ids) {
+    if (id < vocab) known.push_back(id);
+  }
+  return tokenizer_ ? tokenizer_->decode(known) : data::decode_bytes(known);
+}
+
+uint32_t TextCodec::bos() const { return tokenizer_ ? tokenizer_->bos_id() : data::kByteBos; }
+
+}  // namespace hgpt::infer

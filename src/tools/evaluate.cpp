@@ -1,0 +1,73 @@
+// evaluate — base_train's validation (loss, bits per byte, the built-in corpus's task
+// accuracies) on any checkpoint, through the trainer's own evaluate(): for the step of a
+// single-process run, on the same device and thread count, it prints exactly the numbers
+// base_train logged. Usage:
+//   evaluate --checkpoint DIR [--step N] [--data DIR] [--eval_tokens N] [--tokenizer DIR]
+//            [--device D] [--json]
+#include "hgpt/cli.h"
+#include "hgpt/config.h"
+#include "hgpt/data/loader.h"
+#include "hgpt/dist/process_group.h"
+#include "hgpt/errors.h"
+#include "hgpt/infer/text_codec.h"
+#include "hgpt/train/context.h"
+#include "hgpt/train/evaluate.h"
+#include "hgpt/train/trained_model.h"
+
+#include <iostream>
+#include <optional>
+#include <string>
+
+namespace {
+
+using namespace hgpt;
+
+int run(int argc, char** argv) {
+  CLI::App app{"Validation loss, bits per byte and task accuracies of a trained checkpoint"};
+  std::string checkpoint, data_dir, tokenizer_dir, device_name;
+  std::optional<int64_t> step, eval_tokens;
+  bool json = false;
+  app.add_option("--checkpoint", checkpoint, "a run's checkpoint folder, <out_dir>/<model_tag>")->required();
+  app.add_option("--step", step, "the checkpoint's step (default: the newest complete one)");
+  app.add_option("--data", data_dir, "validation data: \"synthetic\" or a shard folder (default: the run's)");
+  app.add_option("--eval_tokens", eval_tokens, "validation tokens (default: the run's eval_tokens)");
+  app.add_option("--tokenizer", tokenizer_dir, "tokenizer folder for bits per byte (default: the run's)");
+  app.add_option("--device", device_name, "auto, cpu or cuda (default: the run's device key)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_flag("--json", json, "print one JSON object (the metrics.jsonl record of an evaluation)");
+  if (const auto stop = parse_command_line(app, argc, argv)) return *stop;
+  if (eval_tokens && *eval_tokens <= 0) throw UserError("--eval_tokens must be positive");
+
+  auto trained = train::load_trained_model(checkpoint, step, at::Device(at::kCPU));
+  Config config = trained.config;
+  if (!data_dir.empty()) config.train.data = data_dir;
+  if (eval_tokens) config.train.eval_tokens = *eval_tokens;
+  if (!device_name.empty()) config.train.device = device_name;
+  const auto codec = infer::TextCodec::for_run(config, tokenizer_dir);
+
+  auto pg = dist::ProcessGroup::create(dist::DistEnv{}, train::wants_cuda(config.train.device));  // one process
+  const train::Context ctx = train::make_context(config, *pg, 0);
+  trained.model->to(ctx.device);
+  const auto& t = config.train;
+  data::Loader val_loader(data::LoaderSpec{t.data, "val", t.device_batch_size, config.model.sequence_len,
+                                           config.model.vocab_size, t.seed, 0, 1});
+  const auto result = train::evaluate(ctx, trained.model, val_loader, train::eval_steps(config, 1),
+                                      train::token_byte_lengths(config, codec.tokenizer()));
+  nlohmann::json record = train::eval_record(result);
+  record["step"] = trained.step;
+  if (json) {
+    record["checkpoint"] = trained.dir;
+    record["eval_tokens_counted"] = result.tokens;
+    std::cout << record.dump() << std::endl;
+  } else {
+    std::cout << "step " << trained.step << " | " << train::format_eval(record) << " | " << result.tokens
+              << " tokens of " << t.data << " (val)" << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return hgpt::run_tool([&] { return run(argc, argv); });
+}
