@@ -6,6 +6,8 @@
 //                  [--contexts 256,1024,4096] [--batches 1,8] [--decode_steps 16] [--warmup 3]
 //                  [--device auto] [--json]
 //
+// --json prints one JSON object per measurement (per line), each as soon as it is taken.
+//
 // The models are freshly initialised (speed does not depend on the weights); vocab 65536 as in
 // the d20 configs. CUDA runs under bf16 autocast as training does; CPU runs in fp32.
 // Decode at context C means one new token per sequence with C tokens already in the state.
@@ -100,7 +102,11 @@ int run(const Options& o) {
   const std::string device_text = hgpt::train::device_name(cuda, device.index());
   const int64_t max_context = *std::max_element(o.contexts.begin(), o.contexts.end());
   hgpt::train::AutocastGuard autocast(hgpt::train::uses_autocast(device));
-  nlohmann::json rows = nlohmann::json::array();
+  const nlohmann::json setup = {{"depth", o.depth}, {"model_dim", o.dim}, {"head_dim", o.head_dim},
+                                {"vocab_size", o.vocab}, {"device", device_text},
+                                {"threads", cuda ? 0 : at::get_num_threads()},
+                                {"dtype", cuda ? "bf16 autocast" : "fp32"}, {"warmup", o.warmup},
+                                {"decode_steps", o.decode_steps}};
   if (!o.json) {
     std::printf("depth %lld, dim %lld, head_dim %lld, vocab %lld | %s", static_cast<long long>(o.depth),
                 static_cast<long long>(o.dim), static_cast<long long>(o.head_dim), static_cast<long long>(o.vocab),
@@ -123,10 +129,14 @@ int run(const Options& o) {
     for (int64_t context : o.contexts) {
       for (int64_t batch : o.batches) {
         const Measured m = measure(engine, context, batch, o, device);
-        rows.push_back({{"pattern", name}, {"block_pattern", config.model.block_pattern}, {"context", context},
-                        {"batch", batch}, {"prefill_tok_per_s", m.prefill_tok_per_s},
-                        {"decode_ms_per_token", m.decode_ms_per_token}, {"decode_tok_per_s", m.decode_tok_per_s},
-                        {"state_bytes_per_seq", m.state_bytes_per_seq}});
+        if (o.json) {  // one object per line, as each measurement ends
+          nlohmann::json row = setup;
+          row.update({{"pattern", name}, {"block_pattern", config.model.block_pattern}, {"context", context},
+                      {"batch", batch}, {"prefill_tok_per_s", m.prefill_tok_per_s},
+                      {"decode_ms_per_token", m.decode_ms_per_token}, {"decode_tok_per_s", m.decode_tok_per_s},
+                      {"state_bytes_per_seq", m.state_bytes_per_seq}});
+          std::cout << row.dump() << std::endl;
+        }
         if (!o.json) {
           std::printf("%-12s %7lld %5lld %14.0f %14.3f %14.1f %16lld\n", name.c_str(), static_cast<long long>(context),
                       static_cast<long long>(batch), m.prefill_tok_per_s, m.decode_ms_per_token, m.decode_tok_per_s,
@@ -135,13 +145,6 @@ int run(const Options& o) {
         }
       }
     }
-  }
-  if (o.json) {
-    nlohmann::json j = {{"depth", o.depth}, {"model_dim", o.dim}, {"head_dim", o.head_dim}, {"vocab_size", o.vocab},
-                        {"device", device_text}, {"threads", cuda ? 0 : at::get_num_threads()},
-                        {"dtype", cuda ? "bf16 autocast" : "fp32"}, {"warmup", o.warmup},
-                        {"decode_steps", o.decode_steps}, {"results", rows}};
-    std::cout << j.dump() << std::endl;
   }
   return 0;
 }
@@ -162,7 +165,7 @@ int main(int argc, char** argv) {
     app.add_option("--decode_steps", o.decode_steps, "timed decode steps")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--warmup", o.warmup, "untimed decode steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
     app.add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-    app.add_flag("--json", o.json, "print one JSON object");
+    app.add_flag("--json", o.json, "print one JSON object per measurement");
     if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
     if (o.dim % o.depth != 0) throw hgpt::UserError("--dim must be a multiple of --depth");
     return run(o);

@@ -7,7 +7,7 @@
 #   scripts/device_check.sh [RESULT_DIR]      (default: build-gpu/results)
 #
 # Everything it prints is also kept in RESULT_DIR (log.txt, bench_scan.jsonl, bench_step.jsonl,
-# bench_generate.json, table.md), so a run that hits a time limit still leaves what it had.
+# bench_generate.jsonl, table.md), so a run that hits a time limit still leaves what it had.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -47,7 +47,7 @@ done
 step "bench_generate (inference: prefill/decode tok/s and state bytes, d20 width)"
 ninja -C build-gpu bench_generate \
   && ./build-gpu/bench_generate --device=cuda --depth=20 --dim=1280 --head_dim=128 --vocab=65536 --json \
-  | tee "$RESULTS/bench_generate.json"
+  | tee "$RESULTS/bench_generate.jsonl"
 
 step "summary"
 "$PY" - "$RESULTS" <<'PYEOF'
