@@ -1,6 +1,9 @@
 // bench_step.cpp — times one full training step (forward + backward over the grad-accumulation
 // micro-batches, then the optimizer updates) for a config, built exactly as base_train builds it:
-// median ms per step after warm-up, tokens per second and, with a peak FLOP/s, MFU.
+// median ms per step after warm-up, tokens per second and, with a peak FLOP/s, MFU; and the peak
+// tensor memory over the whole run (model, optimizer state, every step) next to the dry-run's
+// estimate for the same config (PeakMemory: the CUDA allocator's peak, or on the CPU the peak of
+// live allocations).
 //
 //   bench_step CONFIG.json [--key=value ...] [--steps N] [--warmup N] [--peak_flops F] [--json]
 //
@@ -20,6 +23,7 @@
 #include "hgpt/optim/schedule.h"
 #include "hgpt/train/metrics.h"
 #include "hgpt/train/optimizers.h"
+#include "hgpt/train/peak_memory.h"
 #include "hgpt/train/precision.h"
 #include "hgpt/train/trainer.h"
 
@@ -127,6 +131,7 @@ int run(const Options& o) {
   const int64_t accum = hgpt::grad_accum_steps(config, 1);
   hgpt::data::Loader loader(hgpt::data::LoaderSpec{t.data, "train", t.device_batch_size, config.model.sequence_len,
                                                    config.model.vocab_size, t.seed, 0, 1});
+  const hgpt::train::PeakMemory memory(device);  // before the model: weights and optimizer state count
   auto gpt = hgpt::train::build_model(config, device);
   auto optimizers = hgpt::train::build_optimizers(gpt, config);
   const hgpt::train::Context ctx{config, *pg, device, hgpt::train::uses_autocast(device)};
@@ -148,6 +153,8 @@ int run(const Options& o) {
   const std::string name = hgpt::train::device_name(cuda, device.index());
   const double peak = hgpt::train::peak_flops_for(name, o.peak_flops > 0 ? o.peak_flops : t.peak_flops);
   const double mfu = peak > 0 ? 100.0 * flops_per_token * tok_per_s / peak : -1.0;
+  const int64_t peak_bytes = memory.peak_bytes();
+  const int64_t estimated_bytes = hgpt::model::estimate_memory(config.model, t.device_batch_size, cuda).total();
 
   nlohmann::json j = {{"config", o.config_path},
                       {"block_pattern", config.model.block_pattern},
@@ -167,7 +174,11 @@ int run(const Options& o) {
                       {"min_ms", *std::min_element(ms.begin(), ms.end())},
                       {"max_ms", *std::max_element(ms.begin(), ms.end())},
                       {"tok_per_s", tok_per_s},
-                      {"last_loss", loss}};
+                      {"last_loss", loss},
+                      {"activation_checkpointing", config.model.activation_checkpointing},
+                      {"peak_memory_bytes", peak_bytes},
+                      {"estimated_memory_bytes", estimated_bytes},
+                      {"estimate_over_peak", peak_bytes > 0 ? double(estimated_bytes) / double(peak_bytes) : -1.0}};
   if (mfu >= 0) j["mfu_percent"] = mfu, j["peak_flops"] = peak;
   if (o.breakdown) j["breakdown"] = breakdown(gpt, optimizers, loader, config, accum, device, o.steps);
   if (o.json) {
@@ -183,6 +194,8 @@ int run(const Options& o) {
               j["min_ms"].get<double>(), j["max_ms"].get<double>(), o.steps, o.warmup, tok_per_s);
   if (mfu >= 0) std::printf(" | MFU %.2f%% of %.3g FLOP/s", mfu, peak);
   std::printf(" | %.4g FLOP/token\n", flops_per_token);
+  std::printf("memory: peak %.1f MiB, dry-run estimate %.1f MiB (%.2f x the peak)\n", peak_bytes / 1048576.0,
+              estimated_bytes / 1048576.0, j["estimate_over_peak"].get<double>());
   if (o.breakdown) {
     const auto& b = j["breakdown"];
     std::printf("per step (x %lld micro-batches): model fwd+bwd %.2f ms", static_cast<long long>(accum),

@@ -21,6 +21,11 @@ int64_t ModelConfig::count(char kind) const {
   return std::count(block_pattern.begin(), block_pattern.end(), kind);
 }
 
+bool ModelConfig::checkpoints(char kind) const {
+  const auto& a = activation_checkpointing;
+  return a == "all" || (kind == 'T' && a == "transformer") || (kind == 'M' && a == "mamba");
+}
+
 std::string Config::resolved_model_tag() const {
   return train.model_tag.empty() ? "d" + std::to_string(model.depth) : train.model_tag;
 }
@@ -90,6 +95,7 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv));
     k.push_back(make_key("mamba_expand", Kind::Int, m, &M::mamba_expand));
     k.push_back(make_key("mamba_use_mlp", Kind::Bool, m, &M::mamba_use_mlp));
+    k.push_back(make_key("activation_checkpointing", Kind::String, m, &M::activation_checkpointing));
     // runtime
     k.push_back(make_key("device", Kind::String, t, &T::device));
     k.push_back(make_key("data", Kind::String, t, &T::data));
@@ -339,6 +345,9 @@ void validate(const Config& c, int world_size) {
           "must be in 1..64 (the scan kernels hold the state in registers), got " + std::to_string(m.mamba_d_state));
   require(m.mamba_d_conv >= 2 && m.mamba_d_conv <= 4, "mamba_d_conv",
           "must be in 2..4 (Mamba's causal depthwise convolution), got " + std::to_string(m.mamba_d_conv));
+  const auto& ac = m.activation_checkpointing;
+  require(ac == "none" || ac == "mamba" || ac == "transformer" || ac == "all", "activation_checkpointing",
+          "must be \"none\", \"mamba\", \"transformer\" or \"all\", got \"" + ac + "\"");
 
   require(t.device == "auto" || t.device == "cpu" || t.device == "cuda", "device",
           "must be \"auto\", \"cpu\" or \"cuda\", got \"" + t.device + "\"");

@@ -27,6 +27,9 @@ struct ModelConfig {
   int64_t mamba_d_conv = 4;
   int64_t mamba_expand = 2;
   bool mamba_use_mlp = false;
+  // Which blocks recompute their activations in backward instead of keeping them:
+  // "none" | "mamba" | "transformer" | "all". Changes memory and time, never the numbers.
+  std::string activation_checkpointing = "none";
 
   // Derived shape (valid after validation).
   int64_t model_dim() const { return depth * aspect_ratio; }
@@ -34,6 +37,7 @@ struct ModelConfig {
   int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head(); }
   int64_t attn_head_dim() const { return model_dim() / n_head(); }
   int64_t count(char kind) const;  // layers of kind 'T' or 'M'
+  bool checkpoints(char kind) const;  // whether blocks of kind 'T' or 'M' recompute in backward
 };
 
 struct TrainConfig {

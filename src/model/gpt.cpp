@@ -1,12 +1,16 @@
 // gpt.cpp — HybridGPT assembly, forward/loss, and the analytic size/FLOPs/memory estimates.
 #include "hgpt/model/gpt.h"
 
+#include "hgpt/model/checkpointing.h"
+#include "hgpt/model/lm_loss.h"
 #include "hgpt/model/mamba_block.h"
 #include "hgpt/model/transformer_block.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/Reduction.h>
 #include <ATen/core/grad_mode.h>
+
+#include <algorithm>
 
 namespace hgpt::model {
 
@@ -61,18 +65,28 @@ std::vector<std::shared_ptr<BlockImpl>> HybridGPTImpl::blocks() const {
   return out;
 }
 
-at::Tensor HybridGPTImpl::forward(const at::Tensor& idx) {
+at::Tensor HybridGPTImpl::hidden(const at::Tensor& idx) {
   const int64_t seq = idx.size(1);
   TORCH_CHECK(seq <= config_.sequence_len, "sequence of ", seq, " tokens exceeds max_seq_len ",
               config_.sequence_len);
   const auto rotary = rotary_tables(seq, config_.attn_head_dim(), idx.device());
   auto x = embed(idx);
   for (const auto& layer : *h_) {  // each kind's own forward: only attention needs the rotary tables
-    if (auto* t = layer->as<TransformerBlockImpl>()) x = t->forward(x, rotary);
-    else x = layer->as<MambaBlockImpl>()->forward(x);
+    BlockFn run_block;
+    char kind = 'M';
+    if (auto t = std::dynamic_pointer_cast<TransformerBlockImpl>(layer)) {
+      run_block = [t, rotary](const at::Tensor& in) { return t->forward(in, rotary); };
+      kind = 'T';
+    } else {
+      auto m = std::dynamic_pointer_cast<MambaBlockImpl>(layer);
+      run_block = [m](const at::Tensor& in) { return m->forward(in); };
+    }
+    x = config_.checkpoints(kind) ? checkpointed(run_block, x) : run_block(x);
   }
-  return head(x);
+  return x;
 }
+
+at::Tensor HybridGPTImpl::forward(const at::Tensor& idx) { return head(hidden(idx)); }
 
 at::Tensor HybridGPTImpl::embed(const at::Tensor& idx) { return rms_norm(wte_(idx)); }
 
@@ -82,11 +96,12 @@ at::Tensor HybridGPTImpl::head(const at::Tensor& x) {
 }
 
 at::Tensor HybridGPTImpl::loss(const at::Tensor& idx, const at::Tensor& targets, bool per_token) {
-  const auto logits = forward(idx);
-  const auto losses = at::cross_entropy_loss(
-      logits.view({-1, logits.size(-1)}), targets.reshape({-1}), /*weight=*/{},
-      per_token ? at::Reduction::None : at::Reduction::Mean, /*ignore_index=*/-1);
-  return per_token ? losses.view(targets.sizes()) : losses;
+  const auto x = rms_norm(hidden(idx));
+  const auto flat_targets = targets.reshape({-1});
+  const auto losses = softcapped_cross_entropy(x.reshape({-1, x.size(-1)}), lm_head_->weight, flat_targets,
+                                               kSoftcap, loss_chunk_rows(config_.vocab_size));
+  if (per_token) return losses.view(targets.sizes());
+  return losses.sum() / flat_targets.ne(-1).sum();  // the mean over counted tokens
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +133,7 @@ double flops_per_token(const ModelConfig& c) {
   return 6.0 * p.matmul + c.count('T') * attention + c.count('M') * scan;
 }
 
-MemoryEstimate estimate_memory(const ModelConfig& c, int64_t batch, int activation_bytes) {
+MemoryEstimate estimate_memory(const ModelConfig& c, int64_t batch, bool cuda) {
   const auto p = count_parameters(c);
   MemoryEstimate m;
   m.weights = 4 * p.total;
@@ -126,16 +141,36 @@ MemoryEstimate estimate_memory(const ModelConfig& c, int64_t batch, int activati
   const int64_t mamba_small = c.count('M') * small_elements(mamba_shape(c));
   const int64_t adamw = p.embedding + p.lm_head + mamba_small;
   m.optimizer = 2 * 4 * adamw + 4 * (p.total - adamw);
-  // Activations kept for backward, in elements per token, per layer (a rough count of the saved
-  // inputs of each op, eager mode): T ≈ 8·d (norm, q/k/v, attention out, c_proj in) + 12·d (MLP hidden,
-  // relu², out); M ≈ 2·d + 10·d_inner + (dt_rank + 2N) + 2·d_inner (scan recompute inputs).
+
+  // Activations autograd keeps for one micro-batch, in bytes per token: what each op saves for
+  // its backward (eager mode), counting each tensor once. The residual stream and the norms stay
+  // fp32 (f = 4 bytes); matmul outputs and what derives from them are in the activation dtype
+  // (a = 2 under bf16 autocast, 4 in fp32).
   const auto mamba = mamba_shape(c);
-  const int64_t d = c.model_dim(), di = mamba.d_inner();
-  const int64_t per_t = 8 * d + 12 * d;
-  const int64_t per_m = 2 * d + 12 * di + mamba.dt_rank() + 2 * c.mamba_d_state + (c.mamba_use_mlp ? 12 * d : 0);
+  const int64_t d = c.model_dim(), di = mamba.d_inner(), N = c.mamba_d_state, f = 4, a = cuda ? 2 : 4;
+  // T: x, norm(x), x + attn, norm(x + attn) | q, k after rotary and after their norms, v, the
+  // attention output and its contiguous copy, relu(c_fc), relu² (4·d each).
+  const int64_t mlp = 8 * d * a;
+  const int64_t per_t = 4 * d * f + 7 * d * a + mlp;
+  // M: x, norm(x) | the padded conv input, conv output, silu output (the scan's u), Δ, z, the scan
+  // output; x_proj's output (dt, B, C) and B, C made contiguous; the scan's state checkpoints.
+  const int64_t scan_chunk = cuda ? 512 : 64;
+  const int64_t per_m = 2 * d * f + 6 * di * a + (mamba.dt_rank() + 4 * N) * a + f * di * N / scan_chunk +
+                        (c.mamba_use_mlp ? 2 * d * f + mlp : 0);
+  // A checkpointed block keeps only its input; its activations come back for one block at a time.
+  const int64_t kept_t = c.checkpoints('T') ? d * f : per_t, kept_m = c.checkpoints('M') ? d * f : per_m;
+  int64_t recompute = 0;
+  if (c.checkpoints('T') && c.count('T') > 0) recompute = std::max(recompute, per_t);
+  if (c.checkpoints('M') && c.count('M') > 0) recompute = std::max(recompute, per_m);
+  // Head: the final norm's input and output, the head's input in the matmul dtype.
+  const int64_t head = 2 * d * f + d * a;
   const int64_t tokens = batch * c.sequence_len;
-  m.activations = tokens * activation_bytes * (c.count('T') * per_t + c.count('M') * per_m + 4 * d) +
-                  tokens * c.vocab_size * 4 * 2;  // fp32 logits and their grad
+  m.activations = tokens * (c.count('T') * kept_t + c.count('M') * kept_m + recompute + head);
+  // The chunked loss's backward (lm_loss.h): about three fp32 chunks of logits and an fp32 buffer
+  // for lm_head's gradient. Under autocast: the bf16 copies of the weights that the forward casts.
+  const int64_t chunk_rows = std::min(tokens, loss_chunk_rows(c.vocab_size));
+  m.activations += 3 * 4 * chunk_rows * c.vocab_size + 4 * p.lm_head;
+  if (cuda) m.activations += 2 * p.matmul;
   return m;
 }
 

@@ -37,7 +37,7 @@ nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
   const auto p = model::count_parameters(c.model);
   const double fpt = model::flops_per_token(c.model);
   const int64_t iters = resolve_num_iterations(c);
-  const auto mem = model::estimate_memory(c.model, c.train.device_batch_size, cuda ? 2 : 4);
+  const auto mem = model::estimate_memory(c.model, c.train.device_batch_size, cuda);
   nlohmann::json s;
   s["model_tag"] = c.resolved_model_tag();
   s["block_pattern"] = c.model.block_pattern;

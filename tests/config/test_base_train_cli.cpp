@@ -178,6 +178,7 @@ TEST(BaseTrainCli, BadOverrides) {
       {{good, "--depth"}, {"--depth=VALUE"}},
       {{good, "--mamba_d_conv=7"}, {"mamba_d_conv"}},
       {{good, "--block_pattern=TQ"}, {"block_pattern", "'Q'"}},
+      {{good, "--activation_checkpointing=some"}, {"activation_checkpointing", "\"mamba\"", "\"some\""}},
   });
 }
 
@@ -320,6 +321,25 @@ TEST(ConfigLimits, LargestModelGivesExactEstimatesAndIsRefusedByMemory) {
   EXPECT_GT(s["estimated_memory_bytes"].get<int64_t>(), 3 * 4 * s["parameters"].get<int64_t>());
   // About 200 TB of weights: no machine running this test has that much memory.
   expect_user_error(run_base_train({path}), {"memory", "GiB", "depth"});
+}
+
+// The seed's RTX 3070 settings (seq 1024, device batch 4) fit an 8 GB card by the estimate, which
+// --device=cuda computes without a GPU; checkpointing lowers it further.
+TEST(BaseTrainCli, DryRunRtx3070FitsEightGigabytes) {
+  auto estimate = [](const std::string& checkpointing) {
+    const auto r = run_base_train({kConfigs + "/rtx3070_d16.json", "--dry-run", "--json", "--device=cuda",
+                                   "--activation_checkpointing=" + checkpointing});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    const json s = json::parse(r.output.substr(r.output.find('{')));
+    EXPECT_EQ(s["tokens_per_micro_step"].get<int64_t>(), 4 * 1024);
+    EXPECT_EQ(s["estimated_memory"]["activation_dtype"], "bf16");
+    return s["estimated_memory_bytes"].get<int64_t>();
+  };
+  const int64_t none = estimate("none"), all = estimate("all");
+  EXPECT_LE(none, static_cast<int64_t>(7.5 * (1LL << 30)));
+  EXPECT_LT(estimate("mamba"), none);
+  EXPECT_LT(estimate("transformer"), none);
+  EXPECT_LT(all, estimate("transformer"));
 }
 
 }  // namespace

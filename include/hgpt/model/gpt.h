@@ -24,10 +24,14 @@ class HybridGPTImpl : public torch::nn::Module {
   // Mamba's own A_log/D/dt_proj). Draws from the default generator: seed it first.
   void init_weights();
 
+  // The last block's output (B, T, model_dim), before the final norm; blocks checkpointed as the
+  // config says.
+  at::Tensor hidden(const at::Tensor& idx);
   // Soft-capped fp32 logits (B, T, vocab).
   at::Tensor forward(const at::Tensor& idx);
   // Cross-entropy against targets (B, T) with ignore index -1: the mean over counted tokens, or
-  // per-token losses (B, T) (0 where ignored) when `per_token`.
+  // per-token losses (B, T) (0 where ignored) when `per_token`. Computed chunk by chunk
+  // (lm_loss.h): the (B·T × vocab) logits are never held at once.
   at::Tensor loss(const at::Tensor& idx, const at::Tensor& targets, bool per_token = false);
   // The two ends of forward, for callers that run the blocks themselves (the inference engine):
   // the normed token embedding (B, T, C), and soft-capped fp32 logits of the last block's output.
@@ -68,11 +72,12 @@ struct MemoryEstimate {
   int64_t weights = 0, grads = 0, optimizer = 0, activations = 0;
   int64_t total() const { return weights + grads + optimizer + activations; }
 };
-// Rough training memory for one rank: fp32 weights and grads, AdamW (2 fp32 buffers) for the
-// embedding, lm_head and Mamba's small tensors (mamba_small_parameters), Muon (1 buffer) for the
-// block matrices, and the
-// activations autograd keeps for one micro-batch (activation_bytes per element: 2 under bf16
-// autocast, 4 in fp32), fp32 logits included.
-MemoryEstimate estimate_memory(const ModelConfig& config, int64_t device_batch_size, int activation_bytes);
+// Training memory of one rank at its peak (the forward's end once the gradients exist, i.e. from
+// the second micro-step or step on): fp32 weights and grads, AdamW (2 fp32 buffers) for the
+// embedding, lm_head and Mamba's small tensors, Muon (1 buffer) for the block matrices, the
+// activations autograd keeps for one micro-batch (bf16 matmul outputs under CUDA autocast, fp32 on
+// CPUs; checkpointed blocks keep only their input) and the chunked loss's working buffers.
+// bench_step measures the real peak next to it (docs/BENCHMARKS.md).
+MemoryEstimate estimate_memory(const ModelConfig& config, int64_t device_batch_size, bool cuda);
 
 }  // namespace hgpt::model
