@@ -1,68 +1,217 @@
 #!/usr/bin/env bash
-# device_check.sh — the whole GPU check in one run, for a machine with a CUDA GPU and PyTorch but
-# no Debian packages: configure and build against that machine's own torch (header-only and static
-# dependencies come from .deps/, made by scripts/device_deps.sh and carried along), run the `gpu`
-# tests and the selective-scan tests, the scan and step benchmarks, and write a short table.
+# device_check.sh — the whole GPU check in one run of at most 8 minutes on one GPU: build (only the
+# targets needed), the `gpu` tests (the CUDA scan against the fp64 reference at test and
+# production scale, fp16, mixed dtypes, non-contiguous inputs, extreme values), compute-sanitizer
+# (memcheck, racecheck, synccheck) over the scan, bench_scan at B=8 D=2560 L=2048 N=16 against
+# the physical bounds, bench_step on the d20 configs and rtx3070_d16 with peak memory,
+# bench_generate (inference) at d20 width, and a short
+# base_train over NCCL at world size 1.
 #
-#   scripts/device_check.sh [RESULT_DIR]      (default: build-gpu/results)
+#   scripts/device_check.sh [--dry-run] [--budget SECONDS] [RESULT_DIR]   (default: build-gpu/results)
 #
-# Everything it prints is also kept in RESULT_DIR (log.txt, bench_scan.jsonl, bench_step.jsonl,
-# bench_generate.jsonl, table.md), so a run that hits a time limit still leaves what it had.
+# GPU mode (default) configures build-gpu/ against the machine's own torch (header-only and static
+# dependencies from .deps/, made by scripts/device_deps.sh and carried along). --dry-run is the CPU
+# mode for a machine without a GPU: it uses build/ and runs the same steps where they can run
+# (the CPU scan and step at small sizes, Gloo instead of NCCL), skipping with a reason the rest.
+#
+# Every step appends one JSON line to RESULT_DIR/results.jsonl ({"step", "status": ok | fail |
+# timeout | skipped, "seconds", "rc", "detail"}) and rewrites RESULT_DIR/table.md, so a run that
+# is killed leaves every finished step's result; each step's output is in RESULT_DIR/<step>.log
+# and benchmarks' JSON lines in RESULT_DIR/<step>.jsonl. A step runs under a timeout that never
+# passes the budget (default 480 s); once the budget is spent the remaining steps are skipped.
+# To add a step: one `step NAME SECONDS COMMAND...` line in the list at the bottom (a benchmark
+# that prints JSON lines: `bench NAME SECONDS COMMAND...`).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-RESULTS="${1:-$ROOT/build-gpu/results}"
+
+DRY_RUN=0
+BUDGET=480
+RESULTS=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --budget) BUDGET="$2"; shift ;;
+    --budget=*) BUDGET="${1#*=}" ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -*) echo "error: unknown option '$1' (use --dry-run, --budget SECONDS, RESULT_DIR)"; exit 2 ;;
+    *) RESULTS="$1" ;;
+  esac
+  shift
+done
+if [[ $DRY_RUN == 1 ]]; then BUILD="${HGPT_BUILD_DIR:-$ROOT/build}"; else BUILD="$ROOT/build-gpu"; fi
+RESULTS="${RESULTS:-$BUILD/results}"
 mkdir -p "$RESULTS"
-exec > >(tee -a "$RESULTS/log.txt") 2>&1
-step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
+: >"$RESULTS/results.jsonl"
+START=$(date +%s)
 
-PY=$(command -v python3)
-TORCH_PREFIX=$("$PY" -c "import torch; print(torch.utils.cmake_prefix_path)")
-"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+# ---- the step runner ------------------------------------------------------------------------
+json_string() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
 
-step "configure + build"
-[[ -d .deps ]] || { echo "missing .deps/: run scripts/device_deps.sh on the build machine and carry it"; exit 2; }
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHGPT_CUDA=ON \
-  -DHGPT_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/.deps" \
-  -DCMAKE_CXX_FLAGS="-I$ROOT/.deps/include" >"$RESULTS/configure.txt" 2>&1 || { tail -30 "$RESULTS/configure.txt"; exit 1; }
-ninja -C build-gpu -j"$(nproc)" hgpt base_train bench_scan bench_step test_ops test_gpu || exit 1
+record() {  # NAME STATUS SECONDS RC DETAIL
+  printf '{"step": "%s", "status": "%s", "seconds": %s, "rc": %s, "detail": %s}\n' \
+    "$1" "$2" "$3" "$4" "$(json_string "$5")" >>"$RESULTS/results.jsonl"
+  write_table
+  printf '=== %-22s %-8s %4ss  %s\n' "$1" "$2" "$3" "$5"
+}
 
-step "gpu tests (CUDA scan vs reference, MambaBlock CUDA vs CPU, NCCL)"
-(cd build-gpu && ctest -L gpu --output-on-failure --timeout 300)
-step "selective-scan unit tests"
-(cd build-gpu && ctest -R "Scan" -L unit --output-on-failure --timeout 300)
+skip() {  # NAME REASON
+  record "$1" skipped 0 0 "$2"
+}
 
-step "bench_scan"
-./build-gpu/bench_scan --json | tee "$RESULTS/bench_scan.jsonl"
-step "bench_step (tiny hybrid and T-only on the GPU)"
-: >"$RESULTS/bench_step.jsonl"
-for pattern in TTTT TMTM MMMM; do
-  ./build-gpu/bench_step configs/tiny_cpu.json --device=cuda --block_pattern=$pattern --json \
-    | tee -a "$RESULTS/bench_step.jsonl"
+# step NAME SECONDS COMMAND...: runs COMMAND with its output in RESULTS/NAME.log, under a timeout
+# of SECONDS or what is left of the budget, whichever is less.
+step() {
+  local name="$1" limit="$2"
+  shift 2
+  local left=$((BUDGET - ($(date +%s) - START)))
+  if ((left < 10)); then
+    skip "$name" "budget of ${BUDGET}s spent"
+    return
+  fi
+  ((limit > left)) && limit=$left
+  local t0 rc status detail
+  t0=$(date +%s)
+  timeout --kill-after=5 "$limit" "$@" >"$RESULTS/$name.log" 2>&1
+  rc=$?
+  case $rc in
+    0) status=ok ;;
+    124|137) status=timeout ;;
+    *) status=fail ;;
+  esac
+  detail=$(grep -E '^(error|fatal|FAILED|\[  FAILED|.*Segmentation|.*ERROR SUMMARY: [1-9])' "$RESULTS/$name.log" | head -3 | tr '\n' ' ')
+  [[ -z $detail ]] && detail=$(tail -1 "$RESULTS/$name.log" | cut -c1-160)
+  record "$name" "$status" $(($(date +%s) - t0)) "$rc" "$detail"
+}
+
+# bench NAME SECONDS COMMAND...: a step whose JSON lines on stdout also go to RESULTS/NAME.jsonl.
+bench() {
+  local name="$1" limit="$2"
+  shift 2
+  step "$name" "$limit" bash -c '"$@" | tee "$0"; exit "${PIPESTATUS[0]}"' "$RESULTS/$name.jsonl" "$@"
+}
+
+# The table: one row per step, then the benchmarks' figures (scan against its bounds, steps with
+# peak memory against the estimate).
+write_table() {
+  python3 - "$RESULTS" <<'PYEOF'
+import json, pathlib, sys
+res = pathlib.Path(sys.argv[1])
+def lines(path):
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try: out.append(json.loads(line))
+            except ValueError: pass
+    return out
+rows = ["| step | status | s | detail |", "|---|---|---|---|"]
+for r in lines(res / "results.jsonl"):
+    rows.append(f"| {r['step']} | {r['status']} | {r['seconds']} | {r['detail'][:120]} |")
+# Physical bounds of one bf16 forward at the production shape on an H200 (4.8 TB/s HBM, one
+# hardware exp per (element, state) at the SFU rate): the data bound and the exp bound.
+BOUND_MS = {"B=8,D=2560,L=2048,N=16": max(0.072, 0.18)}
+scan = lines(res / "bench_scan.jsonl")
+if scan:
+    rows += ["", "| scan impl | shape | fwd ms | fwd+bwd ms | bwd/fwd | fwd / bound | GB/s |", "|---|---|---|---|---|---|---|"]
+    for r in scan:
+        bound = BOUND_MS.get(r.get("shape"))
+        fwd, fb = r.get("fwd_ms"), r.get("fwd_bwd_ms")
+        ratio = f"{fwd / bound:.2f}x" if bound and fwd else "-"
+        bwd = f"{(fb - fwd) / fwd:.2f}" if fwd and fb else "-"
+        rows.append(f"| {r.get('impl')} | {r.get('shape')} | {fwd} | {fb} | {bwd} | {ratio} | {r.get('gb_per_s')} |")
+steps = [r for p in sorted(res.glob("step_*.jsonl")) for r in lines(p)]
+if steps:
+    rows += ["", "| config | pattern | ckpt | ms/step | tok/s | MFU % | peak MiB | estimate MiB |", "|---|---|---|---|---|---|---|---|"]
+    gib = lambda b: f"{b / 2**20:.1f}" if isinstance(b, (int, float)) and b > 0 else "-"
+    for r in steps:
+        rows.append(f"| {pathlib.Path(r.get('config', '')).stem} | {r.get('block_pattern')} | {r.get('activation_checkpointing')} "
+                    f"| {r.get('median_ms', 0):.1f} | {r.get('tok_per_s', 0):.0f} | {r.get('mfu_percent', '-')} "
+                    f"| {gib(r.get('peak_memory_bytes'))} | {gib(r.get('estimated_memory_bytes'))} |")
+(res / "table.md").write_text("\n".join(rows) + "\n")
+PYEOF
+}
+
+# ---- the steps ------------------------------------------------------------------------------
+TARGETS=(hgpt base_train bench_scan bench_step bench_generate test_gpu)
+if [[ $DRY_RUN == 1 ]]; then
+  echo "device_check (dry run on the CPU, build dir $BUILD), budget ${BUDGET}s"
+  step build 300 cmake --build "$BUILD" --target "${TARGETS[@]}"
+else
+  PY=$(command -v python3)
+  TORCH_PREFIX=$("$PY" -c "import torch; print(torch.utils.cmake_prefix_path)")
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  [[ -d .deps ]] || { echo "error: missing .deps/: run scripts/device_deps.sh on the build machine and carry it"; exit 2; }
+  step build 210 bash -c "cmake -S . -B '$BUILD' -G Ninja -DCMAKE_BUILD_TYPE=Release -DHGPT_CUDA=ON \
+    -DHGPT_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH='$TORCH_PREFIX;$ROOT/.deps' \
+    -DCMAKE_CXX_FLAGS='-I$ROOT/.deps/include' && ninja -C '$BUILD' -j$(nproc) ${TARGETS[*]}"
+fi
+if ! grep -q '"step": "build", "status": "ok"' "$RESULTS/results.jsonl"; then
+  echo "build failed: see $RESULTS/build.log"
+  exit 1
+fi
+
+# The gpu tests (on the CPU they skip, each with its message).
+step gpu_tests 90 bash -c "cd '$BUILD' && ctest -L gpu --output-on-failure --timeout 80"
+
+# compute-sanitizer over the scan's forward and backward at L ∈ {1, 511, 513}, N ∈ {1, 7, 64},
+# with and without z (the SelectiveScanCudaSanitized tests).
+SANITIZED=("$BUILD/test_gpu" --gtest_filter='SelectiveScanCudaSanitized.*')
+for tool in memcheck racecheck synccheck; do
+  if [[ $DRY_RUN == 1 ]] || ! command -v compute-sanitizer >/dev/null; then
+    skip "sanitizer_$tool" "needs a GPU and compute-sanitizer"
+  else
+    # Only the scan's kernels are checked (kernel-name substring "scan_"); the reference runs natively.
+    step "sanitizer_$tool" 40 compute-sanitizer --tool "$tool" --kernel-name kns=scan_ --error-exitcode 1 "${SANITIZED[@]}"
+  fi
 done
 
-# --- inference benchmark (bench_generate): all-T, all-M and alternating at nanochat d20's width,
-# bf16 autocast; its own target and its own result file, separate from the steps above.
-step "bench_generate (inference: prefill/decode tok/s and state bytes, d20 width)"
-ninja -C build-gpu bench_generate \
-  && ./build-gpu/bench_generate --device=cuda --depth=20 --dim=1280 --head_dim=128 --vocab=65536 --json \
-  | tee "$RESULTS/bench_generate.jsonl"
+# The scan at the production shape (bf16) against the bounds; the CPU mode times a small shape.
+if [[ $DRY_RUN == 1 ]]; then
+  bench bench_scan 60 "$BUILD/bench_scan" --json --skip-gpu --cpu-batch 1 --cpu-dim 64 --cpu-seqlen 512 \
+    --warmup 1 --repeats 2 --ref-repeats 1
+else
+  bench bench_scan 45 "$BUILD/bench_scan" --json --skip-cpu --gpu-batch 8 --gpu-dim 2560 --gpu-seqlen 2048 \
+    --gpu-dstate 16 --gpu-dtype bf16 --warmup 3 --repeats 10 --ref-warmup 1 --ref-repeats 2
+fi
 
-step "summary"
-"$PY" - "$RESULTS" <<'PYEOF'
-import json, sys, pathlib
-res = pathlib.Path(sys.argv[1])
-rows = ["| what | impl/config | shape | fwd ms | fwd+bwd ms | speed-up vs ref | GB/s |", "|---|---|---|---|---|---|---|"]
-for line in (res / "bench_scan.jsonl").read_text().splitlines():
-    try: r = json.loads(line)
-    except ValueError: continue
-    rows.append(f"| scan | {r.get('impl')} | {r.get('shape')} | {r.get('fwd_ms')} | {r.get('fwd_bwd_ms')} | {r.get('speedup_vs_reference')} | {r.get('gb_per_s')} |")
-for line in (res / "bench_step.jsonl").read_text().splitlines():
-    try: r = json.loads(line)
-    except ValueError: continue
-    rows.append(f"| step | {r.get('block_pattern', r.get('config'))} | | | {r.get('median_ms', r.get('step_ms'))} | tok/s {r.get('tok_per_s')} | |")
-table = "\n".join(rows)
-(res / "table.md").write_text(table + "\n")
-print(table)
-PYEOF
+# Training steps: tok/s, MFU (the honest FLOP count), peak memory next to the estimate. The d20
+# configs on the built-in corpus (no token shards on the device) with 2 micro-steps per step;
+# rtx3070_d16 at its own settings (seq 1024, device batch 4) with 4 micro-steps.
+if [[ $DRY_RUN == 1 ]]; then
+  SMALL=(--device=cpu --data=synthetic --depth=2 --aspect_ratio=64 --max_seq_len=64 --device_batch_size=2
+         --total_batch_size=256 --vocab_size=1024 --steps 2 --warmup 1)
+  declare -A PATTERN=([transformer_d20]=TT [mamba_d20]=MM [hybrid_alternating_d20]=TM [rtx3070_d16]=TM)
+  for cfg in transformer_d20 mamba_d20 hybrid_alternating_d20 rtx3070_d16; do
+    bench "step_$cfg" 60 "$BUILD/bench_step" "configs/$cfg.json" "${SMALL[@]}" --block_pattern="${PATTERN[$cfg]}" --json
+  done
+else
+  for cfg in transformer_d20 mamba_d20 hybrid_alternating_d20; do
+    bench "step_$cfg" 35 "$BUILD/bench_step" "configs/$cfg.json" --device=cuda --data=synthetic \
+      --total_batch_size=131072 --steps 2 --warmup 1 --json
+  done
+  bench step_rtx3070_d16 30 "$BUILD/bench_step" configs/rtx3070_d16.json --device=cuda --data=synthetic \
+    --total_batch_size=16384 --steps 2 --warmup 1 --json
+fi
+
+# Inference (bench_generate): all-T, all-M and alternating models of equal depth and width,
+# prefill and decode tok/s and state bytes per sequence; nanochat d20's width in bf16 on the GPU.
+if [[ $DRY_RUN == 1 ]]; then
+  bench bench_generate 60 "$BUILD/bench_generate" --device=cpu --depth=2 --dim=64 --head_dim=32 --vocab=512 \
+    --contexts 64,128 --batches 1,2 --decode_steps 4 --warmup 1 --json
+else
+  bench bench_generate 60 "$BUILD/bench_generate" --device=cuda --depth=20 --dim=1280 --head_dim=128 --vocab=65536 --json
+fi
+
+# base_train at world size 1 under a launcher's variables: the real backend (NCCL on the GPU,
+# Gloo on the CPU) through rendezvous, collectives, evaluation and the final checkpoint.
+DEVICE=cuda BACKEND=nccl
+[[ $DRY_RUN == 1 ]] && DEVICE=cpu BACKEND=gloo
+step base_train_world1 40 bash -c 'env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$((20000 + RANDOM % 20000)) \
+  "$0" configs/tiny_cpu.json --device="$1" --depth=2 --aspect_ratio=32 --head_dim=32 --max_seq_len=32 \
+  --device_batch_size=4 --total_batch_size=128 --num_iterations=20 --eval_every=10 --eval_tokens=512 \
+  --sample_every=0 --block_pattern=TM --out_dir="$2" | tee "$2.log" && grep -q "1 rank(s), backend $3" "$2.log" \
+  && test -f "$2/d2/model_000020.pt"' "$BUILD/base_train" "$DEVICE" "$RESULTS/base_train_out" "$BACKEND"
+
+echo
+cat "$RESULTS/table.md"

@@ -87,6 +87,9 @@ int run(int argc, char** argv) {
   hgpt::dist::DistOptions options;
   options.timeout = std::chrono::seconds(config.train.dist_timeout_s);
   options.gloo_interface = config.train.gloo_interface;
+  // Under a launcher even one rank runs the real backend (NCCL or Gloo), so a one-GPU machine
+  // exercises the distributed path end to end (scripts/device_check.sh does).
+  options.force_backend = env.launcher != "single";
   auto pg = hgpt::dist::ProcessGroup::create(env, device.is_cuda(), options);
   pg->check_same_config(config.to_json().dump());
   return hgpt::train::run_training(config, *pg, env.local_rank);
