@@ -7,8 +7,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+
+#include <vector>
 
 namespace hgpt::ops::detail {
 namespace {
@@ -81,6 +83,19 @@ CudaPrepared prepare(const ScanInputs& in) {
   return r;
 }
 
+// An error left pending by earlier asynchronous work would otherwise be returned by this launch's
+// cudaGetLastError() and blamed on it: report it as the earlier error it is, before launching.
+void check_no_pending_error(const char* pass) {
+  const cudaError_t earlier = cudaGetLastError();
+  TORCH_CHECK(earlier == cudaSuccess, "selective_scan (CUDA) ", pass, ": a CUDA error from earlier work was pending "
+              "before the launch (not this kernel's): ", cudaGetErrorString(earlier));
+}
+
+void check_launch(cudaError_t err, const char* pass, const ScanParams& p) {
+  TORCH_CHECK(err == cudaSuccess, "selective_scan (CUDA) ", pass, " kernel launch failed for B=", p.batch, " D=", p.dim,
+              " L=", p.seqlen, " N=", p.dstate, ": ", cudaGetErrorString(err));
+}
+
 }  // namespace
 
 ScanFwdResult scan_fwd_cuda(const ScanInputs& in) {
@@ -96,7 +111,8 @@ ScanFwdResult scan_fwd_cuda(const ScanInputs& in) {
   p.out = out.out.data_ptr();
   p.checkpoints = out.checkpoints.data_ptr<float>();
   p.last_state = out.last_state.data_ptr<float>();
-  C10_CUDA_CHECK(hgpt::kernels::selective_scan_fwd_launch(p, at::cuda::getCurrentCUDAStream()));
+  check_no_pending_error("forward");
+  check_launch(hgpt::kernels::selective_scan_fwd_launch(p, at::cuda::getCurrentCUDAStream()), "forward", p);
   if (p.seqlen == 0) out.last_state.zero_();  // no kernel ran: the state is h_{-1} = 0
   out.out = out.out.to(u.scalar_type());        // no-op unless u was widened to fp32
   return out;
@@ -109,6 +125,17 @@ ScanGrads scan_bwd_cuda(const ScanSaved& saved, const at::Tensor& dout) {
   const c10::cuda::CUDAGuard guard(u.device());
   CudaPrepared r = prepare(in);
   ScanParams& p = r.p;
+  // The kernel indexes the saved states and the incoming gradient by the inputs' shape: a
+  // mismatch would read out of bounds, so it is an error here rather than in the kernel.
+  TORCH_CHECK(dout.sizes() == u.sizes(), "selective_scan (CUDA) backward: dout has shape ", dout.sizes(),
+              ", expected u's ", u.sizes());
+  TORCH_CHECK(dout.device() == u.device(), "selective_scan (CUDA) backward: dout is on ", dout.device(),
+              ", u on ", u.device());
+  const std::vector<int64_t> ckpt_shape = {p.batch, p.dim, p.n_chunks, p.dstate};
+  TORCH_CHECK(checkpoints.sizes() == at::IntArrayRef(ckpt_shape), "selective_scan (CUDA) backward: checkpoints have shape ",
+              checkpoints.sizes(), ", expected ", at::IntArrayRef(ckpt_shape), " (from the forward with the same inputs)");
+  TORCH_CHECK(checkpoints.device() == u.device(), "selective_scan (CUDA) backward: checkpoints are on ",
+              checkpoints.device(), ", u on ", u.device());
   const auto f32 = u.options().dtype(at::kFloat);
   const auto ckpt = checkpoints.to(at::kFloat).contiguous();
   const auto dout_c = dout.to(r.u.scalar_type()).contiguous();
@@ -127,7 +154,8 @@ ScanGrads scan_bwd_cuda(const ScanSaved& saved, const at::Tensor& dout) {
   p.dA_part = dA_part.data_ptr<float>();
   p.dD_part = dD_part.data_ptr<float>();
   p.ddelta_bias_part = dbias_part.data_ptr<float>();
-  C10_CUDA_CHECK(hgpt::kernels::selective_scan_bwd_launch(p, at::cuda::getCurrentCUDAStream()));
+  check_no_pending_error("backward");
+  check_launch(hgpt::kernels::selective_scan_bwd_launch(p, at::cuda::getCurrentCUDAStream()), "backward", p);
   if (p.seqlen == 0) {  // no kernel ran: the parameter gradients are empty sums
     dA_part.zero_();
     dD_part.zero_();
