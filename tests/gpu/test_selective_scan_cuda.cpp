@@ -246,6 +246,27 @@ TEST(SelectiveScanCudaSanitized, OddShapesForwardBackward) {
   detail::set_poison_outputs(false);
 }
 
+// The backward's own inputs are checked before the kernel indexes them.
+TEST(SelectiveScanCuda, BackwardRejectsMismatchedDoutAndCheckpoints) {
+  SKIP_WITHOUT_CUDA_SCAN();
+  const auto in = random_inputs(1, 3, 600, 4, Options{}, at::kFloat, 25);
+  const auto fwd = detail::scan_fwd_cuda(in.u, in.delta, in.A, in.B, in.C, in.D_skip, in.z, in.delta_bias, true);
+  auto backward = [&](const at::Tensor& ckpt, const at::Tensor& dout) {
+    return detail::scan_bwd_cuda(in.u, in.delta, in.A, in.B, in.C, in.D_skip, in.z, in.delta_bias, true, ckpt, dout);
+  };
+  EXPECT_NO_THROW(backward(fwd.checkpoints, at::ones_like(in.u)));
+  auto expect_error = [&](const at::Tensor& ckpt, const at::Tensor& dout, const std::string& word) {
+    try {
+      backward(ckpt, dout);
+      FAIL() << "expected an error naming " << word;
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+  };
+  expect_error(fwd.checkpoints, at::ones_like(in.u).narrow(2, 0, 599), "dout");
+  expect_error(fwd.checkpoints.narrow(2, 0, 1), at::ones_like(in.u), "checkpoints");
+}
+
 TEST(SelectiveScanCuda, AutoPicksTheKernelForCudaTensors) {
   if (!scan_cuda_available()) GTEST_SKIP() << "no CUDA device or CUDA kernel not built: test skipped";
   auto in = random_inputs(1, 3, 100, 16, Options{}, at::kFloat, 5);
