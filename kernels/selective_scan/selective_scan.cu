@@ -1,8 +1,10 @@
 // selective_scan.cu — the fused CUDA selective scan, forward and backward kernels; the design is in
 // docs/ARCHITECTURE.md, "Selective scan".
 //
-// Algorithm. One thread block per (batch b, channel d); kScanThreads = 128 threads. The sequence
-// is walked in chunks of kScanChunk = 128 threads × 4 items = 512 steps. Per chunk the per-step
+// Algorithm. One thread block per (batch b, channel d) of kThreads threads, 32, 64 or 128 by the
+// sequence length (scan_threads_for: the smallest whose chunk covers L, so a short sequence does
+// not leave most threads on padding). The sequence is walked in chunks of kThreads × 4 items
+// (128, 256 or 512 steps). Per chunk the per-step
 // scalars (u, Δ = softplus(delta + bias)) are staged in shared memory; then for each state n the
 // chunk's B_n, C_n are staged and the recurrence h_t = a_t·h_{t−1} + b_t (a_t = exp(Δ_t·A_n),
 // b_t = Δ_t·B_t·u_t) is solved with a block-wide exclusive scan (cub::BlockScan) over pairs (a, b)
@@ -64,17 +66,20 @@ __device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1p
 __device__ __forceinline__ float softplus_grad(float x) { return x > 20.f ? 1.f : 1.f / (1.f + expf(-x)); }
 __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
-using BlockScan = cub::BlockScan<ScanPair, kScanThreads>;
-using BlockReduce = cub::BlockReduce<float, kScanThreads>;
+template <int kThreads>
+using BlockScan = cub::BlockScan<ScanPair, kThreads>;
+template <int kThreads>
+using BlockReduce = cub::BlockReduce<float, kThreads>;
 
 // Shared per-chunk staging of the per-step scalars and of one state's B and C. 16-byte aligned so
 // that each thread reads its kScanItems = 4 consecutive steps with one 128-bit load (a quarter-warp
 // per 512-byte wavefront, no bank conflicts) instead of 4 scalar loads at a 16-byte stride.
+template <int kChunk>
 struct __align__(16) ChunkStage {
-  float u[kScanChunk];
-  float dt[kScanChunk];
-  float B[kScanChunk];
-  float C[kScanChunk];
+  float u[kChunk];
+  float dt[kChunk];
+  float B[kChunk];
+  float C[kChunk];
 };
 
 static_assert(kScanItems == 4, "the shared-memory reads below move 4 items as one float4");
@@ -86,10 +91,11 @@ __device__ __forceinline__ void store4(float* s, int q, float4 v) { reinterpret_
 __device__ __forceinline__ float item(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
 // Stages B[b, n, t0 : t0 + chunk] and C likewise (zeros past the end). Caller synchronises.
-__device__ void stage_bc(const ScanParams& p, ChunkStage& s, int64_t b, int n, int64_t t0) {
+template <int kThreads>
+__device__ void stage_bc(const ScanParams& p, ChunkStage<kThreads * kScanItems>& s, int64_t b, int n, int64_t t0) {
   const float* Bp = p.B + b * p.bc_batch_stride + n * p.bc_state_stride;
   const float* Cp = p.C + b * p.bc_batch_stride + n * p.bc_state_stride;
-  for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) {
+  for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) {
     const int64_t t = t0 + j;
     const bool ok = t < p.seqlen;
     s.B[j] = ok ? Bp[t] : 0.f;
@@ -100,8 +106,9 @@ __device__ void stage_bc(const ScanParams& p, ChunkStage& s, int64_t b, int n, i
 // The states of this thread's items (forward layout: steps tid·4 … tid·4+3 of the chunk) for
 // state n, from the running state h_start before the chunk. Returns the state after the thread's
 // last item; states[i] receives h after item i. Uses scan storage: caller syncs before reuse.
-__device__ float scan_chunk_forward(const ChunkStage& s, float A_n, float h_start, int64_t t0,
-                                    int64_t seqlen, BlockScan::TempStorage& tmp,
+template <int kThreads>
+__device__ float scan_chunk_forward(const ChunkStage<kThreads * kScanItems>& s, float A_n, float h_start, int64_t t0,
+                                    int64_t seqlen, typename BlockScan<kThreads>::TempStorage& tmp,
                                     float (&states)[kScanItems]) {
   ScanPair items[kScanItems];
   ScanPair agg{1.f, 0.f};
@@ -115,7 +122,7 @@ __device__ float scan_chunk_forward(const ChunkStage& s, float A_n, float h_star
     agg = ComposePairs()(agg, items[i]);
   }
   ScanPair prefix;
-  BlockScan(tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
+  BlockScan<kThreads>(tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
   float h = prefix.a * h_start + prefix.b;
 #pragma unroll
   for (int i = 0; i < kScanItems; ++i) {
@@ -126,10 +133,10 @@ __device__ float scan_chunk_forward(const ChunkStage& s, float A_n, float h_star
 }
 
 // Stages u and Δ of the chunk starting at t0 (zeros past the end). Caller synchronises.
-template <typename T>
-__device__ void stage_scalars(const ScanParams& p, ChunkStage& s, const T* u, const T* delta,
+template <int kThreads, typename T>
+__device__ void stage_scalars(const ScanParams& p, ChunkStage<kThreads * kScanItems>& s, const T* u, const T* delta,
                               float bias, int64_t t0) {
-  for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) {
+  for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) {
     const int64_t t = t0 + j;
     float uu = 0.f, dt = 0.f;
     if (t < p.seqlen) {
@@ -143,10 +150,11 @@ __device__ void stage_scalars(const ScanParams& p, ChunkStage& s, const T* u, co
 }
 
 // ---- forward -------------------------------------------------------------------------------
-template <typename T>
-__global__ void __launch_bounds__(kScanThreads) scan_fwd_kernel(ScanParams p) {
-  __shared__ BlockScan::TempStorage scan_tmp;
-  __shared__ ChunkStage stage;
+template <typename T, int kThreads>
+__global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
+  constexpr int kChunk = kThreads * kScanItems;
+  __shared__ typename BlockScan<kThreads>::TempStorage scan_tmp;
+  __shared__ ChunkStage<kChunk> stage;
   __shared__ float carry[kScanMaxDState];  // running state between chunks
 
   const int64_t d = blockIdx.x, b = blockIdx.y;
@@ -161,25 +169,25 @@ __global__ void __launch_bounds__(kScanThreads) scan_fwd_kernel(ScanParams p) {
   const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
   float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
 
-  for (int n = threadIdx.x; n < N; n += kScanThreads) carry[n] = 0.f;
+  for (int n = threadIdx.x; n < N; n += kThreads) carry[n] = 0.f;
   __syncthreads();
 
   for (int64_t c = 0; c < p.n_chunks; ++c) {
-    const int64_t t0 = c * kScanChunk;
-    for (int n = threadIdx.x; n < N; n += kScanThreads) ckpt[c * N + n] = carry[n];
-    stage_scalars(p, stage, u, delta, bias, t0);
+    const int64_t t0 = c * kChunk;
+    for (int n = threadIdx.x; n < N; n += kThreads) ckpt[c * N + n] = carry[n];
+    stage_scalars<kThreads>(p, stage, u, delta, bias, t0);
     float y[kScanItems] = {};
     for (int n = 0; n < N; ++n) {
       __syncthreads();  // previous users of stage.B/C and scan_tmp are done
-      stage_bc(p, stage, b, n, t0);
+      stage_bc<kThreads>(p, stage, b, n, t0);
       __syncthreads();
       float states[kScanItems];
-      const float h_end = scan_chunk_forward(stage, A_d[n], carry[n], t0, p.seqlen, scan_tmp, states);
+      const float h_end = scan_chunk_forward<kThreads>(stage, A_d[n], carry[n], t0, p.seqlen, scan_tmp, states);
       const float4 C4 = load4(stage.C, threadIdx.x);
 #pragma unroll
       for (int i = 0; i < kScanItems; ++i) y[i] += item(C4, i) * states[i];
       __syncthreads();  // every thread has read carry[n]
-      if (threadIdx.x == kScanThreads - 1) carry[n] = h_end;  // padding is the identity
+      if (threadIdx.x == kThreads - 1) carry[n] = h_end;  // padding is the identity
     }
     const float4 u4 = load4(stage.u, threadIdx.x);
 #pragma unroll
@@ -196,18 +204,19 @@ __global__ void __launch_bounds__(kScanThreads) scan_fwd_kernel(ScanParams p) {
     }
     __syncthreads();  // carry updates visible, stage free for the next chunk
   }
-  for (int n = threadIdx.x; n < N; n += kScanThreads) p.last_state[(b * p.dim + d) * p.dstate + n] = carry[n];
+  for (int n = threadIdx.x; n < N; n += kThreads) p.last_state[(b * p.dim + d) * p.dstate + n] = carry[n];
 }
 
 // ---- backward ------------------------------------------------------------------------------
-template <typename T>
-__global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
-  __shared__ BlockScan::TempStorage scan_tmp;
-  __shared__ BlockReduce::TempStorage reduce_tmp;
-  __shared__ ChunkStage stage;
-  __shared__ __align__(16) float s_y[kScanChunk];   // y before gating (recomputed, only with z)
-  __shared__ __align__(16) float s_dy[kScanChunk];  // ∂L/∂y
-  __shared__ __align__(16) float s_h[kScanChunk];   // states of the chunk for the current n
+template <typename T, int kThreads>
+__global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
+  constexpr int kChunk = kThreads * kScanItems;
+  __shared__ typename BlockScan<kThreads>::TempStorage scan_tmp;
+  __shared__ typename BlockReduce<kThreads>::TempStorage reduce_tmp;
+  __shared__ ChunkStage<kChunk> stage;
+  __shared__ __align__(16) float s_y[kChunk];   // y before gating (recomputed, only with z)
+  __shared__ __align__(16) float s_dy[kChunk];  // ∂L/∂y
+  __shared__ __align__(16) float s_h[kChunk];   // states of the chunk for the current n
   __shared__ float q_carry[kScanMaxDState];  // q at the first step of the later chunk
   __shared__ float dA_acc[kScanMaxDState];
 
@@ -226,26 +235,26 @@ __global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
   const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
   const float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
 
-  for (int n = threadIdx.x; n < N; n += kScanThreads) {
+  for (int n = threadIdx.x; n < N; n += kThreads) {
     q_carry[n] = 0.f;
     dA_acc[n] = 0.f;
   }
   float dD_thread = 0.f, dbias_thread = 0.f;
 
   for (int64_t c = p.n_chunks - 1; c >= 0; --c) {
-    const int64_t t0 = c * kScanChunk;
+    const int64_t t0 = c * kChunk;
     __syncthreads();  // the previous chunk's readers of the staging buffers are done
-    stage_scalars(p, stage, u, delta, bias, t0);
-    for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) s_y[j] = D_d * stage.u[j];
+    stage_scalars<kThreads>(p, stage, u, delta, bias, t0);
+    for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) s_y[j] = D_d * stage.u[j];
 
     if (z) {  // recompute y = Σ_n C·h + D·u for dz
       float y[kScanItems] = {};
       for (int n = 0; n < N; ++n) {
         __syncthreads();
-        stage_bc(p, stage, b, n, t0);
+        stage_bc<kThreads>(p, stage, b, n, t0);
         __syncthreads();
         float states[kScanItems];
-        scan_chunk_forward(stage, A_d[n], ckpt[c * N + n], t0, p.seqlen, scan_tmp, states);
+        scan_chunk_forward<kThreads>(stage, A_d[n], ckpt[c * N + n], t0, p.seqlen, scan_tmp, states);
         const float4 C4 = load4(stage.C, threadIdx.x);
 #pragma unroll
         for (int i = 0; i < kScanItems; ++i) y[i] += item(C4, i) * states[i];
@@ -257,7 +266,7 @@ __global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
     }
     __syncthreads();
     // ∂L/∂y, dz and the D-skip terms.
-    for (int j = threadIdx.x; j < kScanChunk; j += kScanThreads) {
+    for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) {
       const int64_t t = t0 + j;
       float dy = 0.f;
       if (t < p.seqlen) {
@@ -275,16 +284,16 @@ __global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
     // Reverse layout: item i of thread tid is step rev(i) = chunk−1 − (tid·4 + i), so a forward
     // block scan over threads runs backwards in time. Those 4 steps are the float4 number
     // rq = chunk/4 − 1 − tid of each shared array, item i being its component 3 − i.
-    const int rq = kScanChunk / kScanItems - 1 - static_cast<int>(threadIdx.x);
+    const int rq = kChunk / kScanItems - 1 - static_cast<int>(threadIdx.x);
     float ddt[kScanItems] = {}, du_acc[kScanItems] = {};
     for (int n = 0; n < N; ++n) {
       __syncthreads();
-      stage_bc(p, stage, b, n, t0);
+      stage_bc<kThreads>(p, stage, b, n, t0);
       __syncthreads();
       const float A_n = A_d[n];
       const float h0 = ckpt[c * N + n];
       float states[kScanItems];
-      scan_chunk_forward(stage, A_n, h0, t0, p.seqlen, scan_tmp, states);
+      scan_chunk_forward<kThreads>(stage, A_n, h0, t0, p.seqlen, scan_tmp, states);
       store4(s_h, threadIdx.x, make_float4(states[0], states[1], states[2], states[3]));
       __syncthreads();  // s_h complete; scan_tmp free again
 
@@ -295,21 +304,21 @@ __global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
       ScanPair agg{1.f, 0.f};
 #pragma unroll
       for (int i = 0; i < kScanItems; ++i) {
-        const int j = kScanChunk - 1 - (threadIdx.x * kScanItems + i);
+        const int j = kChunk - 1 - (threadIdx.x * kScanItems + i);
         const bool ok = t0 + j < p.seqlen;
         const float a = ok ? __expf(item(dt4, 3 - i) * A_n) : 1.f;
         items[i] = ok ? ScanPair{a, a * item(C4, 3 - i) * item(dy4, 3 - i)} : ScanPair{1.f, 0.f};
         agg = ComposePairs()(agg, items[i]);
       }
       ScanPair prefix;
-      BlockScan(scan_tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
+      BlockScan<kThreads>(scan_tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
       float q = prefix.a * q_carry[n] + prefix.b;  // = a_{t+1}·∂L/∂h_{t+1} for the first item
       float dA_thread = 0.f;
       float* dB_row = p.dB + b * p.bc_batch_stride + n * p.bc_state_stride;
       float* dC_row = p.dC + b * p.bc_batch_stride + n * p.bc_state_stride;
 #pragma unroll
       for (int i = 0; i < kScanItems; ++i) {
-        const int j = kScanChunk - 1 - (threadIdx.x * kScanItems + i);
+        const int j = kChunk - 1 - (threadIdx.x * kScanItems + i);
         const int64_t t = t0 + j;
         if (t < p.seqlen) {
           const int k = 3 - i;  // component of step j in this thread's float4s
@@ -325,15 +334,15 @@ __global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
           q = a * g;
         }
       }
-      const float dA_block = BlockReduce(reduce_tmp).Sum(dA_thread);
+      const float dA_block = BlockReduce<kThreads>(reduce_tmp).Sum(dA_thread);
       __syncthreads();  // all reads of q_carry[n], s_h, scan/reduce storage done
-      if (threadIdx.x == kScanThreads - 1) q_carry[n] = q;  // holds the chunk's first step
+      if (threadIdx.x == kThreads - 1) q_carry[n] = q;  // holds the chunk's first step
       if (threadIdx.x == 0) dA_acc[n] += dA_block;
     }
     const float4 dy4 = load4(s_dy, rq);
 #pragma unroll
     for (int i = 0; i < kScanItems; ++i) {
-      const int j = kScanChunk - 1 - (threadIdx.x * kScanItems + i);
+      const int j = kChunk - 1 - (threadIdx.x * kScanItems + i);
       const int64_t t = t0 + j;
       if (t < p.seqlen) {
         du[t] = from_float<T>(item(dy4, 3 - i) * D_d + du_acc[i]);
@@ -346,40 +355,52 @@ __global__ void __launch_bounds__(kScanThreads) scan_bwd_kernel(ScanParams p) {
   }
   __syncthreads();
   const int64_t bd = b * p.dim + d;
-  for (int n = threadIdx.x; n < N; n += kScanThreads) p.dA_part[bd * p.dstate + n] = dA_acc[n];
-  const float dD_block = BlockReduce(reduce_tmp).Sum(dD_thread);
+  for (int n = threadIdx.x; n < N; n += kThreads) p.dA_part[bd * p.dstate + n] = dA_acc[n];
+  const float dD_block = BlockReduce<kThreads>(reduce_tmp).Sum(dD_thread);
   __syncthreads();
-  const float dbias_block = BlockReduce(reduce_tmp).Sum(dbias_thread);
+  const float dbias_block = BlockReduce<kThreads>(reduce_tmp).Sum(dbias_thread);
   if (threadIdx.x == 0) {
     if (p.dD_part) p.dD_part[bd] = dD_block;
     if (p.ddelta_bias_part) p.ddelta_bias_part[bd] = dbias_block;
   }
 }
 
-template <template <typename> class Launch>
+template <typename T, int kThreads>
+struct LaunchFwd {
+  static void run(const ScanParams& p, cudaStream_t stream) {
+    scan_fwd_kernel<T, kThreads><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kThreads, 0, stream>>>(p);
+  }
+};
+template <typename T, int kThreads>
+struct LaunchBwd {
+  static void run(const ScanParams& p, cudaStream_t stream) {
+    scan_bwd_kernel<T, kThreads><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kThreads, 0, stream>>>(p);
+  }
+};
+
+// The block size chosen at run time, each a separate instance of the kernel.
+template <template <typename, int> class Launch, typename T>
+void launch_with(int threads, const ScanParams& p, cudaStream_t stream) {
+  switch (threads) {
+    case 32: Launch<T, 32>::run(p, stream); break;
+    case 64: Launch<T, 64>::run(p, stream); break;
+    default: Launch<T, 128>::run(p, stream); break;
+  }
+}
+
+template <template <typename, int> class Launch>
 cudaError_t dispatch(const ScanParams& p, cudaStream_t stream) {
   if (p.batch == 0 || p.dim == 0 || p.seqlen == 0) return cudaSuccess;
   if (p.dstate < 1 || p.dstate > kScanMaxDState || p.batch > 65535) return cudaErrorInvalidValue;
+  const int threads = scan_threads_for(p.seqlen);
+  if (p.n_chunks != (p.seqlen + scan_chunk_for(p.seqlen) - 1) / scan_chunk_for(p.seqlen)) return cudaErrorInvalidValue;
   switch (p.elem) {
-    case ScanElem::kFloat32: Launch<float>::run(p, stream); break;
-    case ScanElem::kBFloat16: Launch<__nv_bfloat16>::run(p, stream); break;
-    case ScanElem::kFloat16: Launch<__half>::run(p, stream); break;
+    case ScanElem::kFloat32: launch_with<Launch, float>(threads, p, stream); break;
+    case ScanElem::kBFloat16: launch_with<Launch, __nv_bfloat16>(threads, p, stream); break;
+    case ScanElem::kFloat16: launch_with<Launch, __half>(threads, p, stream); break;
   }
   return cudaGetLastError();
 }
-
-template <typename T>
-struct LaunchFwd {
-  static void run(const ScanParams& p, cudaStream_t stream) {
-    scan_fwd_kernel<T><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kScanThreads, 0, stream>>>(p);
-  }
-};
-template <typename T>
-struct LaunchBwd {
-  static void run(const ScanParams& p, cudaStream_t stream) {
-    scan_bwd_kernel<T><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kScanThreads, 0, stream>>>(p);
-  }
-};
 
 }  // namespace
 

@@ -8,18 +8,24 @@
 
 namespace hgpt::kernels {
 
-// Block shape: kScanThreads threads × kScanItems consecutive steps each = one chunk of the sequence.
-constexpr int kScanThreads = 128;
+// Block shape: threads × kScanItems consecutive steps each = one chunk of the sequence. The block
+// has the fewest of 32, 64 or 128 threads whose chunk covers the sequence (128 beyond 256 steps),
+// so short sequences do not leave most threads on padding; the chunk is at most kScanChunk.
 constexpr int kScanItems = 4;
-constexpr int kScanChunk = kScanThreads * kScanItems;  // 512 steps
+constexpr int kScanMaxThreads = 128;
+constexpr int kScanChunk = kScanMaxThreads * kScanItems;  // 512 steps
 constexpr int kScanMaxDState = 64;
+
+constexpr int scan_threads_for(int64_t seqlen) { return seqlen <= 128 ? 32 : seqlen <= 256 ? 64 : kScanMaxThreads; }
+constexpr int64_t scan_chunk_for(int64_t seqlen) { return int64_t{scan_threads_for(seqlen)} * kScanItems; }
 
 // dtype of the activations u, delta, z, out and of their gradients; everything else is fp32.
 enum class ScanElem { kFloat32, kBFloat16, kFloat16 };
 
 struct ScanParams {
   ScanElem elem = ScanElem::kFloat32;
-  int64_t batch = 0, dim = 0, seqlen = 0, dstate = 0, n_chunks = 0;
+  int64_t batch = 0, dim = 0, seqlen = 0, dstate = 0;
+  int64_t n_chunks = 0;  // ceil(seqlen / scan_chunk_for(seqlen)); any other value is rejected
   // Strides in elements. The time dimension is contiguous (stride 1) everywhere.
   int64_t x_batch_stride = 0, x_dim_stride = 0;   // u, delta, z, out, dout, du, ddelta, dz
   int64_t bc_batch_stride = 0, bc_state_stride = 0;  // B, C, dB, dC

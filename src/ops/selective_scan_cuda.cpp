@@ -66,7 +66,8 @@ CudaPrepared prepare(const ScanInputs& in) {
   p.dim = u.size(1);
   p.seqlen = u.size(2);
   p.dstate = dstate;
-  p.n_chunks = (p.seqlen + hgpt::kernels::kScanChunk - 1) / hgpt::kernels::kScanChunk;
+  const int64_t chunk = hgpt::kernels::scan_chunk_for(p.seqlen);
+  p.n_chunks = (p.seqlen + chunk - 1) / chunk;
   p.x_batch_stride = p.dim * p.seqlen;
   p.x_dim_stride = p.seqlen;
   p.bc_batch_stride = dstate * p.seqlen;

@@ -16,7 +16,8 @@ namespace hgpt::ops::detail {
 // Timesteps per checkpoint of the fused CPU kernel (cpu_scan::kChunk): the forward saves the
 // state at the start of every chunk, the backward recomputes the states inside a chunk from it.
 constexpr int64_t kCpuScanChunk = cpu_scan::kChunk;
-// Timesteps per chunk of the CUDA kernel (equals hgpt::kernels::kScanChunk, checked there).
+// Timesteps per chunk of the CUDA kernel for sequences longer than 256 steps (shorter ones use a
+// chunk of 128 or 256; equals hgpt::kernels::kScanChunk, checked there).
 constexpr int64_t kCudaScanChunk = 512;
 
 // Testing aid: when on, the kernels' outputs and gradients are allocated NaN-filled instead of

@@ -246,6 +246,19 @@ TEST(SelectiveScanCudaSanitized, OddShapesForwardBackward) {
   detail::set_poison_outputs(false);
 }
 
+// The block size follows the length (32, 64 or 128 threads: chunks of 128, 256, 512 steps): each
+// side of each switch point, against the reference.
+TEST(SelectiveScanCuda, ChunkSizeSwitchPoints) {
+  SKIP_WITHOUT_CUDA_SCAN();
+  detail::set_poison_outputs(true);
+  for (int64_t L : {127, 128, 129, 256, 257}) {
+    auto in = random_inputs(2, 3, L, 16, Options{}, at::kFloat, 300 + L);
+    const auto w = at::randn({2, 3, L}, at::TensorOptions().dtype(at::kDouble)).to(in.u.device());
+    expect_run_close(run(in, ScanImpl::Cuda, w), reference_run(in, w), 6e-4, 2e-3, "L=" + std::to_string(L));
+  }
+  detail::set_poison_outputs(false);
+}
+
 // The backward's own inputs are checked before the kernel indexes them.
 TEST(SelectiveScanCuda, BackwardRejectsMismatchedDoutAndCheckpoints) {
   SKIP_WITHOUT_CUDA_SCAN();
