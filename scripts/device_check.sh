@@ -121,12 +121,15 @@ if scan:
         rows.append(f"| {r.get('impl')} | {r.get('shape')} | {fwd} | {fb} | {bwd} | {ratio} | {r.get('gb_per_s')} |")
 steps = [r for p in sorted(res.glob("step_*.jsonl")) for r in lines(p)]
 if steps:
-    rows += ["", "| config | pattern | ckpt | ms/step | tok/s | MFU % | peak MiB | estimate MiB |", "|---|---|---|---|---|---|---|---|"]
-    gib = lambda b: f"{b / 2**20:.1f}" if isinstance(b, (int, float)) and b > 0 else "-"
+    rows += ["", "| config | pattern | ckpt | ms/step | tok/s | MFU % | peak MiB | estimate MiB | note |", "|---|---|---|---|---|---|---|---|---|"]
+    mib = lambda b: f"{b / 2**20:.1f}" if isinstance(b, (int, float)) and b > 0 else "-"
     for r in steps:
-        rows.append(f"| {pathlib.Path(r.get('config', '')).stem} | {r.get('block_pattern')} | {r.get('activation_checkpointing')} "
+        name, peak = pathlib.Path(r.get('config', '')).stem, r.get('peak_memory_bytes', -1)
+        # The seed's RTX 3070 settings must fit an 8 GB card: peak allocated at most 7.5 GiB.
+        note = f"peak ≤ 7.5 GiB: {'yes' if 0 < peak <= 7.5 * 2**30 else 'NO'}" if name == "rtx3070_d16" and r.get("device") != "cpu" else ""
+        rows.append(f"| {name} | {r.get('block_pattern')} | {r.get('activation_checkpointing')} "
                     f"| {r.get('median_ms', 0):.1f} | {r.get('tok_per_s', 0):.0f} | {r.get('mfu_percent', '-')} "
-                    f"| {gib(r.get('peak_memory_bytes'))} | {gib(r.get('estimated_memory_bytes'))} |")
+                    f"| {mib(peak)} | {mib(r.get('estimated_memory_bytes'))} | {note} |")
 (res / "table.md").write_text("\n".join(rows) + "\n")
 PYEOF
 }
