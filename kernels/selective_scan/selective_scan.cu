@@ -90,16 +90,25 @@ __device__ __forceinline__ void store4(float* s, int q, float4 v) { reinterpret_
 // Component i of v (i a compile-time constant after unrolling).
 __device__ __forceinline__ float item(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
-// Stages B[b, n, t0 : t0 + chunk] and C likewise (zeros past the end). Caller synchronises.
-template <int kThreads>
+// Stages B[b, n, t0 : t0 + chunk] and C likewise (zeros past the end), widened to fp32 here: B and
+// C are fp32 or the activations' dtype T (p.bc_is_float, uniform over the block). Caller synchronises.
+template <int kThreads, typename T>
 __device__ void stage_bc(const ScanParams& p, ChunkStage<kThreads * kScanItems>& s, int64_t b, int n, int64_t t0) {
-  const float* Bp = p.B + b * p.bc_batch_stride + n * p.bc_state_stride;
-  const float* Cp = p.C + b * p.bc_batch_stride + n * p.bc_state_stride;
+  const int64_t row = b * p.bc_batch_stride + n * p.bc_state_stride;
   for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) {
     const int64_t t = t0 + j;
-    const bool ok = t < p.seqlen;
-    s.B[j] = ok ? Bp[t] : 0.f;
-    s.C[j] = ok ? Cp[t] : 0.f;
+    float bv = 0.f, cv = 0.f;
+    if (t < p.seqlen) {
+      if (p.bc_is_float) {
+        bv = static_cast<const float*>(p.B)[row + t];
+        cv = static_cast<const float*>(p.C)[row + t];
+      } else {
+        bv = to_float(static_cast<const T*>(p.B)[row + t]);
+        cv = to_float(static_cast<const T*>(p.C)[row + t]);
+      }
+    }
+    s.B[j] = bv;
+    s.C[j] = cv;
   }
 }
 
@@ -179,7 +188,7 @@ __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
     float y[kScanItems] = {};
     for (int n = 0; n < N; ++n) {
       __syncthreads();  // previous users of stage.B/C and scan_tmp are done
-      stage_bc<kThreads>(p, stage, b, n, t0);
+      stage_bc<kThreads, T>(p, stage, b, n, t0);
       __syncthreads();
       float states[kScanItems];
       const float h_end = scan_chunk_forward<kThreads>(stage, A_d[n], carry[n], t0, p.seqlen, scan_tmp, states);
@@ -251,7 +260,7 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
       float y[kScanItems] = {};
       for (int n = 0; n < N; ++n) {
         __syncthreads();
-        stage_bc<kThreads>(p, stage, b, n, t0);
+        stage_bc<kThreads, T>(p, stage, b, n, t0);
         __syncthreads();
         float states[kScanItems];
         scan_chunk_forward<kThreads>(stage, A_d[n], ckpt[c * N + n], t0, p.seqlen, scan_tmp, states);
@@ -288,7 +297,7 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
     float ddt[kScanItems] = {}, du_acc[kScanItems] = {};
     for (int n = 0; n < N; ++n) {
       __syncthreads();
-      stage_bc<kThreads>(p, stage, b, n, t0);
+      stage_bc<kThreads, T>(p, stage, b, n, t0);
       __syncthreads();
       const float A_n = A_d[n];
       const float h0 = ckpt[c * N + n];

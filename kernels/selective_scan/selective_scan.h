@@ -19,7 +19,8 @@ constexpr int kScanMaxDState = 64;
 constexpr int scan_threads_for(int64_t seqlen) { return seqlen <= 128 ? 32 : seqlen <= 256 ? 64 : kScanMaxThreads; }
 constexpr int64_t scan_chunk_for(int64_t seqlen) { return int64_t{scan_threads_for(seqlen)} * kScanItems; }
 
-// dtype of the activations u, delta, z, out and of their gradients; everything else is fp32.
+// dtype of the activations u, delta, z, out and of their gradients; B and C are fp32 or that dtype
+// (read and widened in the kernel); everything else is fp32.
 enum class ScanElem { kFloat32, kBFloat16, kFloat16 };
 
 struct ScanParams {
@@ -35,8 +36,9 @@ struct ScanParams {
   const void* delta = nullptr;
   const void* z = nullptr;               // optional
   const float* A = nullptr;              // (dim, dstate) contiguous
-  const float* B = nullptr;
-  const float* C = nullptr;
+  const void* B = nullptr;               // fp32, or the activations' dtype when !bc_is_float
+  const void* C = nullptr;               // idem
+  bool bc_is_float = true;
   const float* D = nullptr;              // (dim), optional
   const float* delta_bias = nullptr;     // (dim), optional
   // Forward outputs.

@@ -1,6 +1,7 @@
 // selective_scan_cuda.cpp — ATen side of the fused CUDA selective scan: checks and converts the
-// tensors (activations in one of fp32/bf16/fp16, the rest fp32, all contiguous), allocates the
-// outputs and calls the plain launcher on the current stream. CUDA builds only.
+// tensors (activations in one of fp32/bf16/fp16, B and C in that dtype or fp32, the rest fp32, all
+// contiguous), allocates the outputs and calls the plain launcher on the current stream. CUDA
+// builds only.
 #include "selective_scan_dispatch.h"
 
 #include "kernels/selective_scan/selective_scan.h"
@@ -55,8 +56,12 @@ CudaPrepared prepare(const ScanInputs& in) {
   r.delta = as_act(delta);
   r.z = as_act(z);
   r.A = as_f32(A);
-  r.B = as_f32(B);
-  r.C = as_f32(C);
+  // B and C are read in their own dtype when it is the activations' (the kernel widens them as it
+  // stages them), so the common bf16 case needs no separate widening pass; else fp32.
+  const bool bc_as_act = B.scalar_type() == act && C.scalar_type() == act;
+  auto as_bc = [&](const at::Tensor& t) { return bc_as_act ? t.contiguous() : as_f32(t); };
+  r.B = as_bc(B);
+  r.C = as_bc(C);
   r.D = as_f32(D);
   r.bias = as_f32(delta_bias);
 
@@ -77,8 +82,9 @@ CudaPrepared prepare(const ScanInputs& in) {
   p.delta = r.delta.data_ptr();
   p.z = r.z.defined() ? r.z.data_ptr() : nullptr;
   p.A = r.A.data_ptr<float>();
-  p.B = r.B.data_ptr<float>();
-  p.C = r.C.data_ptr<float>();
+  p.B = r.B.data_ptr();
+  p.C = r.C.data_ptr();
+  p.bc_is_float = r.B.scalar_type() == at::kFloat;
   p.D = r.D.defined() ? r.D.data_ptr<float>() : nullptr;
   p.delta_bias = r.bias.defined() ? r.bias.data_ptr<float>() : nullptr;
   return r;
