@@ -5,6 +5,8 @@
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/model/gpt.h"
+#include "hgpt/train/context.h"
+#include "hgpt/train/optimizers.h"
 #include "hgpt/train/peak_memory.h"
 #include "hgpt/train/trainer.h"
 
@@ -36,8 +38,9 @@ int64_t measured_peak(const Config& config) {
   const train::PeakMemory memory(at::kCPU);
   auto gpt = train::build_model(config, at::kCPU);
   auto optimizers = train::build_optimizers(gpt, config);
+  const train::Context ctx{config, *pg, at::kCPU, /*autocast=*/false};
   const int64_t accum = grad_accum_steps(config, 1);
-  for (int step = 0; step < 2; ++step) train::train_step(gpt, optimizers, loader, accum, at::kCPU, *pg, 1.0, false);
+  for (int step = 0; step < 2; ++step) train::train_step(ctx, gpt, optimizers, loader, accum);
   return memory.peak_bytes();
 }
 
