@@ -96,6 +96,7 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("mamba_expand", Kind::Int, m, &M::mamba_expand));
     k.push_back(make_key("mamba_use_mlp", Kind::Bool, m, &M::mamba_use_mlp));
     k.push_back(make_key("activation_checkpointing", Kind::String, m, &M::activation_checkpointing));
+    k.back().architecture = false;  // changes what backward recomputes, never a weight: a resume may change it
     // runtime
     k.push_back(make_key("device", Kind::String, t, &T::device));
     k.push_back(make_key("data", Kind::String, t, &T::data));

@@ -251,7 +251,8 @@ TEST(ConfigValidation, HeadsMustDivideAndGqaMustDivideHeads) {
   EXPECT_EQ(ok.model.kv_heads(), 2);
 }
 
-// The keys a resume must match come from the key table: every model key but max_seq_len.
+// The keys a resume must match come from the key table: every model key but max_seq_len and
+// activation_checkpointing.
 TEST(ConfigKeys, ArchitectureKeysAreTheModelKeysButSequenceLength) {
   const std::vector<std::string> expected = {"depth",         "aspect_ratio",  "head_dim",     "n_kv_head",
                                              "vocab_size",    "block_pattern", "mamba_d_state", "mamba_d_conv",

@@ -212,7 +212,8 @@ TEST_F(FinishedRun, MetricsHaveStepAndEvalRecords) {
       EXPECT_DOUBLE_EQ(j["lr_mult"].get<double>(),
                        optim::lr_multiplier(step - 1, kSteps, config.train.warmup_ratio,
                                             config.train.warmdown_ratio, config.train.final_lr_frac));
-      if (step == 1) EXPECT_EQ(j["loss_ema"].get<double>(), j["loss"].get<double>());  // debiased EMA of one value
+      // The debiased EMA of one value, ((1−β)·loss)/(1−β): equal up to rounding.
+      if (step == 1) EXPECT_DOUBLE_EQ(j["loss_ema"].get<double>(), j["loss"].get<double>());
     } else {
       evals.push_back(j["step"]);
       const double loss = j.at("val_loss"), bpb = j.at("val_bpb");
