@@ -5,6 +5,7 @@
 #include "hgpt/model/lm_loss.h"
 #include "hgpt/model/mamba_block.h"
 #include "hgpt/model/transformer_block.h"
+#include "src/ops/selective_scan_dispatch.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/Reduction.h>
@@ -154,7 +155,7 @@ MemoryEstimate estimate_memory(const ModelConfig& c, int64_t batch, bool cuda) {
   const int64_t per_t = 4 * d * f + 7 * d * a + mlp;
   // M: x, norm(x) | the padded conv input, conv output, silu output (the scan's u), Δ, z, the scan
   // output; x_proj's output (dt, B, C) and B, C made contiguous; the scan's state checkpoints.
-  const int64_t scan_chunk = cuda ? 512 : 64;
+  const int64_t scan_chunk = cuda ? ops::detail::kCudaScanChunk : ops::detail::kCpuScanChunk;
   const int64_t per_m = 2 * d * f + 6 * di * a + (mamba.dt_rank() + 4 * N) * a + f * di * N / scan_chunk +
                         (c.mamba_use_mlp ? 2 * d * f + mlp : 0);
   // A checkpointed block keeps only its input; its activations come back for one block at a time.
