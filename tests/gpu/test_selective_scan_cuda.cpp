@@ -263,9 +263,9 @@ TEST(SelectiveScanCuda, ChunkSizeSwitchPoints) {
 TEST(SelectiveScanCuda, BackwardRejectsMismatchedDoutAndCheckpoints) {
   SKIP_WITHOUT_CUDA_SCAN();
   const auto in = random_inputs(1, 3, 600, 4, Options{}, at::kFloat, 25);
-  const auto fwd = detail::scan_fwd_cuda(in.u, in.delta, in.A, in.B, in.C, in.D_skip, in.z, in.delta_bias, true);
+  const auto fwd = detail::scan_fwd_cuda(in);
   auto backward = [&](const at::Tensor& ckpt, const at::Tensor& dout) {
-    return detail::scan_bwd_cuda(in.u, in.delta, in.A, in.B, in.C, in.D_skip, in.z, in.delta_bias, true, ckpt, dout);
+    return detail::scan_bwd_cuda(detail::ScanSaved{in, ckpt}, dout);
   };
   EXPECT_NO_THROW(backward(fwd.checkpoints, at::ones_like(in.u)));
   auto expect_error = [&](const at::Tensor& ckpt, const at::Tensor& dout, const std::string& word) {
