@@ -96,6 +96,24 @@ inline Vec<T> raw_delta(const ScanArgs<T>& a, int64_t b, int64_t t, int64_t d, i
   return load(a.delta.row(b, t) + d, n) + load_or_zero(a.bias ? a.bias + d : nullptr, n);
 }
 
+// One step of the recurrence for a vector of channels, over the N states:
+//   h[n] = exp(Δ·A[n])·h_prev[n] + Δ·u·B[n];  returns y + Σ_n C[n]·h[n].
+// h_next may be h_prev (the forward updates in place); the backward's recompute also keeps each
+// decay exp(Δ·A[n]) in e.
+template <typename T, bool kKeepDecays>
+inline Vec<T> recurrence_step(const Vec<T>& dt, const Vec<T>& dtu, Vec<T> y, const T* Av, const T* h_prev,
+                              T* h_next, T* e, const T* Brow, const T* Crow, int64_t N) {
+  constexpr int64_t W = Vec<T>::size();
+  for (int64_t n = 0; n < N; ++n) {
+    const Vec<T> en = (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
+    if (kKeepDecays) en.store(e + n * W);
+    const Vec<T> h = at::vec::fmadd(en, Vec<T>::loadu(h_prev + n * W), dtu * Vec<T>(Brow[n]));
+    h.store(h_next + n * W);
+    y = at::vec::fmadd(Vec<T>(Crow[n]), h, y);
+  }
+  return y;
+}
+
 template <typename T>
 void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
   constexpr int64_t W = Vec<T>::size();
@@ -120,15 +138,9 @@ void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
         Vec<T> dt = raw_delta(a, k.b, t, d, nl);
         if (a.softplus) dt = softplus(dt);
         const Vec<T> dtu = dt * u;
-        Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
         T* hv = h + v * N * W;
-        const T* Av = As + v * N * W;
-        for (int64_t n = 0; n < N; ++n) {
-          const Vec<T> e = (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
-          const Vec<T> hn = at::vec::fmadd(e, Vec<T>::loadu(hv + n * W), dtu * Vec<T>(Brow[n]));
-          hn.store(hv + n * W);
-          y = at::vec::fmadd(Vec<T>(Crow[n]), hn, y);
-        }
+        Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
+        y = recurrence_step<T, false>(dt, dtu, y, As + v * N * W, hv, hv, nullptr, Brow, Crow, N);
         if (a.z.p) {
           const Vec<T> z = load(a.z.row(k.b, t) + d, nl);
           y = y * z * sigmoid(z);
@@ -188,13 +200,7 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
         T* hn = H + (j + 1) * state + v * N * W;
         T* e = E + j * state + v * N * W;
         Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
-        for (int64_t n = 0; n < N; ++n) {
-          const Vec<T> en = (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
-          en.store(e + n * W);
-          const Vec<T> h = at::vec::fmadd(en, Vec<T>::loadu(hp + n * W), dtu * Vec<T>(Brow[n]));
-          h.store(hn + n * W);
-          y = at::vec::fmadd(Vec<T>(Crow[n]), h, y);
-        }
+        y = recurrence_step<T, true>(dt, dtu, y, Av, hp, hn, e, Brow, Crow, N);
         y.store(Y + (j * k.n_vec + v) * W);
       }
     }
