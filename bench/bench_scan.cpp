@@ -1,6 +1,7 @@
 // bench_scan.cpp — times the selective scan implementations (reference, fused CPU, CUDA): forward
 // and forward+backward, median over repeats after warm-up; a table, or JSON lines with --json.
 #include "hgpt/ops/selective_scan.h"
+#include "src/ops/selective_scan_dispatch.h"
 
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
@@ -80,6 +81,8 @@ double median_ms(const std::function<void()>& fn, at::Device device, int warmup,
 struct Result {
   std::string impl, shape;
   double fwd_ms, fwd_bwd_ms, speedup, gb_per_s;
+  double ns_per_state;  // forward time per (batch, channel, step, state) element
+  std::string runs_on;  // the fused CPU kernel's instruction set and threads; the device otherwise
 };
 
 Result measure(ScanImpl impl, const Shape& s, at::Device device, at::ScalarType dtype, int warmup, int repeats) {
@@ -98,7 +101,14 @@ Result measure(ScanImpl impl, const Shape& s, at::Device device, at::ScalarType 
         (void)torch::autograd::grad({out}, leaves, {dout});
       },
       device, warmup, repeats);
-  return {hgpt::ops::scan_impl_name(impl), s.str(), fwd, fwd_bwd, 1.0, forward_bytes(in) / (fwd * 1e6)};
+  const double states = static_cast<double>(s.batch * s.dim * s.seqlen * s.dstate);
+  std::string runs_on = device.is_cuda() ? "cuda" : "cpu";
+  if (impl == ScanImpl::FusedCpu) {
+    const int threads = hgpt::ops::detail::scan_cpu_threads_used(s.batch * s.dim);
+    runs_on = std::string(hgpt::ops::detail::scan_cpu_capability()) + " x " + std::to_string(threads) + " threads";
+  }
+  return {hgpt::ops::scan_impl_name(impl), s.str(), fwd, fwd_bwd, 1.0, forward_bytes(in) / (fwd * 1e6),
+          fwd * 1e6 / states, runs_on};
 }
 
 void report(std::vector<Result> results, bool json) {
@@ -108,11 +118,15 @@ void report(std::vector<Result> results, bool json) {
   for (const auto& r : results) {
     if (json) {
       std::printf("{\"impl\": \"%s\", \"shape\": \"%s\", \"fwd_ms\": %.4f, \"fwd_bwd_ms\": %.4f, "
-                  "\"speedup_vs_reference\": %.2f, \"gb_per_s\": %.3f}\n",
-                  r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s);
+                  "\"speedup_vs_reference\": %.2f, \"gb_per_s\": %.3f, \"ns_per_state_fwd\": %.3f, "
+                  "\"runs_on\": \"%s\"}\n",
+                  r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s, r.ns_per_state,
+                  r.runs_on.c_str());
     } else {
-      std::printf("%-10s %-26s fwd %10.3f ms   fwd+bwd %10.3f ms   speed-up (fwd+bwd) %7.2fx   %8.2f GB/s\n",
-                  r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s);
+      std::printf("%-10s %-26s fwd %10.3f ms   fwd+bwd %10.3f ms   speed-up (fwd+bwd) %7.2fx   %8.2f GB/s"
+                  "   %.3f ns/state   (%s)\n",
+                  r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s, r.ns_per_state,
+                  r.runs_on.c_str());
     }
   }
   std::fflush(stdout);

@@ -209,6 +209,15 @@ const char* scan_cpu_capability() {
   }
 }
 
+int scan_cpu_threads_used(int64_t tasks) {
+  // The same at::parallel_for call as parallel_tasks, in the same translation unit.
+  std::vector<char> used(static_cast<size_t>(at::get_num_threads()), 0);
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) { used[static_cast<size_t>(at::get_thread_num())] = 1; });
+  int n = 0;
+  for (char u : used) n += u;
+  return n;
+}
+
 ScanFwdResult scan_fwd_cpu(const ScanInputs& in) {
   TORCH_CHECK(in.u.device().is_cpu(), "selective_scan (fused CPU): inputs must be CPU tensors");
   return compute_type(in.u) == at::kDouble ? fwd_impl<double>(in) : fwd_impl<float>(in);
