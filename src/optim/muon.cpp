@@ -2,21 +2,20 @@
 #include "hgpt/optim/muon.h"
 
 #include <ATen/core/grad_mode.h>
+#include <ATen/cpu/Utils.h>
 
 #include <algorithm>
 #include <cmath>
 
 namespace hgpt::optim {
 
-at::Tensor zeropower_via_newton_schulz5(const at::Tensor& G, int steps) {
+at::Tensor zeropower_via_newton_schulz5(const at::Tensor& G, int steps, at::ScalarType dtype) {
   TORCH_CHECK(G.dim() == 2, "zeropower_via_newton_schulz5: expected a 2-D matrix, got shape ",
               G.sizes());
   TORCH_CHECK(steps >= 0, "zeropower_via_newton_schulz5: steps must be >= 0");
   constexpr double a = 3.4445, b = -4.7750, c = 2.0315;
   at::NoGradGuard no_grad;
-  // bf16 on the GPU (nanochat's choice: the iteration is stable in bf16 and tensor cores are fast);
-  // fp32 on the CPU, where bf16 matmuls are slow and imprecise.
-  at::Tensor X = G.to(G.is_cuda() ? at::kBFloat16 : at::kFloat);
+  at::Tensor X = G.to(dtype);
   const bool tall = G.size(0) > G.size(1);
   if (tall) X = X.t();  // work on the wide side so X·Xᵀ is the smaller Gram matrix
   X = X / (X.norm() + 1e-7);  // Frobenius norm ≥ spectral norm: all σ ≤ 1
@@ -27,6 +26,19 @@ at::Tensor zeropower_via_newton_schulz5(const at::Tensor& G, int steps) {
   }
   if (tall) X = X.t();
   return X.contiguous();
+}
+
+at::ScalarType newton_schulz_dtype(const at::Device& device) {
+  if (device.is_cuda()) return at::kBFloat16;
+  static const bool cpu_has_bf16 = [] {
+    const auto caps = at::cpu::get_cpu_capabilities();
+    auto has = [&caps](const char* key) {
+      const auto it = caps.find(key);
+      return it != caps.end() && it->second.isBool() && it->second.toBool();
+    };
+    return has("avx512_bf16") || has("amx_bf16");
+  }();
+  return device.is_cpu() && cpu_has_bf16 ? at::kBFloat16 : at::kFloat;
 }
 
 Muon::Muon(std::vector<NamedParam> params, double lr, double momentum, bool nesterov, int ns_steps)
@@ -58,7 +70,7 @@ void Muon::step() {
     at::Tensor& buf = momentum_buffers_[i];
     buf.lerp_(g, 1.0 - momentum_);
     const at::Tensor u = nesterov_ ? g.lerp(buf, momentum_) : buf;
-    const at::Tensor o = zeropower_via_newton_schulz5(u, ns_steps_).to(at::kFloat);
+    const at::Tensor o = zeropower_via_newton_schulz5(u, ns_steps_, newton_schulz_dtype(u.device())).to(at::kFloat);
     const double rows = static_cast<double>(np.param.size(0));
     const double cols = static_cast<double>(np.param.size(1));
     const double scale = std::sqrt(std::max(1.0, rows / cols));

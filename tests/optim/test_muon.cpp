@@ -39,9 +39,9 @@ at::Tensor ns_reference(const at::Tensor& G, int steps) {
 
 void check_ns(int64_t rows, int64_t cols, uint64_t seed) {
   const at::Tensor G = randn({rows, cols}, seed);
-  const at::Tensor X = zeropower_via_newton_schulz5(G, 5);
+  const at::Tensor X = zeropower_via_newton_schulz5(G, 5, at::kFloat);
   ASSERT_EQ(X.sizes(), G.sizes());
-  ASSERT_EQ(X.scalar_type(), at::kFloat);  // fp32 on CPU
+  ASSERT_EQ(X.scalar_type(), at::kFloat);
 
   // 1. The whole matrix matches the SVD reference (fp32 iteration vs float64).
   const at::Tensor ref = ns_reference(G, 5);
@@ -73,8 +73,8 @@ TEST(NewtonSchulz, WideMatrixMatchesSvdReference) { check_ns(32, 64, 2); }
 
 TEST(NewtonSchulz, TransposeCommutes) {
   const at::Tensor G = randn({48, 16}, 3);
-  const at::Tensor a = zeropower_via_newton_schulz5(G, 5);
-  const at::Tensor b = zeropower_via_newton_schulz5(G.t().contiguous(), 5);
+  const at::Tensor a = zeropower_via_newton_schulz5(G, 5, at::kFloat);
+  const at::Tensor b = zeropower_via_newton_schulz5(G.t().contiguous(), 5, at::kFloat);
   EXPECT_TRUE(at::allclose(a, b.t(), 0, 1e-5));
 }
 
@@ -82,17 +82,39 @@ TEST(NewtonSchulz, TransposeCommutes) {
 TEST(NewtonSchulz, CudaBf16AgreesWithCpuFp32) {
   if (!at::hasCUDA()) GTEST_SKIP() << "CUDA not available";
   const at::Tensor G = randn({64, 32}, 1);
-  const at::Tensor X = zeropower_via_newton_schulz5(G.to(at::kCUDA), 5);
+  ASSERT_EQ(newton_schulz_dtype(at::kCUDA), at::kBFloat16);
+  const at::Tensor X = zeropower_via_newton_schulz5(G.to(at::kCUDA), 5, at::kBFloat16);
   EXPECT_EQ(X.scalar_type(), at::kBFloat16);
   const at::Tensor Xc = X.to(at::kCPU, at::kFloat);
-  EXPECT_TRUE(at::allclose(Xc, zeropower_via_newton_schulz5(G, 5), 0, 3e-2));
+  EXPECT_TRUE(at::allclose(Xc, zeropower_via_newton_schulz5(G, 5, at::kFloat), 0, 3e-2));
   const at::Tensor sv = at::linalg_svdvals(Xc.to(at::kDouble));
   EXPECT_GT(sv.min().item<double>(), 0.5);
   EXPECT_LT(sv.max().item<double>(), 1.5);
 }
 
+// In bf16 on the CPU (Muon's choice on CPUs with bf16 instructions; emulated, but still correct,
+// elsewhere): the fp32 result within bf16 precision, singular values in the same band.
+TEST(NewtonSchulz, CpuBf16AgreesWithFp32) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{64, 32}, {32, 64}, {256, 1024}}) {
+    const at::Tensor G = randn({rows, cols}, 7);
+    const at::Tensor X = zeropower_via_newton_schulz5(G, 5, at::kBFloat16);
+    EXPECT_EQ(X.scalar_type(), at::kBFloat16);
+    const at::Tensor Xf = X.to(at::kFloat), ref = zeropower_via_newton_schulz5(G, 5, at::kFloat);
+    EXPECT_TRUE(at::allclose(Xf, ref, 0, 3e-2)) << rows << "x" << cols << ": max diff "
+                                                << (Xf - ref).abs().max().item<double>();
+    const at::Tensor sv = at::linalg_svdvals(Xf.to(at::kDouble));
+    EXPECT_GT(sv.min().item<double>(), 0.5);
+    EXPECT_LT(sv.max().item<double>(), 1.5);
+  }
+}
+
 TEST(NewtonSchulz, RejectsNon2D) {
-  EXPECT_ANY_THROW(zeropower_via_newton_schulz5(randn({4, 4, 4}, 4), 5));
+  EXPECT_ANY_THROW(zeropower_via_newton_schulz5(randn({4, 4, 4}, 4), 5, at::kFloat));
+}
+
+// Newton–Schulz in the dtype Muon picks for CPU tensors on this machine, back in fp32.
+at::Tensor ns_as_muon_runs_it(const at::Tensor& u) {
+  return zeropower_via_newton_schulz5(u, 5, newton_schulz_dtype(at::kCPU)).to(at::kFloat);
 }
 
 at::Tensor make_param(at::IntArrayRef sizes, uint64_t seed) {
@@ -126,8 +148,8 @@ TEST(Muon, TwoStepsMatchHandComposition) {
     buf_wide = m * buf_wide + (1 - m) * g_wide;
     const at::Tensor u_tall = (1 - m) * g_tall + m * buf_tall;
     const at::Tensor u_wide = (1 - m) * g_wide + m * buf_wide;
-    ref_tall = ref_tall - lr * mults[s] * scale_tall * zeropower_via_newton_schulz5(u_tall, 5);
-    ref_wide = ref_wide - lr * mults[s] * scale_wide * zeropower_via_newton_schulz5(u_wide, 5);
+    ref_tall = ref_tall - lr * mults[s] * scale_tall * ns_as_muon_runs_it(u_tall);
+    ref_wide = ref_wide - lr * mults[s] * scale_wide * ns_as_muon_runs_it(u_wide);
     EXPECT_TRUE(at::allclose(tall.detach(), ref_tall, 0, 1e-6)) << "step " << s;
     EXPECT_TRUE(at::allclose(wide.detach(), ref_wide, 0, 1e-6)) << "step " << s;
   }
@@ -144,7 +166,7 @@ TEST(Muon, WithoutNesterovStepsAlongTheBuffer) {
   p.mutable_grad() = g;
   opt.step();
   // buf = 0.1·g; NS is invariant to a positive scale (up to the 1e-7 in the norm).
-  const at::Tensor expected = p0 - 0.1 * zeropower_via_newton_schulz5(0.1 * g, 5);
+  const at::Tensor expected = p0 - 0.1 * ns_as_muon_runs_it(0.1 * g);
   EXPECT_TRUE(at::allclose(p.detach(), expected, 0, 1e-6));
 }
 
