@@ -96,6 +96,17 @@ inline Vec<T> raw_delta(const ScanArgs<T>& a, int64_t b, int64_t t, int64_t d, i
   return load(a.delta.row(b, t) + d, n) + load_or_zero(a.bias ? a.bias + d : nullptr, n);
 }
 
+// u and Δ (softplus applied when asked) for the vector of channels at row (b, t).
+template <typename T>
+struct StepInputs {
+  Vec<T> u, dt;
+};
+template <typename T>
+inline StepInputs<T> step_inputs(const ScanArgs<T>& a, int64_t b, int64_t t, int64_t d, int64_t n) {
+  const Vec<T> dt = raw_delta(a, b, t, d, n);
+  return {load(a.u.row(b, t) + d, n), a.softplus ? softplus(dt) : dt};
+}
+
 // One step of the recurrence for a vector of channels, over the N states:
 //   h[n] = exp(Δ·A[n])·h_prev[n] + Δ·u·B[n];  returns y + Σ_n C[n]·h[n].
 // h_next may be h_prev (the forward updates in place); the backward's recompute also keeps each
@@ -134,9 +145,7 @@ void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
       const T* Crow = a.C.row(k.b, t);
       for (int64_t v = 0; v < k.n_vec; ++v) {
         const int64_t d = k.d0 + v * W, nl = k.lanes(v, W);
-        const Vec<T> u = load(a.u.row(k.b, t) + d, nl);
-        Vec<T> dt = raw_delta(a, k.b, t, d, nl);
-        if (a.softplus) dt = softplus(dt);
+        const auto [u, dt] = step_inputs(a, k.b, t, d, nl);
         const Vec<T> dtu = dt * u;
         T* hv = h + v * N * W;
         Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
@@ -190,9 +199,7 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
       const T* Crow = a.C.row(k.b, t);
       for (int64_t v = 0; v < k.n_vec; ++v) {
         const int64_t d = k.d0 + v * W, nl = k.lanes(v, W);
-        const Vec<T> u = load(a.u.row(k.b, t) + d, nl);
-        Vec<T> dt = raw_delta(a, k.b, t, d, nl);
-        if (a.softplus) dt = softplus(dt);
+        const auto [u, dt] = step_inputs(a, k.b, t, d, nl);
         dt.store(DT + (j * k.n_vec + v) * W);
         const Vec<T> dtu = dt * u;
         const T* Av = As + v * N * W;
