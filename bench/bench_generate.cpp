@@ -13,6 +13,7 @@
 // Decode at context C means one new token per sequence with C tokens already in the state.
 // State bytes are counted from the state's tensors: for T layers the key/value cache holding C
 // positions, for M layers the conv and SSM states (independent of C).
+#include "hgpt/cpu_memory.h"
 #include "hgpt/cli.h"
 #include "hgpt/config.h"
 #include "hgpt/errors.h"
@@ -152,6 +153,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hgpt::keep_freed_cpu_memory();
   return hgpt::run_tool([&] {
     Options o;
     CLI::App app{"Inference speed and state size of all-T, all-M and alternating models"};

@@ -12,6 +12,7 @@
 // --breakdown also times the parts of a step one by one (median over --steps): forward+backward
 // of each block alone on a random (batch, seq, dim) input, of the whole model (loss included),
 // the gradient clipping and each optimizer's update.
+#include "hgpt/cpu_memory.h"
 #include "hgpt/config.h"
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
@@ -212,6 +213,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hgpt::keep_freed_cpu_memory();
   Options o;
   CLI::App app{"Time one training step (forward + backward + optimizer) of a config"};
   app.add_option("config", o.config_path, "JSON config (configs/*.json)")->required();

@@ -6,6 +6,7 @@
 // Launch as one process, under torchrun (RANK/WORLD_SIZE/...) or under mpirun (OMPI_COMM_WORLD_*).
 // Exit codes: 0 done, 2 bad input (config, data, flags), 1 internal or distributed failure,
 // 128+N after a clean stop on signal N (a checkpoint was written; resume with --resume=true).
+#include "hgpt/cpu_memory.h"
 #include "hgpt/config.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
@@ -98,5 +99,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hgpt::keep_freed_cpu_memory();
   return hgpt::run_tool([&] { return run(argc, argv); });
 }

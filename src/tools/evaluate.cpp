@@ -4,6 +4,7 @@
 // base_train logged. Usage:
 //   evaluate --checkpoint DIR [--step N] [--data DIR] [--eval_tokens N] [--tokenizer DIR]
 //            [--device D] [--json]
+#include "hgpt/cpu_memory.h"
 #include "hgpt/cli.h"
 #include "hgpt/config.h"
 #include "hgpt/data/loader.h"
@@ -69,5 +70,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hgpt::keep_freed_cpu_memory();
   return hgpt::run_tool([&] { return run(argc, argv); });
 }

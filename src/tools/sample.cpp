@@ -3,6 +3,7 @@
 // streaming the text to stdout; tokens/s go to stderr at the end. Usage:
 //   sample --checkpoint DIR [--step N] --prompt TEXT [--max_tokens 256] [--temperature 0.8]
 //          [--top_k 50] [--top_p 1] [--seed 0] [--num_samples 1] [--device auto] [--tokenizer DIR]
+#include "hgpt/cpu_memory.h"
 #include "hgpt/cli.h"
 #include "hgpt/errors.h"
 #include "hgpt/infer/generate.h"
@@ -82,5 +83,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hgpt::keep_freed_cpu_memory();
   return hgpt::run_tool([&] { return run(argc, argv); });
 }
