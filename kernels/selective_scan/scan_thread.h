@@ -48,6 +48,13 @@ HGPT_SCAN_FN int valid_items(int64_t t_first, int64_t seqlen) {
   return left <= 0 ? 0 : left >= kItems ? kItems : static_cast<int>(left);
 }
 
+// dB and dC are summed over channels with atomics. In the blocked layout the 32 atomics of one
+// warp instruction would be 4 steps apart (16 memory sectors); each warp instead passes its
+// kWarpSize·kItems values through shared memory — lane l writes slots first_item(l) + i, then reads
+// slots striped_slot(l, i) — so one instruction covers 32 consecutive steps (4 sectors).
+HGPT_SCAN_FN int warp_first_step(int warp) { return warp * kWarpSize * kItems; }  // within the chunk
+HGPT_SCAN_FN int striped_slot(int lane, int i) { return i * kWarpSize + lane; }
+
 // ---- scalar maths --------------------------------------------------------------------------
 // On the device these are the fast fp32 intrinsics the kernels were always built with
 // (--use_fast_math); on the host the exact functions (the emulation's float and double runs).

@@ -23,7 +23,8 @@
 // and states with the same forward scan, and runs the reverse scan x_t = a_t·(x_{t+1} + C_t·dy_t)
 // (x carrying ∂L/∂h from later steps) in the same layout with shuffles down the warp, reusing the
 // decays in registers; both scans share the step's one barrier. y (for dz) is summed from the
-// states this recomputation produces, so there is no separate pass for it.
+// states this recomputation produces, so there is no separate pass for it. Each warp hands its
+// dB, dC through shared memory so that its atomics cover 32 consecutive steps per instruction.
 //
 // Accumulation and determinism: all arithmetic is fp32. dB and dC (summed over channels, which
 // are different blocks) are accumulated with fp32 atomicAdd into (B, N, L) buffers: their
@@ -235,6 +236,10 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
   __shared__ float x_carry[2][scan::kMaxDState];   // x at the later chunk's first step, alternating by chunk
   __shared__ float dA_warp[scan::kMaxDState][kWarps];  // slot [n][w] written only by warp w's lane 0
   __shared__ float sums[2][kWarps];                // dD and d(bias) per warp, at the end
+  // dB and dC of each warp's steps on their way to the atomics; rewritten only after the next
+  // step's barrier, which every lane reaches after its reads.
+  __shared__ __align__(16) float stripes[kWarps][2][kWarpSize * kItems];
+  static_assert(kItems == 4, "the stripes are written as one float4 per lane");
 
   const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
   const int64_t d = blockIdx.x, b = blockIdx.y;
@@ -308,13 +313,21 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
       scan::StateGrads<float> g;
       const float x_first = scan::walk_reverse(x_after, h_before, states, fwd, dt, u, B, C, dy, A_n, valid, g, ddt, du);
 
-      float* dB_row = p.dB + b * p.bc_batch_stride + n * p.bc_state_stride + t_first;
-      float* dC_row = p.dC + b * p.bc_batch_stride + n * p.bc_state_stride + t_first;
+      // dB, dC through the warp's stripes: written blocked (one 128-bit store each), read striped.
+      float* warp_dB = stripes[warp][0];
+      float* warp_dC = stripes[warp][1];
+      reinterpret_cast<float4*>(warp_dB)[lane] = make_float4(g.dB[0], g.dB[1], g.dB[2], g.dB[3]);
+      reinterpret_cast<float4*>(warp_dC)[lane] = make_float4(g.dC[0], g.dC[1], g.dC[2], g.dC[3]);
+      __syncwarp();
+      const int64_t t_warp = c * kChunk + scan::warp_first_step(warp);
+      float* dB_row = p.dB + b * p.bc_batch_stride + n * p.bc_state_stride + t_warp;
+      float* dC_row = p.dC + b * p.bc_batch_stride + n * p.bc_state_stride + t_warp;
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
-        if (i < valid) {
-          atomicAdd(dB_row + i, g.dB[i]);
-          atomicAdd(dC_row + i, g.dC[i]);
+        const int j = scan::striped_slot(lane, i);
+        if (t_warp + j < p.seqlen) {
+          atomicAdd(dB_row + j, warp_dB[j]);
+          atomicAdd(dC_row + j, warp_dC[j]);
         }
       }
       const float dA = warp_sum(g.dA);

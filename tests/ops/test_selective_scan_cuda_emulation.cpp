@@ -240,6 +240,7 @@ struct BwdShared {
   F x_carry[2][kMaxDState];
   F dA_warp[kMaxDState][kMaxWarps];
   F sums[2][kMaxWarps];
+  F stripes[kMaxWarps][2][kWarpSize * kItems];
   BwdShared() {
     const Pair<F> nan_pair{nan_of<F>(), nan_of<F>()};
     for (auto* buf : {&fwd_totals, &rev_totals}) {
@@ -248,6 +249,9 @@ struct BwdShared {
     for (auto& row : x_carry) std::fill(std::begin(row), std::end(row), nan_of<F>());
     for (auto& row : dA_warp) std::fill(std::begin(row), std::end(row), nan_of<F>());
     for (auto& row : sums) std::fill(std::begin(row), std::end(row), nan_of<F>());
+    for (auto& warp : stripes) {
+      for (auto& row : warp) std::fill(std::begin(row), std::end(row), nan_of<F>());
+    }
   }
 };
 
@@ -332,12 +336,22 @@ void backward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, BwdShare
         StateGrads<F> g;
         const F x_first = walk_reverse(x_after, h_before, states, l.fwd, l.dt, l.u, l.B, l.C, l.dy, A_n, l.valid, g,
                                        l.ddt, l.du);
-        for (int i = 0; i < l.valid; ++i) {  // the atomics
-          r.dB[bc_row + l.t_first + i] += g.dB[i];
-          r.dC[bc_row + l.t_first + i] += g.dC[i];
+        for (int i = 0; i < kItems; ++i) {
+          sh.stripes[warp][0][first_item(lane) + i] = g.dB[i];
+          sh.stripes[warp][1][first_item(lane) + i] = g.dC[i];
         }
         dA[lane] = g.dA;
         if (tid_of(lane) == 0) sh.x_carry[other_buffer(cur)][n] = x_first;
+      }
+      const int64_t t_warp = c * chunk + warp_first_step(warp);  // after __syncwarp: the atomics, striped
+      for (int lane = 0; lane < kWarpSize; ++lane) {
+        for (int i = 0; i < kItems; ++i) {
+          const int j = striped_slot(lane, i);
+          if (t_warp + j < p.seqlen) {
+            r.dB[bc_row + t_warp + j] += sh.stripes[warp][0][j];
+            r.dC[bc_row + t_warp + j] += sh.stripes[warp][1][j];
+          }
+        }
       }
       warp_sum(dA);
       sh.dA_warp[n][warp] += dA[0];
