@@ -122,11 +122,28 @@ __device__ __forceinline__ void load_bc(const ScanParams& p, int64_t b, int n, i
   }
 }
 
-template <typename V>
-__device__ __forceinline__ void copy_items(const V (&from)[kItems], V (&to)[kItems]) {
+// B_n, C_n of a thread's steps for n = 0, 1, …: the next state's loads are issued when the current
+// state's values are taken, so they are in flight while the current state is scanned.
+template <typename T>
+struct BcStream {
+  const ScanParams& p;
+  int64_t b, t_first;
+  int valid, n_states;
+  float B_next[kItems], C_next[kItems];
+
+  __device__ __forceinline__ BcStream(const ScanParams& params, int64_t batch, int64_t first, int n_valid)
+      : p(params), b(batch), t_first(first), valid(n_valid), n_states(static_cast<int>(params.dstate)) {
+    load_bc<T>(p, b, 0, t_first, valid, B_next, C_next);
+  }
+  __device__ __forceinline__ void take(int n, float (&B)[kItems], float (&C)[kItems]) {
 #pragma unroll
-  for (int i = 0; i < kItems; ++i) to[i] = from[i];
-}
+    for (int i = 0; i < kItems; ++i) {
+      B[i] = B_next[i];
+      C[i] = C_next[i];
+    }
+    if (n + 1 < n_states) load_bc<T>(p, b, n + 1, t_first, valid, B_next, C_next);
+  }
+};
 
 // ---- warp scans and sums (the steps themselves are scan_thread.h's) -------------------------
 __device__ __forceinline__ Pair shfl_up(const Pair& v, int offset) {
@@ -185,19 +202,16 @@ __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
     const int cur = static_cast<int>(c & 1);
     const int64_t t_first = c * kChunk + scan::first_item(tid);
     const int valid = scan::valid_items(t_first, p.seqlen);
-    float u[kItems], dt[kItems], y[kItems] = {}, B_next[kItems], C_next[kItems];
+    float u[kItems], dt[kItems], y[kItems] = {};
     load_items(u_row, t_first, valid, u);
     load_items(delta_row, t_first, valid, dt);
 #pragma unroll
     for (int i = 0; i < kItems; ++i) dt[i] = scan::step_size(dt[i], bias, p.delta_softplus);
-    load_bc<T>(p, b, 0, t_first, valid, B_next, C_next);
+    BcStream<T> bc(p, b, t_first, valid);
 
     for (int n = 0; n < N; ++n) {
       float B[kItems], C[kItems];
-      copy_items(B_next, B);
-      copy_items(C_next, C);
-      if (n + 1 < N) load_bc<T>(p, b, n + 1, t_first, valid, B_next, C_next);  // in flight during this scan
-
+      bc.take(n, B, C);
       Pair pairs[kItems];
       scan::forward_pairs(dt, u, B, A_d[n], valid, pairs);
       const Pair inclusive = warp_scan_forward(scan::compose_forward(pairs), lane);
@@ -270,7 +284,7 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
     const int64_t t_first = c * kChunk + scan::first_item(tid);
     const int valid = scan::valid_items(t_first, p.seqlen);
     float u[kItems], delta[kItems], dt[kItems], dout[kItems], z[kItems] = {}, dy[kItems], dz_per_y[kItems];
-    float y[kItems] = {}, ddt[kItems] = {}, du[kItems] = {}, B_next[kItems], C_next[kItems];
+    float y[kItems] = {}, ddt[kItems] = {}, du[kItems] = {};
     load_items(u_row, t_first, valid, u);
     load_items(delta_row, t_first, valid, delta);
     load_items(dout_row, t_first, valid, dout);
@@ -281,13 +295,11 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
       scan::output_grads(dout[i], z[i], has_z, dy[i], dz_per_y[i]);
       if (i < valid) dD_acc += dy[i] * u[i];
     }
-    load_bc<T>(p, b, 0, t_first, valid, B_next, C_next);
+    BcStream<T> bc(p, b, t_first, valid);
 
     for (int n = 0; n < N; ++n) {
       float B[kItems], C[kItems];
-      copy_items(B_next, B);
-      copy_items(C_next, C);
-      if (n + 1 < N) load_bc<T>(p, b, n + 1, t_first, valid, B_next, C_next);  // in flight during this scan
+      bc.take(n, B, C);
       const float A_n = A_d[n];
       const float h_chunk = ckpt[c * N + n];
 
