@@ -150,6 +150,8 @@ int main(int argc, char** argv) {
   app.add_option("--gpu-seqlen", gpu.seqlen);
   app.add_option("--gpu-dstate", gpu.dstate);
   app.add_option("--gpu-dtype", gpu_dtype, "u/delta/z/B/C dtype on the GPU")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_flag("--gpu-channels-last", gpu.channels_last,
+               "inputs in the layout the Mamba mixer passes (the CUDA launcher copies them to (B, D, L))");
   app.add_option("--warmup", warmup);
   app.add_option("--repeats", repeats);
   app.add_option("--ref-warmup", ref_warmup, "warm-up runs for the (slow) reference");

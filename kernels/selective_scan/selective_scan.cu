@@ -1,40 +1,53 @@
 // selective_scan.cu — the fused CUDA selective scan, forward and backward kernels; the design is in
-// docs/ARCHITECTURE.md, "Selective scan".
+// docs/ARCHITECTURE.md, "Selective scan". The per-thread arithmetic and the chunk layout live in
+// scan_thread.h, shared with the host emulation that checks these kernels without a GPU; this
+// file holds what only a GPU does: global loads and stores, warp shuffles, shared memory,
+// barriers and atomics.
 //
-// Algorithm. One thread block per (batch b, channel d) of kThreads threads, 32, 64 or 128 by the
-// sequence length (scan_threads_for: the smallest whose chunk covers L, so a short sequence does
-// not leave most threads on padding). The sequence is walked in chunks of kThreads × 4 items
-// (128, 256 or 512 steps). Per chunk the per-step
-// scalars (u, Δ = softplus(delta + bias)) are staged in shared memory; then for each state n the
-// chunk's B_n, C_n are staged and the recurrence h_t = a_t·h_{t−1} + b_t (a_t = exp(Δ_t·A_n),
-// b_t = Δ_t·B_t·u_t) is solved with a block-wide exclusive scan (cub::BlockScan) over pairs (a, b)
-// with the operator (a0,b0)∘(a1,b1) = (a1·a0, a1·b0 + b1): each thread composes its 4 items, the
-// block scans the 128 aggregates, each thread then applies the prefix to the running state carried
-// from the previous chunk (shared memory, one float per n) and walks its items. y_t accumulates
-// C_t·h_t over n in registers. Steps past the sequence end are the identity pair (1, 0), so a
-// ragged tail leaves the state untouched and is never written.
+// Algorithm. One thread block per (batch b, channel d) of 32, 64 or 128 threads
+// (scan::threads_for: the fewest whose chunk covers L). The sequence is walked in chunks of
+// threads × 4 steps; thread tid holds the 4 consecutive steps 4·tid … 4·tid+3 of each chunk in
+// both passes (blocked layout) and reads its own u, Δ, z, B_n, C_n straight from global memory
+// into registers (one vector load each where aligned), the B_n, C_n of the next state already in
+// flight while state n is scanned. For each state n the recurrence h_t = a_t·h_{t−1} + b_t
+// (a_t = exp(Δ_t·A_n), b_t = Δ_t·B_t·u_t) is solved as a scan over pairs (a, b) with
+// (a0,b0)∘(a1,b1) = (a1·a0, a1·b0 + b1): each thread composes its 4 pairs, a warp scan by shuffles
+// combines the lanes, the warps' totals meet in shared memory behind ONE block barrier per
+// (chunk, state) step, and each thread takes the state carried from the previous chunk through
+// the earlier warps' totals and its lane prefix, then walks its steps. y_t accumulates C_t·h_t over
+// n in registers. Steps past the sequence end are the identity pair (1, 0), so a ragged tail
+// leaves the state untouched and is never written.
 //
 // Saved for backward: only the state at the start of every chunk, (B, D, n_chunks, N) fp32.
-// Backward walks the chunks last to first. Per chunk it recomputes y (only when z is given, for
-// dz), then for each n recomputes the chunk's states from the checkpoint (forward scan, into
-// shared memory) and runs the reverse scan q_t = a_t·(q_{t+1} + C_t·dy_t), q carrying the gradient
-// from later steps, as a forward scan over threads whose items are laid out back to front.
+// Backward walks the chunks last to first. Per (chunk, state) it recomputes the thread's decays
+// and states with the same forward scan, and runs the reverse scan x_t = a_t·(x_{t+1} + C_t·dy_t)
+// (x carrying ∂L/∂h from later steps) in the same layout with shuffles down the warp, reusing the
+// decays in registers; both scans share the step's one barrier. y (for dz) is summed from the
+// states this recomputation produces, so there is no separate pass for it. Each warp hands its
+// dB, dC through shared memory so that its atomics cover 32 consecutive steps per instruction.
 //
 // Accumulation and determinism: all arithmetic is fp32. dB and dC (summed over channels, which
 // are different blocks) are accumulated with fp32 atomicAdd into (B, N, L) buffers: their
-// summation order varies, so dB/dC are NOT bitwise deterministic. dA, dD and d(delta_bias) are
-// reduced inside the block (cub::BlockReduce, fixed order) into per-(batch, channel) partials that
-// the caller sums over the batch, so they, du, ddelta and dz are deterministic. The forward pass
-// is deterministic.
+// summation order varies, so dB/dC are NOT bitwise deterministic. dA is reduced per warp with a
+// fixed shuffle pattern into per-warp slots that only that warp's lane 0 writes, and summed over
+// the warps in order at the end; dD and d(delta_bias) likewise; so dA, dD, d(delta_bias), du,
+// ddelta and dz are deterministic, and so is the forward pass.
 #include "kernels/selective_scan/selective_scan.h"
 
-#include <cub/block/block_reduce.cuh>
-#include <cub/block/block_scan.cuh>
+#include "kernels/selective_scan/scan_thread.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+
 namespace hgpt::kernels {
 namespace {
+
+using scan::kItems;
+using scan::kWarpSize;
+using Pair = scan::Pair<float>;
+constexpr unsigned kFullWarp = 0xffffffffu;
 
 // ---- element conversions -------------------------------------------------------------------
 __device__ __forceinline__ float to_float(float x) { return x; }
@@ -50,327 +63,325 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { re
 template <>
 __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half(x); }
 
-// ---- the scan operator ---------------------------------------------------------------------
-struct ScanPair {
-  float a, b;  // h ↦ a·h + b
+// ---- a thread's 4 consecutive steps in global memory ----------------------------------------
+// One vector access (16 bytes for fp32, 8 for bf16/fp16) when all 4 steps are inside the sequence
+// and the address is aligned to it (a warp then moves one contiguous 512- or 256-byte span);
+// element by element otherwise (a ragged tail, or rows of a length that is not a multiple of 4).
+template <typename T>
+struct alignas(sizeof(T) * kItems) ItemsOf {
+  T v[kItems];
 };
 
-struct ComposePairs {  // apply x first, then y
-  __device__ __forceinline__ ScanPair operator()(const ScanPair& x, const ScanPair& y) const {
-    return {y.a * x.a, y.a * x.b + y.b};
+template <typename T>
+__device__ __forceinline__ bool vector_ok(const T* p, int valid) {
+  return valid == kItems && reinterpret_cast<uintptr_t>(p) % sizeof(ItemsOf<T>) == 0;
+}
+
+// v[i] = x[t_first + i] widened to fp32, 0 past the end.
+template <typename T>
+__device__ __forceinline__ void load_items(const T* x, int64_t t_first, int valid, float (&v)[kItems]) {
+  const T* p = x + t_first;
+  if (vector_ok(p, valid)) {
+    const ItemsOf<T> q = *reinterpret_cast<const ItemsOf<T>*>(p);
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) v[i] = to_float(q.v[i]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) v[i] = i < valid ? to_float(p[i]) : 0.f;
   }
-};
+}
 
-// torch's softplus (threshold 20) and its derivative.
-__device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-__device__ __forceinline__ float softplus_grad(float x) { return x > 20.f ? 1.f : 1.f / (1.f + expf(-x)); }
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+// x[t_first + i] = v[i] for the steps inside the sequence.
+template <typename T>
+__device__ __forceinline__ void store_items(T* x, int64_t t_first, int valid, const float (&v)[kItems]) {
+  T* p = x + t_first;
+  if (vector_ok(p, valid)) {
+    ItemsOf<T> q;
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) q.v[i] = from_float<T>(v[i]);
+    *reinterpret_cast<ItemsOf<T>*>(p) = q;
+  } else {
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      if (i < valid) p[i] = from_float<T>(v[i]);
+    }
+  }
+}
 
-template <int kThreads>
-using BlockScan = cub::BlockScan<ScanPair, kThreads>;
-template <int kThreads>
-using BlockReduce = cub::BlockReduce<float, kThreads>;
-
-// Shared per-chunk staging of the per-step scalars and of one state's B and C. 16-byte aligned so
-// that each thread reads its kScanItems = 4 consecutive steps with one 128-bit load (a quarter-warp
-// per 512-byte wavefront, no bank conflicts) instead of 4 scalar loads at a 16-byte stride.
-template <int kChunk>
-struct __align__(16) ChunkStage {
-  float u[kChunk];
-  float dt[kChunk];
-  float B[kChunk];
-  float C[kChunk];
-};
-
-static_assert(kScanItems == 4, "the shared-memory reads below move 4 items as one float4");
-
-// The 4 consecutive floats s[4q .. 4q+3] of a 16-byte-aligned shared array, as one 128-bit load.
-__device__ __forceinline__ float4 load4(const float* s, int q) { return reinterpret_cast<const float4*>(s)[q]; }
-__device__ __forceinline__ void store4(float* s, int q, float4 v) { reinterpret_cast<float4*>(s)[q] = v; }
-// Component i of v (i a compile-time constant after unrolling).
-__device__ __forceinline__ float item(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
-
-// Stages B[b, n, t0 : t0 + chunk] and C likewise (zeros past the end), widened to fp32 here: B and
-// C are fp32 or the activations' dtype T (p.bc_is_float, uniform over the block). Caller synchronises.
-template <int kThreads, typename T>
-__device__ void stage_bc(const ScanParams& p, ChunkStage<kThreads * kScanItems>& s, int64_t b, int n, int64_t t0) {
+// B[b, n, steps] and C likewise: fp32 or the activations' dtype T (p.bc_is_float, uniform).
+template <typename T>
+__device__ __forceinline__ void load_bc(const ScanParams& p, int64_t b, int n, int64_t t_first, int valid,
+                                        float (&B)[kItems], float (&C)[kItems]) {
   const int64_t row = b * p.bc_batch_stride + n * p.bc_state_stride;
-  for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) {
-    const int64_t t = t0 + j;
-    float bv = 0.f, cv = 0.f;
-    if (t < p.seqlen) {
-      if (p.bc_is_float) {
-        bv = static_cast<const float*>(p.B)[row + t];
-        cv = static_cast<const float*>(p.C)[row + t];
-      } else {
-        bv = to_float(static_cast<const T*>(p.B)[row + t]);
-        cv = to_float(static_cast<const T*>(p.C)[row + t]);
-      }
-    }
-    s.B[j] = bv;
-    s.C[j] = cv;
+  if (p.bc_is_float) {
+    load_items(static_cast<const float*>(p.B) + row, t_first, valid, B);
+    load_items(static_cast<const float*>(p.C) + row, t_first, valid, C);
+  } else {
+    load_items(static_cast<const T*>(p.B) + row, t_first, valid, B);
+    load_items(static_cast<const T*>(p.C) + row, t_first, valid, C);
   }
 }
 
-// The states of this thread's items (forward layout: steps tid·4 … tid·4+3 of the chunk) for
-// state n, from the running state h_start before the chunk. Returns the state after the thread's
-// last item; states[i] receives h after item i. Uses scan storage: caller syncs before reuse.
-template <int kThreads>
-__device__ float scan_chunk_forward(const ChunkStage<kThreads * kScanItems>& s, float A_n, float h_start, int64_t t0,
-                                    int64_t seqlen, typename BlockScan<kThreads>::TempStorage& tmp,
-                                    float (&states)[kScanItems]) {
-  ScanPair items[kScanItems];
-  ScanPair agg{1.f, 0.f};
-  const float4 dt4 = load4(s.dt, threadIdx.x), u4 = load4(s.u, threadIdx.x), B4 = load4(s.B, threadIdx.x);
-#pragma unroll
-  for (int i = 0; i < kScanItems; ++i) {
-    const int j = threadIdx.x * kScanItems + i;
-    const bool ok = t0 + j < seqlen;
-    const float dt = item(dt4, i);
-    items[i] = ok ? ScanPair{__expf(dt * A_n), dt * item(u4, i) * item(B4, i)} : ScanPair{1.f, 0.f};
-    agg = ComposePairs()(agg, items[i]);
+// B_n, C_n of a thread's steps for n = 0, 1, …: the next state's loads are issued when the current
+// state's values are taken, so they are in flight while the current state is scanned.
+template <typename T>
+struct BcStream {
+  const ScanParams& p;
+  int64_t b, t_first;
+  int valid, n_states;
+  float B_next[kItems], C_next[kItems];
+
+  __device__ __forceinline__ BcStream(const ScanParams& params, int64_t batch, int64_t first, int n_valid)
+      : p(params), b(batch), t_first(first), valid(n_valid), n_states(static_cast<int>(params.dstate)) {
+    load_bc<T>(p, b, 0, t_first, valid, B_next, C_next);
   }
-  ScanPair prefix;
-  BlockScan<kThreads>(tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
-  float h = prefix.a * h_start + prefix.b;
+  __device__ __forceinline__ void take(int n, float (&B)[kItems], float (&C)[kItems]) {
 #pragma unroll
-  for (int i = 0; i < kScanItems; ++i) {
-    h = items[i].a * h + items[i].b;
-    states[i] = h;
+    for (int i = 0; i < kItems; ++i) {
+      B[i] = B_next[i];
+      C[i] = C_next[i];
+    }
+    if (n + 1 < n_states) load_bc<T>(p, b, n + 1, t_first, valid, B_next, C_next);
   }
-  return h;
+};
+
+// ---- warp scans and sums (the steps themselves are scan_thread.h's) -------------------------
+__device__ __forceinline__ Pair shfl_up(const Pair& v, int offset) {
+  return {__shfl_up_sync(kFullWarp, v.a, offset), __shfl_up_sync(kFullWarp, v.b, offset)};
+}
+__device__ __forceinline__ Pair shfl_down(const Pair& v, int offset) {
+  return {__shfl_down_sync(kFullWarp, v.a, offset), __shfl_down_sync(kFullWarp, v.b, offset)};
 }
 
-// Stages u and Δ of the chunk starting at t0 (zeros past the end). Caller synchronises.
-template <int kThreads, typename T>
-__device__ void stage_scalars(const ScanParams& p, ChunkStage<kThreads * kScanItems>& s, const T* u, const T* delta,
-                              float bias, int64_t t0) {
-  for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) {
-    const int64_t t = t0 + j;
-    float uu = 0.f, dt = 0.f;
-    if (t < p.seqlen) {
-      uu = to_float(u[t]);
-      dt = to_float(delta[t]) + bias;
-      if (p.delta_softplus) dt = softplus(dt);
-    }
-    s.u[j] = uu;
-    s.dt[j] = dt;
-  }
+// Inclusive scan over the warp's lanes, earlier lanes first (forward) or later lanes first (reverse).
+__device__ __forceinline__ Pair warp_scan_forward(Pair v, int lane) {
+#pragma unroll
+  for (int offset = 1; offset < kWarpSize; offset *= 2) v = scan::forward_scan_step(v, shfl_up(v, offset), lane, offset);
+  return v;
+}
+__device__ __forceinline__ Pair warp_scan_reverse(Pair v, int lane) {
+#pragma unroll
+  for (int offset = 1; offset < kWarpSize; offset *= 2) v = scan::reverse_scan_step(v, shfl_down(v, offset), lane, offset);
+  return v;
+}
+
+// Sum over the warp by a fixed butterfly: every lane gets the same, run-to-run identical, value.
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullWarp, v, offset);
+  return v;
 }
 
 // ---- forward -------------------------------------------------------------------------------
 template <typename T, int kThreads>
 __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
-  constexpr int kChunk = kThreads * kScanItems;
-  __shared__ typename BlockScan<kThreads>::TempStorage scan_tmp;
-  __shared__ ChunkStage<kChunk> stage;
-  __shared__ float carry[kScanMaxDState];  // running state between chunks
+  constexpr int kWarps = kThreads / kWarpSize;
+  constexpr int kChunk = kThreads * kItems;
+  __shared__ Pair warp_totals[2][kWarps];          // per (chunk, state) step, alternating buffers
+  __shared__ float carry[2][scan::kMaxDState];     // state before the chunk, alternating by chunk
 
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
   const int64_t d = blockIdx.x, b = blockIdx.y;
   const int N = static_cast<int>(p.dstate);
   const int64_t x_off = b * p.x_batch_stride + d * p.x_dim_stride;
-  const T* u = static_cast<const T*>(p.u) + x_off;
-  const T* delta = static_cast<const T*>(p.delta) + x_off;
-  const T* z = p.z ? static_cast<const T*>(p.z) + x_off : nullptr;
-  T* out = static_cast<T*>(p.out) + x_off;
+  const T* u_row = static_cast<const T*>(p.u) + x_off;
+  const T* delta_row = static_cast<const T*>(p.delta) + x_off;
+  const T* z_row = p.z ? static_cast<const T*>(p.z) + x_off : nullptr;
+  T* out_row = static_cast<T*>(p.out) + x_off;
   const float* A_d = p.A + d * p.dstate;
   const float D_d = p.D ? p.D[d] : 0.f;
   const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
   float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
+  float* last_state = p.last_state + (b * p.dim + d) * p.dstate;
 
-  for (int n = threadIdx.x; n < N; n += kThreads) carry[n] = 0.f;
+  for (int n = tid; n < N; n += kThreads) carry[0][n] = 0.f;
   __syncthreads();
 
+  int totals = 0;  // warp_totals buffer of this step
   for (int64_t c = 0; c < p.n_chunks; ++c) {
-    const int64_t t0 = c * kChunk;
-    for (int n = threadIdx.x; n < N; n += kThreads) ckpt[c * N + n] = carry[n];
-    stage_scalars<kThreads>(p, stage, u, delta, bias, t0);
-    float y[kScanItems] = {};
+    const int cur = static_cast<int>(c & 1);
+    const int64_t t_first = c * kChunk + scan::first_item(tid);
+    const int valid = scan::valid_items(t_first, p.seqlen);
+    float u[kItems], dt[kItems], y[kItems] = {};
+    load_items(u_row, t_first, valid, u);
+    load_items(delta_row, t_first, valid, dt);
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) dt[i] = scan::step_size(dt[i], bias, p.delta_softplus);
+    BcStream<T> bc(p, b, t_first, valid);
+
     for (int n = 0; n < N; ++n) {
-      __syncthreads();  // previous users of stage.B/C and scan_tmp are done
-      stage_bc<kThreads, T>(p, stage, b, n, t0);
-      __syncthreads();
-      float states[kScanItems];
-      const float h_end = scan_chunk_forward<kThreads>(stage, A_d[n], carry[n], t0, p.seqlen, scan_tmp, states);
-      const float4 C4 = load4(stage.C, threadIdx.x);
-#pragma unroll
-      for (int i = 0; i < kScanItems; ++i) y[i] += item(C4, i) * states[i];
-      __syncthreads();  // every thread has read carry[n]
-      if (threadIdx.x == kThreads - 1) carry[n] = h_end;  // padding is the identity
-    }
-    const float4 u4 = load4(stage.u, threadIdx.x);
-#pragma unroll
-    for (int i = 0; i < kScanItems; ++i) {
-      const int64_t t = t0 + threadIdx.x * kScanItems + i;
-      if (t < p.seqlen) {
-        float yv = y[i] + D_d * item(u4, i);
-        if (z) {
-          const float zt = to_float(z[t]);
-          yv *= zt * sigmoid(zt);
-        }
-        out[t] = from_float<T>(yv);
+      float B[kItems], C[kItems];
+      bc.take(n, B, C);
+      Pair pairs[kItems];
+      scan::forward_pairs(dt, u, B, A_d[n], valid, pairs);
+      const Pair inclusive = warp_scan_forward(scan::compose_forward(pairs), lane);
+      const Pair lane_prefix = scan::forward_exclusive(shfl_up(inclusive, 1), lane);
+      if (lane == kWarpSize - 1) warp_totals[totals][warp] = inclusive;
+      __syncthreads();  // the step's one barrier: every warp's total is in
+
+      const float h_chunk = carry[cur][n];
+      float states[kItems];
+      scan::walk_forward(pairs, scan::apply(lane_prefix, scan::state_before_warp(warp_totals[totals], warp, h_chunk)),
+                         states);
+      scan::accumulate_y(C, states, y);
+      if (tid == 0) ckpt[c * N + n] = h_chunk;
+      if (tid == kThreads - 1) {  // its last state ends the chunk (padding is the identity)
+        carry[scan::other_buffer(cur)][n] = states[kItems - 1];
+        if (c == p.n_chunks - 1) last_state[n] = states[kItems - 1];
       }
+      totals = scan::other_buffer(totals);
     }
-    __syncthreads();  // carry updates visible, stage free for the next chunk
+
+    float z[kItems] = {}, out[kItems];
+    if (z_row) load_items(z_row, t_first, valid, z);
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) out[i] = scan::output_of(y[i], D_d, u[i], z[i], z_row != nullptr);
+    store_items(out_row, t_first, valid, out);
   }
-  for (int n = threadIdx.x; n < N; n += kThreads) p.last_state[(b * p.dim + d) * p.dstate + n] = carry[n];
 }
 
 // ---- backward ------------------------------------------------------------------------------
 template <typename T, int kThreads>
 __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
-  constexpr int kChunk = kThreads * kScanItems;
-  __shared__ typename BlockScan<kThreads>::TempStorage scan_tmp;
-  __shared__ typename BlockReduce<kThreads>::TempStorage reduce_tmp;
-  __shared__ ChunkStage<kChunk> stage;
-  __shared__ __align__(16) float s_y[kChunk];   // y before gating (recomputed, only with z)
-  __shared__ __align__(16) float s_dy[kChunk];  // ∂L/∂y
-  __shared__ __align__(16) float s_h[kChunk];   // states of the chunk for the current n
-  __shared__ float q_carry[kScanMaxDState];  // q at the first step of the later chunk
-  __shared__ float dA_acc[kScanMaxDState];
+  constexpr int kWarps = kThreads / kWarpSize;
+  constexpr int kChunk = kThreads * kItems;
+  __shared__ Pair fwd_totals[2][kWarps];           // per (chunk, state) step, alternating buffers
+  __shared__ Pair rev_totals[2][kWarps];
+  __shared__ float x_carry[2][scan::kMaxDState];   // x at the later chunk's first step, alternating by chunk
+  __shared__ float dA_warp[scan::kMaxDState][kWarps];  // slot [n][w] written only by warp w's lane 0
+  __shared__ float sums[2][kWarps];                // dD and d(bias) per warp, at the end
+  // dB and dC of each warp's steps on their way to the atomics; rewritten only after the next
+  // step's barrier, which every lane reaches after its reads.
+  __shared__ __align__(16) float stripes[kWarps][2][kWarpSize * kItems];
+  static_assert(kItems == 4, "the stripes are written as one float4 per lane");
 
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
   const int64_t d = blockIdx.x, b = blockIdx.y;
   const int N = static_cast<int>(p.dstate);
   const int64_t x_off = b * p.x_batch_stride + d * p.x_dim_stride;
-  const T* u = static_cast<const T*>(p.u) + x_off;
-  const T* delta = static_cast<const T*>(p.delta) + x_off;
-  const T* z = p.z ? static_cast<const T*>(p.z) + x_off : nullptr;
-  const T* dout = static_cast<const T*>(p.dout) + x_off;
-  T* du = static_cast<T*>(p.du) + x_off;
-  T* ddelta = static_cast<T*>(p.ddelta) + x_off;
-  T* dz = z ? static_cast<T*>(p.dz) + x_off : nullptr;
+  const T* u_row = static_cast<const T*>(p.u) + x_off;
+  const T* delta_row = static_cast<const T*>(p.delta) + x_off;
+  const T* z_row = p.z ? static_cast<const T*>(p.z) + x_off : nullptr;
+  const T* dout_row = static_cast<const T*>(p.dout) + x_off;
+  T* du_row = static_cast<T*>(p.du) + x_off;
+  T* ddelta_row = static_cast<T*>(p.ddelta) + x_off;
+  T* dz_row = z_row ? static_cast<T*>(p.dz) + x_off : nullptr;
   const float* A_d = p.A + d * p.dstate;
   const float D_d = p.D ? p.D[d] : 0.f;
   const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
   const float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
+  const bool has_z = z_row != nullptr;
 
-  for (int n = threadIdx.x; n < N; n += kThreads) {
-    q_carry[n] = 0.f;
-    dA_acc[n] = 0.f;
+  for (int n = tid; n < N; n += kThreads) {
+    x_carry[0][n] = 0.f;
+    for (int w = 0; w < kWarps; ++w) dA_warp[n][w] = 0.f;
   }
-  float dD_thread = 0.f, dbias_thread = 0.f;
+  __syncthreads();
 
-  for (int64_t c = p.n_chunks - 1; c >= 0; --c) {
-    const int64_t t0 = c * kChunk;
-    __syncthreads();  // the previous chunk's readers of the staging buffers are done
-    stage_scalars<kThreads>(p, stage, u, delta, bias, t0);
-    for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) s_y[j] = D_d * stage.u[j];
-
-    if (z) {  // recompute y = Σ_n C·h + D·u for dz
-      float y[kScanItems] = {};
-      for (int n = 0; n < N; ++n) {
-        __syncthreads();
-        stage_bc<kThreads, T>(p, stage, b, n, t0);
-        __syncthreads();
-        float states[kScanItems];
-        scan_chunk_forward<kThreads>(stage, A_d[n], ckpt[c * N + n], t0, p.seqlen, scan_tmp, states);
-        const float4 C4 = load4(stage.C, threadIdx.x);
+  float dD_acc = 0.f, dbias_acc = 0.f;
+  int totals = 0, cur = 0;  // buffers of this step and of this chunk
+  for (int64_t c = p.n_chunks - 1; c >= 0; --c, cur = scan::other_buffer(cur)) {
+    const int64_t t_first = c * kChunk + scan::first_item(tid);
+    const int valid = scan::valid_items(t_first, p.seqlen);
+    float u[kItems], delta[kItems], dt[kItems], dout[kItems], z[kItems] = {}, dy[kItems], dz_per_y[kItems];
+    float y[kItems] = {}, ddt[kItems] = {}, du[kItems] = {};
+    load_items(u_row, t_first, valid, u);
+    load_items(delta_row, t_first, valid, delta);
+    load_items(dout_row, t_first, valid, dout);
+    if (has_z) load_items(z_row, t_first, valid, z);
 #pragma unroll
-        for (int i = 0; i < kScanItems; ++i) y[i] += item(C4, i) * states[i];
-      }
-      __syncthreads();
-      float4 y4 = load4(s_y, threadIdx.x);
-      y4.x += y[0], y4.y += y[1], y4.z += y[2], y4.w += y[3];
-      store4(s_y, threadIdx.x, y4);
+    for (int i = 0; i < kItems; ++i) {
+      dt[i] = scan::step_size(delta[i], bias, p.delta_softplus);
+      scan::output_grads(dout[i], z[i], has_z, dy[i], dz_per_y[i]);
+      if (i < valid) dD_acc += dy[i] * u[i];
     }
-    __syncthreads();
-    // ∂L/∂y, dz and the D-skip terms.
-    for (int j = threadIdx.x; j < kThreads * kScanItems; j += kThreads) {
-      const int64_t t = t0 + j;
-      float dy = 0.f;
-      if (t < p.seqlen) {
-        dy = to_float(dout[t]);
-        if (z) {
-          const float zt = to_float(z[t]), sz = sigmoid(zt);
-          dz[t] = from_float<T>(dy * s_y[j] * sz * (1.f + zt * (1.f - sz)));
-          dy *= zt * sz;
-        }
-        dD_thread += dy * stage.u[j];
-      }
-      s_dy[j] = dy;
-    }
+    BcStream<T> bc(p, b, t_first, valid);
 
-    // Reverse layout: item i of thread tid is step rev(i) = chunk−1 − (tid·4 + i), so a forward
-    // block scan over threads runs backwards in time. Those 4 steps are the float4 number
-    // rq = chunk/4 − 1 − tid of each shared array, item i being its component 3 − i.
-    const int rq = kChunk / kScanItems - 1 - static_cast<int>(threadIdx.x);
-    float ddt[kScanItems] = {}, du_acc[kScanItems] = {};
     for (int n = 0; n < N; ++n) {
-      __syncthreads();
-      stage_bc<kThreads, T>(p, stage, b, n, t0);
-      __syncthreads();
+      float B[kItems], C[kItems];
+      bc.take(n, B, C);
       const float A_n = A_d[n];
-      const float h0 = ckpt[c * N + n];
-      float states[kScanItems];
-      scan_chunk_forward<kThreads>(stage, A_n, h0, t0, p.seqlen, scan_tmp, states);
-      store4(s_h, threadIdx.x, make_float4(states[0], states[1], states[2], states[3]));
-      __syncthreads();  // s_h complete; scan_tmp free again
+      const float h_chunk = ckpt[c * N + n];
 
-      const float4 dt4 = load4(stage.dt, rq), u4 = load4(stage.u, rq), B4 = load4(stage.B, rq),
-                   C4 = load4(stage.C, rq), dy4 = load4(s_dy, rq), h4 = load4(s_h, rq);
-      const float h_before = rq > 0 ? s_h[rq * kScanItems - 1] : h0;  // state before the 4 steps
-      ScanPair items[kScanItems];
-      ScanPair agg{1.f, 0.f};
+      // Both scans' warp parts before the step's one barrier: the reverse pairs need only the
+      // decays and dy, not the states.
+      Pair fwd[kItems], rev[kItems];
+      scan::forward_pairs(dt, u, B, A_n, valid, fwd);
+      scan::reverse_pairs(fwd, C, dy, valid, rev);
+      const Pair fwd_inclusive = warp_scan_forward(scan::compose_forward(fwd), lane);
+      const Pair fwd_prefix = scan::forward_exclusive(shfl_up(fwd_inclusive, 1), lane);
+      const Pair rev_inclusive = warp_scan_reverse(scan::compose_reverse(rev), lane);
+      const Pair rev_suffix = scan::reverse_exclusive(shfl_down(rev_inclusive, 1), lane);
+      if (lane == kWarpSize - 1) fwd_totals[totals][warp] = fwd_inclusive;
+      if (lane == 0) rev_totals[totals][warp] = rev_inclusive;
+      __syncthreads();  // the step's one barrier
+
+      const float h_before = scan::apply(fwd_prefix, scan::state_before_warp(fwd_totals[totals], warp, h_chunk));
+      float states[kItems];
+      scan::walk_forward(fwd, h_before, states);
+      if (has_z) scan::accumulate_y(C, states, y);
+      const float x_after =
+          scan::apply(rev_suffix, scan::x_after_warp(rev_totals[totals], warp, kWarps, x_carry[cur][n]));
+      scan::StateGrads<float> g;
+      const float x_first = scan::walk_reverse(x_after, h_before, states, fwd, dt, u, B, C, dy, A_n, valid, g, ddt, du);
+
+      // dB, dC through the warp's stripes: written blocked (one 128-bit store each), read striped.
+      float* warp_dB = stripes[warp][0];
+      float* warp_dC = stripes[warp][1];
+      reinterpret_cast<float4*>(warp_dB)[lane] = make_float4(g.dB[0], g.dB[1], g.dB[2], g.dB[3]);
+      reinterpret_cast<float4*>(warp_dC)[lane] = make_float4(g.dC[0], g.dC[1], g.dC[2], g.dC[3]);
+      __syncwarp();
+      const int64_t t_warp = c * kChunk + scan::warp_first_step(warp);
+      float* dB_row = p.dB + b * p.bc_batch_stride + n * p.bc_state_stride + t_warp;
+      float* dC_row = p.dC + b * p.bc_batch_stride + n * p.bc_state_stride + t_warp;
 #pragma unroll
-      for (int i = 0; i < kScanItems; ++i) {
-        const int j = kChunk - 1 - (threadIdx.x * kScanItems + i);
-        const bool ok = t0 + j < p.seqlen;
-        const float a = ok ? __expf(item(dt4, 3 - i) * A_n) : 1.f;
-        items[i] = ok ? ScanPair{a, a * item(C4, 3 - i) * item(dy4, 3 - i)} : ScanPair{1.f, 0.f};
-        agg = ComposePairs()(agg, items[i]);
-      }
-      ScanPair prefix;
-      BlockScan<kThreads>(scan_tmp).ExclusiveScan(agg, prefix, ScanPair{1.f, 0.f}, ComposePairs());
-      float q = prefix.a * q_carry[n] + prefix.b;  // = a_{t+1}·∂L/∂h_{t+1} for the first item
-      float dA_thread = 0.f;
-      float* dB_row = p.dB + b * p.bc_batch_stride + n * p.bc_state_stride;
-      float* dC_row = p.dC + b * p.bc_batch_stride + n * p.bc_state_stride;
-#pragma unroll
-      for (int i = 0; i < kScanItems; ++i) {
-        const int j = kChunk - 1 - (threadIdx.x * kScanItems + i);
-        const int64_t t = t0 + j;
-        if (t < p.seqlen) {
-          const int k = 3 - i;  // component of step j in this thread's float4s
-          const float a = items[i].a, dt = item(dt4, k), uu = item(u4, k), Bj = item(B4, k), dy = item(dy4, k);
-          const float g = q + item(C4, k) * dy;  // ∂L/∂h_t
-          const float h_prev = k > 0 ? item(h4, k - 1) : h_before;
-          atomicAdd(dC_row + t, dy * item(h4, k));
-          atomicAdd(dB_row + t, g * dt * uu);
-          const float gha = g * h_prev * a;  // ∂L/∂a_t · a_t
-          ddt[i] += g * Bj * uu + gha * A_n;
-          du_acc[i] += g * dt * Bj;
-          dA_thread += gha * dt;
-          q = a * g;
+      for (int i = 0; i < kItems; ++i) {
+        const int j = scan::striped_slot(lane, i);
+        if (t_warp + j < p.seqlen) {
+          atomicAdd(dB_row + j, warp_dB[j]);
+          atomicAdd(dC_row + j, warp_dC[j]);
         }
       }
-      const float dA_block = BlockReduce<kThreads>(reduce_tmp).Sum(dA_thread);
-      __syncthreads();  // all reads of q_carry[n], s_h, scan/reduce storage done
-      if (threadIdx.x == kThreads - 1) q_carry[n] = q;  // holds the chunk's first step
-      if (threadIdx.x == 0) dA_acc[n] += dA_block;
+      const float dA = warp_sum(g.dA);
+      if (lane == 0) dA_warp[n][warp] += dA;
+      if (tid == 0) x_carry[scan::other_buffer(cur)][n] = x_first;  // thread 0 holds the chunk's first step
+      totals = scan::other_buffer(totals);
     }
-    const float4 dy4 = load4(s_dy, rq);
+
+    float du_out[kItems], ddelta_out[kItems], dz_out[kItems];
 #pragma unroll
-    for (int i = 0; i < kScanItems; ++i) {
-      const int j = kChunk - 1 - (threadIdx.x * kScanItems + i);
-      const int64_t t = t0 + j;
-      if (t < p.seqlen) {
-        du[t] = from_float<T>(item(dy4, 3 - i) * D_d + du_acc[i]);
-        float g = ddt[i];
-        if (p.delta_softplus) g *= softplus_grad(to_float(delta[t]) + bias);
-        ddelta[t] = from_float<T>(g);
-        dbias_thread += g;
-      }
+    for (int i = 0; i < kItems; ++i) {
+      du_out[i] = dy[i] * D_d + du[i];
+      ddelta_out[i] = ddt[i] * scan::step_size_grad(delta[i], bias, p.delta_softplus);
+      if (i < valid) dbias_acc += ddelta_out[i];
+      dz_out[i] = dz_per_y[i] * (y[i] + D_d * u[i]);
     }
+    store_items(du_row, t_first, valid, du_out);
+    store_items(ddelta_row, t_first, valid, ddelta_out);
+    if (has_z) store_items(dz_row, t_first, valid, dz_out);
+  }
+
+  // Block totals, each summed over the warps in a fixed order.
+  const float dD_w = warp_sum(dD_acc), dbias_w = warp_sum(dbias_acc);
+  if (lane == 0) {
+    sums[0][warp] = dD_w;
+    sums[1][warp] = dbias_w;
   }
   __syncthreads();
   const int64_t bd = b * p.dim + d;
-  for (int n = threadIdx.x; n < N; n += kThreads) p.dA_part[bd * p.dstate + n] = dA_acc[n];
-  const float dD_block = BlockReduce<kThreads>(reduce_tmp).Sum(dD_thread);
-  __syncthreads();
-  const float dbias_block = BlockReduce<kThreads>(reduce_tmp).Sum(dbias_thread);
-  if (threadIdx.x == 0) {
-    if (p.dD_part) p.dD_part[bd] = dD_block;
-    if (p.ddelta_bias_part) p.ddelta_bias_part[bd] = dbias_block;
+  for (int n = tid; n < N; n += kThreads) {
+    float total = 0.f;
+    for (int w = 0; w < kWarps; ++w) total += dA_warp[n][w];
+    p.dA_part[bd * p.dstate + n] = total;
+  }
+  if (tid == 0) {
+    float dD = 0.f, dbias = 0.f;
+    for (int w = 0; w < kWarps; ++w) {
+      dD += sums[0][w];
+      dbias += sums[1][w];
+    }
+    if (p.dD_part) p.dD_part[bd] = dD;
+    if (p.ddelta_bias_part) p.ddelta_bias_part[bd] = dbias;
   }
 }
 
@@ -401,8 +412,8 @@ template <template <typename, int> class Launch>
 cudaError_t dispatch(const ScanParams& p, cudaStream_t stream) {
   if (p.batch == 0 || p.dim == 0 || p.seqlen == 0) return cudaSuccess;
   if (p.dstate < 1 || p.dstate > kScanMaxDState || p.batch > 65535) return cudaErrorInvalidValue;
-  const int threads = scan_threads_for(p.seqlen);
-  if (p.n_chunks != (p.seqlen + scan_chunk_for(p.seqlen) - 1) / scan_chunk_for(p.seqlen)) return cudaErrorInvalidValue;
+  if (p.n_chunks != scan::chunks_for(p.seqlen)) return cudaErrorInvalidValue;
+  const int threads = scan::threads_for(p.seqlen);
   switch (p.elem) {
     case ScanElem::kFloat32: launch_with<Launch, float>(threads, p, stream); break;
     case ScanElem::kBFloat16: launch_with<Launch, __nv_bfloat16>(threads, p, stream); break;

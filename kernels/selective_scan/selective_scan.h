@@ -2,22 +2,25 @@
 // sizes, strides and a stream. The ATen-side wrapper is src/ops/selective_scan_cuda.cpp.
 #pragma once
 
+#include "kernels/selective_scan/scan_thread.h"
+
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
 namespace hgpt::kernels {
 
-// Block shape: threads × kScanItems consecutive steps each = one chunk of the sequence. The block
-// has the fewest of 32, 64 or 128 threads whose chunk covers the sequence (128 beyond 256 steps),
-// so short sequences do not leave most threads on padding; the chunk is at most kScanChunk.
-constexpr int kScanItems = 4;
-constexpr int kScanMaxThreads = 128;
+// Block shape (scan_thread.h, shared with the host emulation of the kernels): threads × kScanItems
+// consecutive steps each = one chunk of the sequence. The block has the fewest of 32, 64 or 128
+// threads whose chunk covers the sequence (128 beyond 256 steps), so short sequences do not leave
+// most threads on padding; the chunk is at most kScanChunk.
+constexpr int kScanItems = scan::kItems;
+constexpr int kScanMaxThreads = scan::kMaxThreads;
 constexpr int kScanChunk = kScanMaxThreads * kScanItems;  // 512 steps
-constexpr int kScanMaxDState = 64;
+constexpr int kScanMaxDState = scan::kMaxDState;
 
-constexpr int scan_threads_for(int64_t seqlen) { return seqlen <= 128 ? 32 : seqlen <= 256 ? 64 : kScanMaxThreads; }
-constexpr int64_t scan_chunk_for(int64_t seqlen) { return int64_t{scan_threads_for(seqlen)} * kScanItems; }
+constexpr int scan_threads_for(int64_t seqlen) { return scan::threads_for(seqlen); }
+constexpr int64_t scan_chunk_for(int64_t seqlen) { return scan::chunk_for(seqlen); }
 
 // dtype of the activations u, delta, z, out and of their gradients; B and C are fp32 or that dtype
 // (read and widened in the kernel); everything else is fp32.

@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace hgpt::ops {
@@ -257,6 +259,57 @@ TEST(SelectiveScanCuda, ChunkSizeSwitchPoints) {
     expect_run_close(run(in, ScanImpl::Cuda, w), reference_run(in, w), 6e-4, 2e-3, "L=" + std::to_string(L));
   }
   detail::set_poison_outputs(false);
+}
+
+// The shapes the host emulation of the kernels checks (tests/ops/test_selective_scan_cuda_emulation.cpp),
+// here on the device: a length one short of a 128-step chunk and several full 512-step chunks,
+// an odd d_state and the model's 16.
+TEST(SelectiveScanCuda, EmulatedShapesMatchReference) {
+  SKIP_WITHOUT_CUDA_SCAN();
+  detail::set_poison_outputs(true);
+  int seed = 400;
+  for (int64_t L : {127, 2048}) {
+    for (int64_t N : {7, 16}) {
+      auto in = random_inputs(2, 3, L, N, Options{}, at::kFloat, seed++);
+      const auto w = at::randn({2, 3, L}, at::TensorOptions().dtype(at::kDouble)).to(in.u.device());
+      const std::string what = "L=" + std::to_string(L) + " N=" + std::to_string(N);
+      expect_run_close(run(in, ScanImpl::Cuda, w), reference_run(in, w), 6e-4, 2e-3, what);
+    }
+  }
+  detail::set_poison_outputs(false);
+}
+
+// Each thread reads and writes its 4 steps with one vector access only where they are aligned:
+// contiguous inputs whose data starts one element into their storage take the element-wise path
+// everywhere (the entry points are called directly: autograd's clones would realign them), and
+// give the same results as aligned copies of themselves.
+TEST(SelectiveScanCuda, MisalignedInputsTakeTheElementwisePath) {
+  SKIP_WITHOUT_CUDA_SCAN();
+  const int64_t Bn = 2, Dn = 3, L = 1024, N = 16;
+  const auto in = random_inputs(Bn, Dn, L, N, Options{}, at::kFloat, 26);
+  auto shifted = [](const at::Tensor& t) {  // the same values, contiguous, 4 bytes past an aligned start
+    auto storage = at::empty({t.numel() + 1}, t.options());
+    auto view = storage.narrow(0, 1, t.numel()).view(t.sizes());
+    view.copy_(t);
+    return view;
+  };
+  ScanInputs odd = in;
+  for (at::Tensor* t : {&odd.u, &odd.delta, &odd.z, &odd.B, &odd.C}) *t = shifted(*t);
+  ASSERT_TRUE(odd.u.is_contiguous());
+  ASSERT_NE(reinterpret_cast<uintptr_t>(odd.u.data_ptr()) % 16, 0u);
+  const auto dout = at::randn_like(in.u);
+  const auto fwd = detail::scan_fwd_cuda(in), fwd_odd = detail::scan_fwd_cuda(odd);
+  EXPECT_TRUE(at::equal(fwd.out, fwd_odd.out)) << "out";
+  EXPECT_TRUE(at::equal(fwd.checkpoints, fwd_odd.checkpoints)) << "checkpoints";
+  const auto g = detail::scan_bwd_cuda(detail::ScanSaved{in, fwd.checkpoints}, dout);
+  const auto g_odd = detail::scan_bwd_cuda(detail::ScanSaved{odd, fwd_odd.checkpoints}, shifted(dout));
+  for (const auto& [name, a, b] : {std::tuple{"du", g.du, g_odd.du}, {"ddelta", g.ddelta, g_odd.ddelta},
+                                   {"dz", g.dz, g_odd.dz}, {"dA", g.dA, g_odd.dA}, {"dD", g.dD, g_odd.dD},
+                                   {"ddelta_bias", g.ddelta_bias, g_odd.ddelta_bias}}) {
+    EXPECT_TRUE(at::equal(a, b)) << name;  // deterministic: bitwise equal
+  }
+  EXPECT_TRUE(at::allclose(g.dB, g_odd.dB, 1e-5, 1e-5)) << "dB";  // atomics: the order varies
+  EXPECT_TRUE(at::allclose(g.dC, g_odd.dC, 1e-5, 1e-5)) << "dC";
 }
 
 // The backward's own inputs are checked before the kernel indexes them.
