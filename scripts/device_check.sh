@@ -110,7 +110,7 @@ for r in lines(res / "results.jsonl"):
 # Physical bounds of one bf16 forward at the production shape on an H200 (4.8 TB/s HBM, one
 # hardware exp per (element, state) at the SFU rate): the data bound and the exp bound.
 BOUND_MS = {"B=8,D=2560,L=2048,N=16": max(0.072, 0.18)}
-scan = lines(res / "bench_scan.jsonl")
+scan = [r for p in sorted(res.glob("bench_scan*.jsonl")) for r in lines(p)]
 if scan:
     rows += ["", "| scan impl | shape | fwd ms | fwd+bwd ms | bwd/fwd | fwd / bound | GB/s |", "|---|---|---|---|---|---|---|"]
     for r in scan:
@@ -176,6 +176,10 @@ if [[ $DRY_RUN == 1 ]]; then
 else
   bench bench_scan 45 "$BUILD/bench_scan" --json --skip-cpu --gpu-batch 8 --gpu-dim 2560 --gpu-seqlen 2048 \
     --gpu-dstate 16 --gpu-dtype bf16 --warmup 3 --repeats 10 --ref-warmup 1 --ref-repeats 2
+  # The same inputs as the Mamba mixer passes them ((B, L, ·) memory): the launcher's copies to
+  # (B, D, L) included, to see what a kernel reading that layout would save.
+  bench bench_scan_channels_last 20 "$BUILD/bench_scan" --json --skip-cpu --skip-reference --gpu-batch 8 \
+    --gpu-dim 2560 --gpu-seqlen 2048 --gpu-dstate 16 --gpu-dtype bf16 --gpu-channels-last --warmup 3 --repeats 10
 fi
 
 # Training steps: tok/s, MFU (the honest FLOP count), peak memory next to the estimate. The d20
