@@ -3,9 +3,12 @@
 // composition, the steps of the warp scans, and the walks over a thread's own steps forward and
 // backward. Plain C++ that nvcc and a host compiler both accept: the kernels (selective_scan.cu)
 // call these functions, and the host emulation of the kernels
-// (tests/ops/test_selective_scan_cuda_emulation.cpp) calls the same functions in the kernels'
-// thread, warp and barrier order, in float and in double, against the reference scan. That
-// emulation is how this code is checked where no GPU is present.
+// (tests/ops/test_selective_scan_cuda_emulation.cpp) calls the same functions, in float and in
+// double, against the reference scan. The rest of each kernel — where its barriers are, which
+// thread writes which shared slot, the B/C prefetch, the vector loads, the dB/dC stripe
+// addresses, the launcher — the emulation transcribes by hand in the kernels' thread, warp and
+// barrier order: a change to selective_scan.cu must be made there too, or the test no longer
+// speaks for the kernel.
 //
 // Notation (per batch row, channel and state n): Δ_t the step size, a_t = exp(Δ_t·A_n) the decay,
 // b_t = Δ_t·B_t·u_t the input; h_t = a_t·h_{t−1} + b_t. The backward carries

@@ -59,12 +59,18 @@ void run_tasks(const ScanArgs<T>& a, bool backward, int64_t begin, int64_t end, 
   }
 }
 
+// The one place the scan's tasks are spread over the threads: fn(begin, end) for ranges of them.
+template <typename Fn>
+void spread_tasks(int64_t n_tasks, const Fn& fn) {
+  at::parallel_for(0, n_tasks, 1, fn);
+}
+
 // Every task once, spread over the threads; each thread owns one scratch buffer.
 template <typename T>
 void parallel_tasks(const ScanArgs<T>& a, bool backward) {
   const int64_t n_tasks = a.batch * a.tasks_per_batch;
   const int64_t scratch = backward ? cpu_scan::bwd_scratch_size(a.dstate) : cpu_scan::fwd_scratch_size(a.dstate);
-  at::parallel_for(0, n_tasks, 1, [&](int64_t begin, int64_t end) {
+  spread_tasks(n_tasks, [&](int64_t begin, int64_t end) {
     // Kept per thread across calls: a fresh buffer of this size would be fresh pages each time.
     thread_local std::vector<T> buffer;
     if (buffer.size() < static_cast<size_t>(scratch)) buffer.resize(static_cast<size_t>(scratch));
@@ -210,9 +216,9 @@ const char* scan_cpu_capability() {
 }
 
 int scan_cpu_threads_used(int64_t tasks) {
-  // The same at::parallel_for call as parallel_tasks, in the same translation unit.
+  // Through spread_tasks, as parallel_tasks.
   std::vector<char> used(static_cast<size_t>(at::get_num_threads()), 0);
-  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) { used[static_cast<size_t>(at::get_thread_num())] = 1; });
+  spread_tasks(tasks, [&](int64_t, int64_t) { used[static_cast<size_t>(at::get_thread_num())] = 1; });
   int n = 0;
   for (char u : used) n += u;
   return n;

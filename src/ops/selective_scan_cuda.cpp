@@ -156,6 +156,9 @@ ScanGrads scan_bwd_cuda(const ScanSaved& saved, const at::Tensor& dout) {
   p.du = du.data_ptr();
   p.ddelta = ddelta.data_ptr();
   p.dz = dz.defined() ? dz.data_ptr() : nullptr;
+  // The kernel addresses dB/dC with B's strides (bc_*_stride): B and C must stay contiguous.
+  TORCH_CHECK(p.bc_batch_stride == p.dstate * p.seqlen && p.bc_state_stride == p.seqlen,
+              "selective_scan (CUDA) backward: B/C strides differ from dB/dC's contiguous layout");
   p.dB = dB.data_ptr<float>();
   p.dC = dC.data_ptr<float>();
   p.dA_part = dA_part.data_ptr<float>();

@@ -144,10 +144,12 @@ TEST(Muon, TwoStepsMatchHandComposition) {
     EXPECT_TRUE(at::equal(tall.grad(), g_tall));
 
     const double m = moms[s];
-    buf_tall = m * buf_tall + (1 - m) * g_tall;
-    buf_wide = m * buf_wide + (1 - m) * g_wide;
-    const at::Tensor u_tall = (1 - m) * g_tall + m * buf_tall;
-    const at::Tensor u_wide = (1 - m) * g_wide + m * buf_wide;
+    // buf = m·buf + (1 − m)·g and u = (1 − m)·g + m·buf, written as the lerps Muon uses: Newton–
+    // Schulz may run in bf16, where an fp32 rounding difference in u can flip a bf16 rounding.
+    buf_tall = buf_tall.lerp(g_tall, 1 - m);
+    buf_wide = buf_wide.lerp(g_wide, 1 - m);
+    const at::Tensor u_tall = g_tall.lerp(buf_tall, m);
+    const at::Tensor u_wide = g_wide.lerp(buf_wide, m);
     ref_tall = ref_tall - lr * mults[s] * scale_tall * ns_as_muon_runs_it(u_tall);
     ref_wide = ref_wide - lr * mults[s] * scale_wide * ns_as_muon_runs_it(u_wide);
     EXPECT_TRUE(at::allclose(tall.detach(), ref_tall, 0, 1e-6)) << "step " << s;
