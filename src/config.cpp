@@ -120,6 +120,7 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("warmup_ratio", Kind::Float, t, &T::warmup_ratio));
     k.push_back(make_key("warmdown_ratio", Kind::Float, t, &T::warmdown_ratio));
     k.push_back(make_key("final_lr_frac", Kind::Float, t, &T::final_lr_frac));
+    k.push_back(make_key("newton_schulz_dtype", Kind::String, t, &T::newton_schulz_dtype));
     // evaluation, logging, checkpoints
     k.push_back(make_key("eval_every", Kind::Int, t, &T::eval_every));
     k.push_back(make_key("eval_tokens", Kind::Int, t, &T::eval_tokens));
@@ -350,6 +351,9 @@ void validate(const Config& c, int world_size) {
   require(ac == "none" || ac == "mamba" || ac == "transformer" || ac == "all", "activation_checkpointing",
           "must be \"none\", \"mamba\", \"transformer\" or \"all\", got \"" + ac + "\"");
 
+  const auto& ns = t.newton_schulz_dtype;
+  require(ns == "auto" || ns == "bf16" || ns == "fp32", "newton_schulz_dtype",
+          "must be \"auto\", \"bf16\" or \"fp32\", got \"" + ns + "\"");
   require(t.device == "auto" || t.device == "cpu" || t.device == "cuda", "device",
           "must be \"auto\", \"cpu\" or \"cuda\", got \"" + t.device + "\"");
   require(!t.data.empty(), "data", "must be \"synthetic\" or a directory of token shards");

@@ -64,6 +64,7 @@ struct TrainConfig {
   double warmup_ratio = 0.0;
   double warmdown_ratio = 0.2;
   double final_lr_frac = 0.0;
+  std::string newton_schulz_dtype = "auto";  // auto (bf16 where the hardware has it) | bf16 | fp32
   // evaluation, logging, checkpoints
   int64_t eval_every = 250;          // <= 0: only at the end
   int64_t eval_tokens = 20 * 524288;

@@ -70,7 +70,7 @@ void Muon::step() {
     at::Tensor& buf = momentum_buffers_[i];
     buf.lerp_(g, 1.0 - momentum_);
     const at::Tensor u = nesterov_ ? g.lerp(buf, momentum_) : buf;
-    const at::Tensor o = zeropower_via_newton_schulz5(u, ns_steps_, newton_schulz_dtype(u.device())).to(at::kFloat);
+    const at::Tensor o = zeropower_via_newton_schulz5(u, ns_steps_, ns_dtype_.value_or(newton_schulz_dtype(u.device()))).to(at::kFloat);
     const double rows = static_cast<double>(np.param.size(0));
     const double cols = static_cast<double>(np.param.size(1));
     const double scale = std::sqrt(std::max(1.0, rows / cols));

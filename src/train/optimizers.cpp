@@ -55,6 +55,9 @@ Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config, int ran
     if (owner == rank) group->push_back(p);
   }
   o.muon = std::make_unique<optim::Muon>(matrices, t.matrix_lr, 0.95);
+  if (t.newton_schulz_dtype != "auto") {
+    o.muon->set_newton_schulz_dtype(t.newton_schulz_dtype == "bf16" ? at::kBFloat16 : at::kFloat);
+  }
   std::vector<optim::AdamWGroup> groups;
   for (auto [params, lr, decay] : {std::tuple{&embedding, t.embedding_lr * dim_scale, t.weight_decay},
                                    {&unembedding, t.unembedding_lr * dim_scale, t.weight_decay},

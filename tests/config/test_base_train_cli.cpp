@@ -179,6 +179,7 @@ TEST(BaseTrainCli, BadOverrides) {
       {{good, "--mamba_d_conv=7"}, {"mamba_d_conv"}},
       {{good, "--block_pattern=TQ"}, {"block_pattern", "'Q'"}},
       {{good, "--activation_checkpointing=some"}, {"activation_checkpointing", "\"mamba\"", "\"some\""}},
+      {{good, "--newton_schulz_dtype=fp16"}, {"newton_schulz_dtype", "\"fp32\"", "\"fp16\""}},
   });
 }
 

@@ -152,28 +152,33 @@ TEST(ParamGroupsLr, AdamWGroupsUseScaledLrsAndNoDecayForMambaSmall) {
 }
 
 // Muon step from a zero buffer: u = (1 − m)(1 + m)·g (Nesterov), Δp = −lr·√max(1, r/c)·NS(u).
+// With newton_schulz_dtype "auto" (the dtype newton_schulz_dtype picks for the CPU) and pinned to
+// "fp32" and "bf16": each is the update computed by hand in that dtype.
 TEST(ParamGroupsLr, MuonUsesMatrixLr) {
-  const Config config = tiny_config({"matrix_lr=0.03"});
-  auto gpt = train::build_model(config, at::kCPU);
-  auto opt = train::build_optimizers(gpt, config);
-  opt.muon->set_momentum(0.9);
-  std::map<std::string, at::Tensor> before, grad;
-  at::manual_seed(8);
-  for (const auto& p : opt.muon->params()) {
-    before[p.name] = p.param.detach().clone();
-    grad[p.name] = at::randn(p.param.sizes());
-    at::Tensor param = p.param;
-    param.mutable_grad() = grad[p.name].clone();
-  }
-  opt.muon->step();
-  for (const auto& p : opt.muon->params()) {
-    const double rows = p.param.size(0), cols = p.param.size(1);
-    // u = (1 − m)(1 + m)·g, computed with Muon's own lerps: Newton–Schulz may run in bf16, where
-    // an fp32 rounding difference in u can flip a bf16 rounding.
-    const at::Tensor u = grad[p.name].lerp(at::zeros_like(grad[p.name]).lerp(grad[p.name], 0.1), 0.9);
-    const at::Tensor expected =
-        before[p.name] - 0.03 * std::sqrt(std::max(1.0, rows / cols)) * optim::zeropower_via_newton_schulz5(u, 5, optim::newton_schulz_dtype(at::kCPU)).to(at::kFloat);
-    EXPECT_LT((p.param.detach() - expected).abs().max().item<double>(), 1e-5) << p.name;
+  for (auto [key, dtype] : {std::pair{"auto", optim::newton_schulz_dtype(at::kCPU)},
+                            {"fp32", at::kFloat}, {"bf16", at::kBFloat16}}) {
+    const Config config = tiny_config({"matrix_lr=0.03", std::string("newton_schulz_dtype=") + key});
+    auto gpt = train::build_model(config, at::kCPU);
+    auto opt = train::build_optimizers(gpt, config);
+    opt.muon->set_momentum(0.9);
+    std::map<std::string, at::Tensor> before, grad;
+    at::manual_seed(8);
+    for (const auto& p : opt.muon->params()) {
+      before[p.name] = p.param.detach().clone();
+      grad[p.name] = at::randn(p.param.sizes());
+      at::Tensor param = p.param;
+      param.mutable_grad() = grad[p.name].clone();
+    }
+    opt.muon->step();
+    for (const auto& p : opt.muon->params()) {
+      const double rows = p.param.size(0), cols = p.param.size(1);
+      // u = (1 − m)(1 + m)·g, computed with Muon's own lerps: in bf16 an fp32 rounding difference
+      // in u can flip a bf16 rounding.
+      const at::Tensor u = grad[p.name].lerp(at::zeros_like(grad[p.name]).lerp(grad[p.name], 0.1), 0.9);
+      const at::Tensor ns = optim::zeropower_via_newton_schulz5(u, 5, dtype).to(at::kFloat);
+      const at::Tensor expected = before[p.name] - 0.03 * std::sqrt(std::max(1.0, rows / cols)) * ns;
+      EXPECT_LT((p.param.detach() - expected).abs().max().item<double>(), 1e-5) << p.name << " (" << key << ")";
+    }
   }
 }
 

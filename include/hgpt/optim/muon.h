@@ -7,6 +7,7 @@
 
 #include "hgpt/optim/optimizer.h"
 
+#include <optional>
 #include <vector>
 
 namespace hgpt::optim {
@@ -33,7 +34,8 @@ at::ScalarType newton_schulz_dtype(const at::Device& device);
 // Muon.step; fp32 momentum buffer):
 //   buf ← lerp(buf, g, 1 − momentum)  = momentum·buf + (1 − momentum)·g        "momentum_buffer"
 //   u   ← nesterov ? lerp(g, buf, momentum) = (1 − momentum)·g + momentum·buf : buf
-//   p   ← p − lr · sqrt(max(1, rows/cols)) · zeropower_via_newton_schulz5(u, ns_steps, newton_schulz_dtype(p))
+//   p   ← p − lr · sqrt(max(1, rows/cols)) · zeropower_via_newton_schulz5(u, ns_steps, dtype)
+// with dtype = newton_schulz_dtype(p's device) unless set_newton_schulz_dtype pinned one.
 // Unlike nanochat, the gradient itself is left unchanged (nanochat computes u in place in p.grad).
 // State keys: "<name>.momentum_buffer", "step".
 class Muon : public Optimizer {
@@ -47,6 +49,10 @@ class Muon : public Optimizer {
   void set_momentum(double m);
   double momentum() const { return momentum_; }
 
+  // Newton–Schulz's dtype for every parameter (the config key newton_schulz_dtype); nullopt: by
+  // device (newton_schulz_dtype above, the default).
+  void set_newton_schulz_dtype(std::optional<at::ScalarType> dtype) { ns_dtype_ = dtype; }
+
  protected:
   StateDict live_state() const override;
 
@@ -55,6 +61,7 @@ class Muon : public Optimizer {
   double lr_, momentum_;
   bool nesterov_;
   int ns_steps_;
+  std::optional<at::ScalarType> ns_dtype_;
 };
 
 }  // namespace hgpt::optim
