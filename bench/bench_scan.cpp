@@ -104,7 +104,7 @@ Result measure(ScanImpl impl, const Shape& s, at::Device device, at::ScalarType 
   const double states = static_cast<double>(s.batch * s.dim * s.seqlen * s.dstate);
   std::string runs_on = device.is_cuda() ? "cuda" : "cpu";
   if (impl == ScanImpl::FusedCpu) {
-    const int threads = hgpt::ops::detail::scan_cpu_threads_used(s.batch * s.dim);
+    const int threads = hgpt::ops::detail::scan_cpu_threads_used(s.batch, s.dim);
     runs_on = std::string(hgpt::ops::detail::scan_cpu_capability()) + " x " + std::to_string(threads) + " threads";
   }
   return {hgpt::ops::scan_impl_name(impl), s.str(), fwd, fwd_bwd, 1.0, forward_bytes(in) / (fwd * 1e6),

@@ -59,6 +59,9 @@ void run_tasks(const ScanArgs<T>& a, bool backward, int64_t begin, int64_t end, 
   }
 }
 
+// A task is one batch row's block of kTaskChannels channels.
+int64_t tasks_per_batch(int64_t dim) { return (dim + cpu_scan::kTaskChannels - 1) / cpu_scan::kTaskChannels; }
+
 // The one place the scan's tasks are spread over the threads: fn(begin, end) for ranges of them.
 template <typename Fn>
 void spread_tasks(int64_t n_tasks, const Fn& fn) {
@@ -118,7 +121,7 @@ ScanArgs<T> make_args(const Prepared& p, bool delta_softplus) {
   a.dstate = p.A_t.size(0);
   a.n_chunks = (a.seqlen + cpu_scan::kChunk - 1) / cpu_scan::kChunk;
   a.dim_padded = (a.dim + cpu_scan::kMaxLanes - 1) / cpu_scan::kMaxLanes * cpu_scan::kMaxLanes;
-  a.tasks_per_batch = (a.dim + cpu_scan::kTaskChannels - 1) / cpu_scan::kTaskChannels;
+  a.tasks_per_batch = tasks_per_batch(a.dim);
   a.softplus = delta_softplus;
   a.u = rows_of<T>(p.u);
   a.delta = rows_of<T>(p.delta);
@@ -215,7 +218,8 @@ const char* scan_cpu_capability() {
   }
 }
 
-int scan_cpu_threads_used(int64_t tasks) {
+int scan_cpu_threads_used(int64_t batch, int64_t dim) {
+  const int64_t tasks = batch * tasks_per_batch(dim);
   // Through spread_tasks, as parallel_tasks.
   std::vector<char> used(static_cast<size_t>(at::get_num_threads()), 0);
   spread_tasks(tasks, [&](int64_t, int64_t) { used[static_cast<size_t>(at::get_thread_num())] = 1; });

@@ -51,9 +51,9 @@ ScanFwdResult scan_fwd_cpu(const ScanInputs& in);
 ScanGrads scan_bwd_cpu(const ScanSaved& saved, const at::Tensor& dout);
 // The CPU instruction set the fused CPU kernel runs with: "DEFAULT", "AVX2" or "AVX512".
 const char* scan_cpu_capability();
-// How many threads the fused CPU kernel's tasks are spread over when there are `tasks` of them:
-// up to at::get_num_threads(); 1 when this library was built without OpenMP.
-int scan_cpu_threads_used(int64_t tasks);
+// How many threads the fused CPU kernel's tasks are spread over for `batch` rows of `dim`
+// channels: up to at::get_num_threads(); 1 when this library was built without OpenMP.
+int scan_cpu_threads_used(int64_t batch, int64_t dim);
 
 // Fused CUDA kernel (selective_scan_cuda.cpp, CUDA builds only). u/delta/z fp32, bf16 or fp16;
 // A, D, delta_bias and the state fp32; d_state ≤ 64.

@@ -310,7 +310,7 @@ TEST(SelectiveScanFusedCpu, DeterministicAtAnyThreadCount) {
   at::set_num_threads(4);
   ASSERT_EQ(at::get_num_threads(), 4);
   // Really on four threads (ATen's parallel_for is serial in code built without OpenMP).
-  EXPECT_EQ(detail::scan_cpu_threads_used(8), 4) << "the fused CPU scan runs on one thread";
+  EXPECT_EQ(detail::scan_cpu_threads_used(/*batch=*/8, /*dim=*/64), 4) << "the fused CPU scan runs on one thread";
   const auto four = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
   const auto again = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
   at::set_num_threads(threads_before);
