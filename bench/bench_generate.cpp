@@ -98,7 +98,7 @@ Measured measure(hgpt::infer::Engine& engine, int64_t context, int64_t batch, co
 }
 
 int run(const Options& o) {
-  const at::Device device = hgpt::train::resolve_device(o.device, 0);
+  const at::Device device = hgpt::train::resolve_device(hgpt::parse_device_choice(o.device), 0);
   const bool cuda = device.is_cuda();
   const std::string device_text = hgpt::train::device_name(cuda, device.index());
   const int64_t max_context = *std::max_element(o.contexts.begin(), o.contexts.end());

@@ -18,8 +18,7 @@
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/model/gpt.h"
-#include "hgpt/model/mamba_block.h"
-#include "hgpt/model/transformer_block.h"
+#include "hgpt/model/sizes.h"
 #include "hgpt/optim/optimizer.h"
 #include "hgpt/optim/schedule.h"
 #include "hgpt/train/metrics.h"
@@ -84,18 +83,16 @@ nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& o
     for (auto& p : gpt->parameters()) p.mutable_grad() = at::Tensor();
   };
   nlohmann::json blocks = nlohmann::json::array();
-  const auto rotary = hgpt::model::rotary_tables(seq, m.attn_head_dim(), device);
+  const hgpt::model::LayerContext context{hgpt::model::rotary_tables(seq, m.attn_head_dim(), device)};
   const auto opts = at::TensorOptions().device(device);
   for (const auto& block : gpt->blocks()) {
     const auto x = at::randn({batch, seq, dim}, opts).requires_grad_(true);
     const auto grad = at::randn({batch, seq, dim}, opts);
-    auto* attention = dynamic_cast<hgpt::model::TransformerBlockImpl*>(block.get());
-    auto* mamba = dynamic_cast<hgpt::model::MambaBlockImpl*>(block.get());
     const double ms = median_ms(repeats, cuda, device, [&] {
       at::Tensor y;
       {
         const hgpt::train::AutocastGuard guard(autocast);
-        y = attention ? attention->forward(x, rotary) : mamba->forward(x);
+        y = block->forward(x, context);
       }
       y.backward(grad);
     });
@@ -176,7 +173,7 @@ int run(const Options& o) {
                       {"max_ms", *std::max_element(ms.begin(), ms.end())},
                       {"tok_per_s", tok_per_s},
                       {"last_loss", loss},
-                      {"activation_checkpointing", config.model.activation_checkpointing},
+                      {"activation_checkpointing", hgpt::to_string(config.model.activation_checkpointing)},
                       {"peak_memory_bytes", peak_bytes},
                       {"estimated_memory_bytes", estimated_bytes},
                       {"estimate_over_peak", peak_bytes > 0 ? double(estimated_bytes) / double(peak_bytes) : -1.0}};

@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 import sys
 
@@ -206,24 +207,43 @@ def final_values(run, tasks):
         values[task] = number(last_eval[task]) if task in last_eval else None
     tok_s = finite(run.series("tok_per_s"))
     values["median tok/s"] = statistics.median(tok_s) if tok_s else None
-    values["_params"] = (params.get("T"), params.get("M"))
+    values["_params"] = params
     values["_flops"] = run.info.get("flops_per_token")
     values["_tokens"] = int(run.last_step() * run.tokens_per_step()) if run.steps else 0
     values["_seconds"] = seconds[-1] if seconds else 0.0
     return values
 
 
+# The registry of block kinds (one HGPT_BLOCK_KIND(id, 'symbol', ...) line each, in order).
+BLOCK_KINDS_DEF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "include", "hgpt", "model",
+                               "block_kinds.def")
+
+
+def registry_symbols():
+    """The pattern symbols of the block kinds, in the registry's order."""
+    with open(BLOCK_KINDS_DEF, encoding="utf-8") as f:
+        return re.findall(r"^HGPT_BLOCK_KIND\(\s*\w+\s*,\s*'(.)'", f.read(), flags=re.MULTILINE)
+
+
+def block_kinds(runs):
+    """The kinds the runs' parameter split names, in the registry's order (unknown ones last)."""
+    named = {kind for run in runs for kind in run.info.get("parameters_by_block", {})}
+    kinds = [k for k in registry_symbols() if k in named] + sorted(named - set(registry_symbols()))
+    return kinds or registry_symbols()
+
+
 def run_table(runs):
     tasks = task_keys(runs)
-    header = (["run", "block pattern", "parameters (T / M)", "FLOPs/token", "tokens trained", "status",
+    kinds = block_kinds(runs)
+    header = (["run", "block pattern", f"parameters ({' / '.join(kinds)})", "FLOPs/token", "tokens trained", "status",
                "final loss (EMA)", "val loss", "val bpb"] + tasks +
               ["median tok/s", "train time (s)", "device", "world size"])
     rows = []
     for run in runs:
         v = final_values(run, tasks)
-        n_t, n_m = v["_params"]
+        params = v["_params"]
         rows.append([run.tag, compact(run.pattern) if run.pattern else "—",
-                     f"{fmt(n_t) if n_t is not None else '—'} / {fmt(n_m) if n_m is not None else '—'}",
+                     " / ".join(fmt(params[k]) if params.get(k) is not None else "—" for k in kinds),
                      human(v["_flops"]) if v["_flops"] is not None else "—", fmt(v["_tokens"]), run.status(),
                      fmt(v["final loss (EMA)"]), fmt(v["val loss"]), fmt(v["val bpb"])] +
                     [fmt(v[t]) for t in tasks] +

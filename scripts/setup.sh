@@ -10,7 +10,8 @@
 #   4. CMake configure (Release, Ninja) and build into build/.
 #
 # Environment knobs: HGPT_SKIP_APT=1 skips step 1, HGPT_SKIP_BUILD=1 stops after step 3,
-# HGPT_BUILD_DIR (default build), HGPT_CMAKE_ARGS (extra configure arguments).
+# HGPT_BUILD_DIR (default build), HGPT_CMAKE_ARGS (extra configure arguments), HGPT_BUILD_TARGETS
+# (build only these targets, e.g. "base_train"; default: everything).
 set -euo pipefail
 
 # The one pinned LibTorch: PyPI's torch 2.11.0 wheel is a CUDA 13 build (cu130), as on the GPU
@@ -77,5 +78,11 @@ if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   # shellcheck disable=SC2086
   cmake "${args[@]}" ${HGPT_CMAKE_ARGS:-}
 fi
-log "building $BUILD_DIR"
-cmake --build "$BUILD_DIR"
+if [[ -n "${HGPT_BUILD_TARGETS:-}" ]]; then
+  log "building $HGPT_BUILD_TARGETS in $BUILD_DIR"
+  # shellcheck disable=SC2086
+  cmake --build "$BUILD_DIR" --target ${HGPT_BUILD_TARGETS}
+else
+  log "building $BUILD_DIR"
+  cmake --build "$BUILD_DIR"
+fi

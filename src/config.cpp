@@ -2,6 +2,7 @@
 #include "hgpt/config.h"
 
 #include "hgpt/errors.h"
+#include "hgpt/model/block_kinds.h"
 
 #include <nlohmann/json.hpp>
 
@@ -22,48 +23,148 @@ int64_t ModelConfig::count(char kind) const {
 }
 
 bool ModelConfig::checkpoints(char kind) const {
-  const auto& a = activation_checkpointing;
-  return a == "all" || (kind == 'T' && a == "transformer") || (kind == 'M' && a == "mamba");
+  if (activation_checkpointing == ActivationCheckpointing::All) return true;
+  const auto* info = model::find_block_kind(kind);
+  return info && activation_checkpointing != ActivationCheckpointing::None &&
+         info->checkpoint_group == activation_checkpointing;
 }
 
 std::string Config::resolved_model_tag() const {
   return train.model_tag.empty() ? "d" + std::to_string(model.depth) : train.model_tag;
 }
 
+int64_t tokens_per_micro_step(const Config& c) { return c.train.device_batch_size * c.model.sequence_len; }
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// The key table: one entry per config key, with its JSON type and how to read/write it.
+// The string keys with a fixed set of values: each enum's spellings, in the order errors list them.
 
-enum class Kind { Int, UInt, Float, Bool, String, Pattern };
+template <class E>
+using Spellings = std::vector<std::pair<E, const char*>>;
 
-const char* kind_name(Kind k) {
+const Spellings<ActivationCheckpointing>& spellings(ActivationCheckpointing) {
+  static const Spellings<ActivationCheckpointing> s = {{ActivationCheckpointing::None, "none"},
+                                                        {ActivationCheckpointing::Mamba, "mamba"},
+                                                        {ActivationCheckpointing::Transformer, "transformer"},
+                                                        {ActivationCheckpointing::All, "all"}};
+  return s;
+}
+const Spellings<NewtonSchulzDtype>& spellings(NewtonSchulzDtype) {
+  static const Spellings<NewtonSchulzDtype> s = {
+      {NewtonSchulzDtype::Auto, "auto"}, {NewtonSchulzDtype::BF16, "bf16"}, {NewtonSchulzDtype::FP32, "fp32"}};
+  return s;
+}
+const Spellings<DeviceChoice>& spellings(DeviceChoice) {
+  static const Spellings<DeviceChoice> s = {
+      {DeviceChoice::Auto, "auto"}, {DeviceChoice::CPU, "cpu"}, {DeviceChoice::CUDA, "cuda"}};
+  return s;
+}
+
+template <class E>
+const char* spelling(E value) {
+  for (const auto& [v, name] : spellings(E{}))
+    if (v == value) return name;
+  return "?";
+}
+
+// "\"a\", \"b\" or \"c\""
+std::string quoted_list(const std::vector<std::string>& items, const char* last_sep = " or ") {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += i + 1 == items.size() ? last_sep : ", ";
+    out += "\"" + items[i] + "\"";
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(ActivationCheckpointing value) { return spelling(value); }
+const char* to_string(NewtonSchulzDtype value) { return spelling(value); }
+const char* to_string(DeviceChoice value) { return spelling(value); }
+
+DeviceChoice parse_device_choice(const std::string& text) {
+  for (const auto& [value, spelled] : spellings(DeviceChoice{}))
+    if (text == spelled) return value;
+  throw UserError("device: must be \"auto\", \"cpu\" or \"cuda\", got \"" + text + "\"");
+}
+
+namespace {
+
+void require(bool ok, const std::string& key, const std::string& problem) {
+  if (!ok) throw UserError("config key '" + key + "': " + problem);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The key table: one entry per config key, with its JSON type, how to read/write it, its allowed
+// values (string keys with a fixed set) and its one-line doc. The default is what a
+// default-constructed Config holds.
+
+enum class Kind { Int, UInt, Float, Bool, String, Choice, Pattern };
+
+std::string pattern_kind_text();
+
+std::string kind_name(Kind k) {
   switch (k) {
     case Kind::Int: return "an integer";
     case Kind::UInt: return "a non-negative integer";
     case Kind::Float: return "a number";
     case Kind::Bool: return "true or false";
-    case Kind::String: return "a string";
-    case Kind::Pattern: return "null, a list of \"T\"/\"M\"/\"transformer\"/\"mamba\", or a string like \"TTMM\"";
+    case Kind::String:
+    case Kind::Choice: return "a string";
+    case Kind::Pattern: return pattern_kind_text();
   }
   return "?";
 }
 
 struct KeySpec {
   std::string name;
-  Kind kind;
+  Kind kind = Kind::Int;
   std::function<json(const Config&)> get;
   std::function<void(Config&, const json&)> set;  // value already type-checked
-  bool architecture = false;  // the weights' shapes depend on it (architecture_keys)
+  bool architecture = false;        // the weights' shapes depend on it (architecture_keys)
+  std::string doc;                  // one line
+  std::vector<std::string> allowed;  // Kind::Choice: the spellings
+  std::string shown_default;        // the default as documented, when not its JSON value
 };
 
 // A key of the model section is an architecture key unless said otherwise.
 template <class Section, class T>
-KeySpec make_key(const char* name, Kind kind, Section Config::*section, T Section::*field) {
-  return KeySpec{name, kind,
-                 [=](const Config& c) { return json((c.*section).*field); },
-                 [=](Config& c, const json& v) { (c.*section).*field = v.get<T>(); },
-                 std::is_same_v<Section, ModelConfig>};
+KeySpec make_key(const char* name, Kind kind, Section Config::*section, T Section::*field, const char* doc) {
+  KeySpec spec;
+  spec.name = name;
+  spec.kind = kind;
+  spec.get = [=](const Config& c) { return json((c.*section).*field); };
+  spec.set = [=](Config& c, const json& v) { (c.*section).*field = v.get<T>(); };
+  spec.architecture = std::is_same_v<Section, ModelConfig>;
+  spec.doc = doc;
+  return spec;
+}
+
+// A string key parsed once into its enum; any other string is refused naming the allowed ones.
+template <class Section, class E>
+KeySpec make_choice(const char* name, Section Config::*section, E Section::*field, const char* doc) {
+  std::vector<std::string> allowed;
+  for (const auto& [value, spelled] : spellings(E{})) allowed.push_back(spelled);
+  KeySpec spec;
+  spec.name = name;
+  spec.kind = Kind::Choice;
+  spec.get = [=](const Config& c) { return json(spelling((c.*section).*field)); };
+  spec.set = [=](Config& c, const json& v) {
+    const std::string text = v.get<std::string>();
+    for (const auto& [value, spelled] : spellings(E{})) {
+      if (text == spelled) {
+        (c.*section).*field = value;
+        return;
+      }
+    }
+    require(false, name, "must be " + quoted_list(allowed) + ", got \"" + text + "\"");
+  };
+  spec.architecture = std::is_same_v<Section, ModelConfig>;
+  spec.doc = doc;
+  spec.allowed = allowed;
+  return spec;
 }
 
 std::string resolve_pattern(const json& v);
@@ -76,63 +177,70 @@ const std::vector<KeySpec>& key_table() {
     auto m = &Config::model;
     auto t = &Config::train;
     // model
-    k.push_back(make_key("depth", Kind::Int, m, &M::depth));
-    k.push_back(make_key("aspect_ratio", Kind::Int, m, &M::aspect_ratio));
-    k.push_back(make_key("head_dim", Kind::Int, m, &M::head_dim));
-    k.push_back(make_key("n_kv_head", Kind::Int, m, &M::n_kv_head));
-    k.push_back(make_key("vocab_size", Kind::Int, m, &M::vocab_size));
-    k.push_back(make_key("max_seq_len", Kind::Int, m, &M::sequence_len));
+    k.push_back(make_key("depth", Kind::Int, m, &M::depth, "number of blocks"));
+    k.push_back(make_key("aspect_ratio", Kind::Int, m, &M::aspect_ratio, "model_dim = depth × aspect_ratio"));
+    k.push_back(make_key("head_dim", Kind::Int, m, &M::head_dim, "n_head = ceil(model_dim / head_dim)"));
+    k.push_back(make_key("n_kv_head", Kind::Int, m, &M::n_kv_head, "key/value heads for GQA; -1 = n_head"));
+    k.push_back(make_key("vocab_size", Kind::Int, m, &M::vocab_size, "at least the tokenizer's vocabulary"));
+    k.push_back(make_key("max_seq_len", Kind::Int, m, &M::sequence_len, "training sequence length"));
     k.back().architecture = false;  // no weight depends on it: the rotary tables are computed per forward
-    k.push_back(KeySpec{"block_pattern", Kind::Pattern,
-                        [](const Config& c) {
-                          json list = json::array();
-                          for (char ch : c.model.block_pattern) list.push_back(std::string(1, ch));
-                          return c.model.block_pattern.empty() ? json(nullptr) : list;
-                        },
-                        [](Config& c, const json& v) { c.model.block_pattern = resolve_pattern(v); },
-                        /*architecture=*/true});
-    k.push_back(make_key("mamba_d_state", Kind::Int, m, &M::mamba_d_state));
-    k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv));
-    k.push_back(make_key("mamba_expand", Kind::Int, m, &M::mamba_expand));
-    k.push_back(make_key("mamba_use_mlp", Kind::Bool, m, &M::mamba_use_mlp));
-    k.push_back(make_key("activation_checkpointing", Kind::String, m, &M::activation_checkpointing));
+    KeySpec pattern;
+    pattern.name = "block_pattern";
+    pattern.kind = Kind::Pattern;
+    pattern.get = [](const Config& c) {
+      json list = json::array();
+      for (char ch : c.model.block_pattern) list.push_back(std::string(1, ch));
+      return c.model.block_pattern.empty() ? json(nullptr) : list;
+    };
+    pattern.set = [](Config& c, const json& v) { c.model.block_pattern = resolve_pattern(v); };
+    pattern.architecture = true;
+    pattern.doc = "one block kind per layer; null: all T";
+    k.push_back(pattern);
+    k.push_back(make_key("mamba_d_state", Kind::Int, m, &M::mamba_d_state, "Mamba's SSM state size, 1..64"));
+    k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv, "Mamba's causal conv width, 2..4"));
+    k.push_back(make_key("mamba_expand", Kind::Int, m, &M::mamba_expand, "d_inner = expand × model_dim"));
+    k.push_back(make_key("mamba_use_mlp", Kind::Bool, m, &M::mamba_use_mlp, "an MLP after each Mamba mixer"));
+    k.push_back(make_choice("activation_checkpointing", m, &M::activation_checkpointing,
+                            "which blocks recompute their activations in backward"));
     k.back().architecture = false;  // changes what backward recomputes, never a weight: a resume may change it
     // runtime
-    k.push_back(make_key("device", Kind::String, t, &T::device));
-    k.push_back(make_key("data", Kind::String, t, &T::data));
-    k.push_back(make_key("tokenizer", Kind::String, t, &T::tokenizer));
-    k.push_back(make_key("out_dir", Kind::String, t, &T::out_dir));
-    k.push_back(make_key("model_tag", Kind::String, t, &T::model_tag));
-    k.push_back(make_key("seed", Kind::UInt, t, &T::seed));
+    k.push_back(make_choice("device", t, &T::device, "auto: CUDA when present"));
+    k.push_back(make_key("data", Kind::String, t, &T::data, "\"synthetic\" or a directory of token shards"));
+    k.push_back(make_key("tokenizer", Kind::String, t, &T::tokenizer, "a tokenizer directory"));
+    k.push_back(make_key("out_dir", Kind::String, t, &T::out_dir, "runs go to <out_dir>/<model_tag>/"));
+    k.push_back(make_key("model_tag", Kind::String, t, &T::model_tag, "the run's folder name"));
+    k.back().shown_default = "d<depth>";
+    k.push_back(make_key("seed", Kind::UInt, t, &T::seed, "init and data order"));
     // batch and horizon
-    k.push_back(make_key("device_batch_size", Kind::Int, t, &T::device_batch_size));
-    k.push_back(make_key("total_batch_size", Kind::Int, t, &T::total_batch_size));
-    k.push_back(make_key("num_iterations", Kind::Int, t, &T::num_iterations));
-    k.push_back(make_key("target_flops", Kind::Float, t, &T::target_flops));
-    k.push_back(make_key("target_param_data_ratio", Kind::Float, t, &T::target_param_data_ratio));
+    k.push_back(make_key("device_batch_size", Kind::Int, t, &T::device_batch_size, "sequences per micro-step per rank"));
+    k.push_back(make_key("total_batch_size", Kind::Int, t, &T::total_batch_size, "tokens per optimizer step, all ranks"));
+    k.push_back(make_key("num_iterations", Kind::Int, t, &T::num_iterations, "steps; -1: derived"));
+    k.push_back(make_key("target_flops", Kind::Float, t, &T::target_flops, "total training FLOPs"));
+    k.push_back(make_key("target_param_data_ratio", Kind::Float, t, &T::target_param_data_ratio, "tokens per parameter"));
     // optimisation
-    k.push_back(make_key("embedding_lr", Kind::Float, t, &T::embedding_lr));
-    k.push_back(make_key("unembedding_lr", Kind::Float, t, &T::unembedding_lr));
-    k.push_back(make_key("matrix_lr", Kind::Float, t, &T::matrix_lr));
-    k.push_back(make_key("mamba_lr", Kind::Float, t, &T::mamba_lr));
-    k.push_back(make_key("weight_decay", Kind::Float, t, &T::weight_decay));
-    k.push_back(make_key("grad_clip", Kind::Float, t, &T::grad_clip));
-    k.push_back(make_key("warmup_ratio", Kind::Float, t, &T::warmup_ratio));
-    k.push_back(make_key("warmdown_ratio", Kind::Float, t, &T::warmdown_ratio));
-    k.push_back(make_key("final_lr_frac", Kind::Float, t, &T::final_lr_frac));
-    k.push_back(make_key("newton_schulz_dtype", Kind::String, t, &T::newton_schulz_dtype));
+    k.push_back(make_key("embedding_lr", Kind::Float, t, &T::embedding_lr, "AdamW lr of wte"));
+    k.push_back(make_key("unembedding_lr", Kind::Float, t, &T::unembedding_lr, "AdamW lr of lm_head"));
+    k.push_back(make_key("matrix_lr", Kind::Float, t, &T::matrix_lr, "Muon lr of the block matrices"));
+    k.push_back(make_key("mamba_lr", Kind::Float, t, &T::mamba_lr, "AdamW lr of the blocks' small tensors"));
+    k.push_back(make_key("weight_decay", Kind::Float, t, &T::weight_decay, "AdamW weight decay of wte and lm_head"));
+    k.push_back(make_key("grad_clip", Kind::Float, t, &T::grad_clip, "gradient-norm clip; <= 0 disables"));
+    k.push_back(make_key("warmup_ratio", Kind::Float, t, &T::warmup_ratio, "fraction of steps of warmup"));
+    k.push_back(make_key("warmdown_ratio", Kind::Float, t, &T::warmdown_ratio, "fraction of steps of warmdown"));
+    k.push_back(make_key("final_lr_frac", Kind::Float, t, &T::final_lr_frac, "lr multiplier at the end"));
+    k.push_back(make_choice("newton_schulz_dtype", t, &T::newton_schulz_dtype,
+                            "Muon's Newton-Schulz dtype; auto: bf16 where the hardware has it"));
     // evaluation, logging, checkpoints
-    k.push_back(make_key("eval_every", Kind::Int, t, &T::eval_every));
-    k.push_back(make_key("eval_tokens", Kind::Int, t, &T::eval_tokens));
-    k.push_back(make_key("sample_every", Kind::Int, t, &T::sample_every));
-    k.push_back(make_key("log_every", Kind::Int, t, &T::log_every));
-    k.push_back(make_key("save_every", Kind::Int, t, &T::save_every));
-    k.push_back(make_key("resume", Kind::Bool, t, &T::resume));
-    k.push_back(make_key("overwrite", Kind::Bool, t, &T::overwrite));
-    k.push_back(make_key("peak_flops", Kind::Float, t, &T::peak_flops));
+    k.push_back(make_key("eval_every", Kind::Int, t, &T::eval_every, "steps between evaluations; <= 0: at the end"));
+    k.push_back(make_key("eval_tokens", Kind::Int, t, &T::eval_tokens, "validation tokens per evaluation"));
+    k.push_back(make_key("sample_every", Kind::Int, t, &T::sample_every, "steps between samples; <= 0: never"));
+    k.push_back(make_key("log_every", Kind::Int, t, &T::log_every, "steps between printed log lines"));
+    k.push_back(make_key("save_every", Kind::Int, t, &T::save_every, "steps between checkpoints; <= 0: at the end"));
+    k.push_back(make_key("resume", Kind::Bool, t, &T::resume, "continue from the newest checkpoint"));
+    k.push_back(make_key("overwrite", Kind::Bool, t, &T::overwrite, "a fresh run may delete another run's checkpoints"));
+    k.push_back(make_key("peak_flops", Kind::Float, t, &T::peak_flops, "peak FLOP/s per device for MFU"));
     // distributed
-    k.push_back(make_key("dist_timeout_s", Kind::Int, t, &T::dist_timeout_s));
-    k.push_back(make_key("gloo_interface", Kind::String, t, &T::gloo_interface));
+    k.push_back(make_key("dist_timeout_s", Kind::Int, t, &T::dist_timeout_s, "bound on every collective"));
+    k.push_back(make_key("gloo_interface", Kind::String, t, &T::gloo_interface, "network interface for Gloo"));
     return k;
   }();
   return table;
@@ -173,33 +281,51 @@ const KeySpec& find_key(const std::string& key, const std::string& where) {
   unknown_key(key, where);
 }
 
-std::string lower(std::string s) {
-  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
+// The pattern's spellings, from the block-kind registry: "\"T\"/\"transformer\" or \"M\"/\"mamba\"".
+std::string pattern_entries_text() {
+  std::vector<std::string> kinds;
+  for (const auto& kind : model::block_kinds()) kinds.push_back(std::string(1, kind.symbol) + "\"/\"" + kind.name);
+  return quoted_list(kinds);
+}
+
+std::string pattern_symbols_text() {
+  std::vector<std::string> symbols;
+  for (const auto& kind : model::block_kinds()) symbols.push_back(std::string(1, kind.symbol));
+  return quoted_list(symbols);
+}
+
+std::string pattern_kind_text() {
+  std::vector<std::string> spelled;
+  for (const auto& kind : model::block_kinds()) spelled.push_back(std::string(1, kind.symbol));
+  for (const auto& kind : model::block_kinds()) spelled.push_back(kind.name);
+  std::string example;
+  for (const auto& kind : model::block_kinds()) example += std::string(2, kind.symbol);
+  std::string list;
+  for (const auto& s : spelled) list += (list.empty() ? "\"" : "/\"") + s + "\"";
+  return "null, a list of " + list + ", or a string like \"" + example + "\"";
 }
 
 std::string resolve_pattern(const json& v) {
   if (v.is_null()) return "";
   std::string out;
   auto entry = [&](const std::string& raw) {
-    const std::string s = lower(raw);
-    if (s == "t" || s == "transformer") return 'T';
-    if (s == "m" || s == "mamba") return 'M';
-    throw UserError("block_pattern: unknown entry '" + raw +
-                    "'; allowed: \"T\"/\"transformer\" or \"M\"/\"mamba\" (case-insensitive)");
+    if (const auto* kind = model::find_block_kind(raw)) return kind->symbol;
+    throw UserError("block_pattern: unknown entry '" + raw + "'; allowed: " + pattern_entries_text() +
+                    " (case-insensitive)");
   };
   if (v.is_string()) {
     for (char ch : v.get<std::string>()) out += entry(std::string(1, ch));
   } else {
     for (const auto& e : v) {
       if (!e.is_string())
-        throw UserError("block_pattern: entry " + e.dump() + " is not a string; allowed: \"T\" or \"M\"");
+        throw UserError("block_pattern: entry " + e.dump() + " is not a string; allowed: " + pattern_symbols_text());
       out += entry(e.get<std::string>());
     }
   }
   // Only null means "all T": an empty string or list is more likely a mistake than a request.
   if (out.empty())
-    throw UserError("block_pattern: empty; give one \"T\" or \"M\" per layer (e.g. \"TMTM\"), or null for all T");
+    throw UserError("block_pattern: empty; give one " + pattern_symbols_text() +
+                    " per layer (e.g. \"TMTM\"), or null for all T");
   return out;
 }
 
@@ -210,7 +336,8 @@ bool type_ok(Kind kind, const json& v) {
     case Kind::UInt: return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
     case Kind::Float: return v.is_number();
     case Kind::Bool: return v.is_boolean();
-    case Kind::String: return v.is_string();
+    case Kind::String:
+    case Kind::Choice: return v.is_string();
     case Kind::Pattern: return v.is_null() || v.is_string() || v.is_array();
   }
   return false;
@@ -235,10 +362,6 @@ std::string line_column(const std::string& text, size_t byte) {
   return "line " + std::to_string(line) + ", column " + std::to_string(col > 1 ? col - 1 : col);
 }
 
-void require(bool ok, const std::string& key, const std::string& problem) {
-  if (!ok) throw UserError("config key '" + key + "': " + problem);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Upper bounds. Far above any model this trainer is meant for, and low enough that every size and
 // estimate derived from the config (parameters, bytes, FLOPs, tokens per micro-step) is exact in
@@ -256,6 +379,12 @@ void at_most(int64_t v, int64_t limit, const char* key, const std::string& what 
   require(v <= limit, key, "must be at most " + std::to_string(limit) + what + ", got " + std::to_string(v));
 }
 
+// The learning rates and the weight decay: non-negative numbers.
+std::vector<std::pair<double, const char*>> learning_rate_and_decay(const TrainConfig& t) {
+  return {{t.embedding_lr, "embedding_lr"}, {t.unembedding_lr, "unembedding_lr"}, {t.matrix_lr, "matrix_lr"},
+          {t.mamba_lr, "mamba_lr"}, {t.weight_decay, "weight_decay"}};
+}
+
 void check_upper_bounds(const Config& c) {
   const ModelConfig& m = c.model;
   const TrainConfig& t = c.train;
@@ -267,14 +396,16 @@ void check_upper_bounds(const Config& c) {
   at_most(m.sequence_len, kMaxSeqLen, "max_seq_len");
   at_most(m.mamba_expand, kMaxMambaExpand, "mamba_expand");
   at_most(t.device_batch_size, kMaxMicroTokens, "device_batch_size");
-  at_most(t.device_batch_size * m.sequence_len, kMaxMicroTokens, "device_batch_size",
+  at_most(tokens_per_micro_step(c), kMaxMicroTokens, "device_batch_size",
           " tokens per micro-step (device_batch_size × max_seq_len)");
   at_most(t.num_iterations, kMaxIterations, "num_iterations");
   at_most(t.dist_timeout_s, kMaxTimeoutSeconds, "dist_timeout_s");
-  for (auto [v, key] : {std::pair{t.embedding_lr, "embedding_lr"}, {t.unembedding_lr, "unembedding_lr"},
-                        {t.matrix_lr, "matrix_lr"}, {t.mamba_lr, "mamba_lr"}, {t.weight_decay, "weight_decay"},
-                        {t.grad_clip, "grad_clip"}, {t.target_flops, "target_flops"},
-                        {t.target_param_data_ratio, "target_param_data_ratio"}, {t.peak_flops, "peak_flops"}}) {
+  auto bounded = learning_rate_and_decay(t);
+  for (auto extra : {std::pair{t.grad_clip, "grad_clip"}, {t.target_flops, "target_flops"},
+                     {t.target_param_data_ratio, "target_param_data_ratio"}, {t.peak_flops, "peak_flops"}}) {
+    bounded.push_back(extra);
+  }
+  for (auto [v, key] : bounded) {
     require(std::fabs(v) <= kMaxFloat, key, "must be a number of magnitude at most 1e30 (fp32 overflows), got " +
                                                 json(v).dump());
   }
@@ -286,6 +417,16 @@ std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
   for (const auto& spec : key_table()) keys.push_back(spec.name);
   return keys;
+}
+
+std::vector<ConfigKeyDoc> config_key_docs() {
+  const Config defaults;
+  std::vector<ConfigKeyDoc> docs;
+  for (const auto& spec : key_table()) {
+    docs.push_back({spec.name, spec.shown_default.empty() ? spec.get(defaults).dump() : spec.shown_default,
+                    spec.allowed, spec.doc});
+  }
+  return docs;
 }
 
 std::vector<std::string> architecture_keys() {
@@ -303,7 +444,7 @@ json Config::to_json() const {
 }
 
 int64_t grad_accum_steps(const Config& c, int world_size) {
-  const int64_t per_step = c.train.device_batch_size * c.model.sequence_len * world_size;
+  const int64_t per_step = tokens_per_micro_step(c) * world_size;
   require(c.train.total_batch_size > 0 && c.train.total_batch_size % per_step == 0, "total_batch_size",
           std::to_string(c.train.total_batch_size) + " must be a positive multiple of device_batch_size × max_seq_len × world_size = " +
               std::to_string(c.train.device_batch_size) + " × " + std::to_string(c.model.sequence_len) +
@@ -331,7 +472,7 @@ void validate(const Config& c, int world_size) {
 
   require(static_cast<int64_t>(m.block_pattern.size()) == m.depth, "block_pattern",
           "has " + std::to_string(m.block_pattern.size()) + " entries but depth is " +
-              std::to_string(m.depth) + "; give one \"T\" or \"M\" per layer (or null for all T)");
+              std::to_string(m.depth) + "; give one " + pattern_symbols_text() + " per layer (or null for all T)");
   const int64_t dim = m.model_dim(), heads = m.n_head();
   require(dim % heads == 0, "head_dim",
           "model_dim " + std::to_string(dim) + " (depth × aspect_ratio) is not divisible by n_head " +
@@ -347,21 +488,11 @@ void validate(const Config& c, int world_size) {
           "must be in 1..64 (the scan kernels hold the state in registers), got " + std::to_string(m.mamba_d_state));
   require(m.mamba_d_conv >= 2 && m.mamba_d_conv <= 4, "mamba_d_conv",
           "must be in 2..4 (Mamba's causal depthwise convolution), got " + std::to_string(m.mamba_d_conv));
-  const auto& ac = m.activation_checkpointing;
-  require(ac == "none" || ac == "mamba" || ac == "transformer" || ac == "all", "activation_checkpointing",
-          "must be \"none\", \"mamba\", \"transformer\" or \"all\", got \"" + ac + "\"");
-
-  const auto& ns = t.newton_schulz_dtype;
-  require(ns == "auto" || ns == "bf16" || ns == "fp32", "newton_schulz_dtype",
-          "must be \"auto\", \"bf16\" or \"fp32\", got \"" + ns + "\"");
-  require(t.device == "auto" || t.device == "cpu" || t.device == "cuda", "device",
-          "must be \"auto\", \"cpu\" or \"cuda\", got \"" + t.device + "\"");
   require(!t.data.empty(), "data", "must be \"synthetic\" or a directory of token shards");
   require(!t.out_dir.empty(), "out_dir", "must not be empty");
   require(t.model_tag.find('/') == std::string::npos && t.model_tag != "." && t.model_tag != "..", "model_tag",
           "must not contain '/' or be \".\" or \"..\" (it names a folder inside out_dir), got \"" + t.model_tag + "\"");
-  for (auto [v, key] : {std::pair{t.embedding_lr, "embedding_lr"}, {t.unembedding_lr, "unembedding_lr"},
-                        {t.matrix_lr, "matrix_lr"}, {t.mamba_lr, "mamba_lr"}, {t.weight_decay, "weight_decay"}}) {
+  for (auto [v, key] : learning_rate_and_decay(t)) {
     require(v >= 0, key, "must be >= 0, got " + std::to_string(v));
   }
   for (auto [v, key] : {std::pair{t.warmup_ratio, "warmup_ratio"}, {t.warmdown_ratio, "warmdown_ratio"},

@@ -1,8 +1,10 @@
 // config.h — the run's configuration: model shape (ModelConfig) and training knobs (TrainConfig).
 //
 // One flat JSON object with nanochat's key names, plus block_pattern and mamba_*; `--key=value`
-// overrides apply after the file with the same validation. Every key, its default and its allowed
-// values live in one table in config.cpp; README.md lists them. Invalid input throws
+// overrides apply after the file with the same validation. Each key's default is its field's
+// initialiser below; its type, allowed values and one-line doc live in one table in config.cpp
+// (config_key_docs), which README.md's key tables match (a test compares them). String keys with
+// a fixed set of values are parsed once into the enums below. Invalid input throws
 // hgpt::UserError with one line naming the key, what was wrong and what is allowed.
 #pragma once
 
@@ -15,6 +17,15 @@
 
 namespace hgpt {
 
+// activation_checkpointing: which blocks recompute their activations in backward instead of
+// keeping them. Changes memory and time, never the numbers. Each block kind belongs to the group
+// "mamba" or "transformer" (model/block_kinds.def).
+enum class ActivationCheckpointing { None, Mamba, Transformer, All };
+// newton_schulz_dtype: Muon's Newton–Schulz dtype; Auto = bf16 where the hardware has it.
+enum class NewtonSchulzDtype { Auto, BF16, FP32 };
+// device: Auto = CUDA when present.
+enum class DeviceChoice { Auto, CPU, CUDA };
+
 struct ModelConfig {
   int64_t depth = 20;          // number of blocks
   int64_t aspect_ratio = 64;   // model_dim = depth * aspect_ratio
@@ -22,27 +33,25 @@ struct ModelConfig {
   int64_t n_kv_head = -1;      // -1: same as n_head (no GQA)
   int64_t vocab_size = 65536;
   int64_t sequence_len = 2048; // max_seq_len
-  std::string block_pattern;   // resolved, one 'T' or 'M' per layer
+  std::string block_pattern;   // resolved, one block kind's symbol per layer (model/block_kinds.def)
   int64_t mamba_d_state = 16;
   int64_t mamba_d_conv = 4;
   int64_t mamba_expand = 2;
   bool mamba_use_mlp = false;
-  // Which blocks recompute their activations in backward instead of keeping them:
-  // "none" | "mamba" | "transformer" | "all". Changes memory and time, never the numbers.
-  std::string activation_checkpointing = "none";
+  ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::None;
 
   // Derived shape (valid after validation).
   int64_t model_dim() const { return depth * aspect_ratio; }
   int64_t n_head() const { return (model_dim() + head_dim - 1) / head_dim; }
   int64_t kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head(); }
   int64_t attn_head_dim() const { return model_dim() / n_head(); }
-  int64_t count(char kind) const;  // layers of kind 'T' or 'M'
-  bool checkpoints(char kind) const;  // whether blocks of kind 'T' or 'M' recompute in backward
+  int64_t count(char kind) const;     // layers whose pattern symbol is `kind`
+  bool checkpoints(char kind) const;  // whether blocks of that kind recompute in backward
 };
 
 struct TrainConfig {
   // runtime
-  std::string device = "auto";       // auto | cpu | cuda
+  DeviceChoice device = DeviceChoice::Auto;
   std::string data = "synthetic";    // "synthetic" or a directory of llm.c token shards
   std::string tokenizer;             // directory with tokenizer.tiktoken + tokenizer.json (optional)
   std::string out_dir = "out";
@@ -64,7 +73,7 @@ struct TrainConfig {
   double warmup_ratio = 0.0;
   double warmdown_ratio = 0.2;
   double final_lr_frac = 0.0;
-  std::string newton_schulz_dtype = "auto";  // auto (bf16 where the hardware has it) | bf16 | fp32
+  NewtonSchulzDtype newton_schulz_dtype = NewtonSchulzDtype::Auto;
   // evaluation, logging, checkpoints
   int64_t eval_every = 250;          // <= 0: only at the end
   int64_t eval_tokens = 20 * 524288;
@@ -102,12 +111,30 @@ Config config_from_json(const nlohmann::json& object, const std::vector<std::str
 // Checks that hold at any world size plus grad-accumulation divisibility at this one.
 void validate(const Config& config, int world_size = 1);
 
-// Tokens per micro-step per rank and the resulting grad-accumulation steps (throws UserError if
+// Tokens one rank processes in one micro-step: device_batch_size × max_seq_len.
+int64_t tokens_per_micro_step(const Config& config);
+// The grad-accumulation steps that make total_batch_size at this world size (throws UserError if
 // total_batch_size does not divide).
 int64_t grad_accum_steps(const Config& config, int world_size);
 
+// The spelling of an enum value in the config ("none", "bf16", "cuda", ...).
+const char* to_string(ActivationCheckpointing value);
+const char* to_string(NewtonSchulzDtype value);
+const char* to_string(DeviceChoice value);
+// A device name as the tools' --device takes it ("auto", "cpu", "cuda"); anything else is a UserError.
+DeviceChoice parse_device_choice(const std::string& text);
+
 // All valid keys (for help text and "did you mean").
 std::vector<std::string> config_keys();
+// Each key as README.md documents it: the default (JSON, or a description such as "d<depth>"),
+// the allowed values of a string key with a fixed set, and a one-line doc.
+struct ConfigKeyDoc {
+  std::string name;
+  std::string default_value;
+  std::vector<std::string> allowed;
+  std::string doc;
+};
+std::vector<ConfigKeyDoc> config_key_docs();
 // The model keys the weights' shapes depend on, in table order: a checkpoint resumes only with
 // the same values (max_seq_len is not one of them; training keys may change on resume).
 std::vector<std::string> architecture_keys();

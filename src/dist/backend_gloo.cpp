@@ -6,6 +6,7 @@
 // into libtorch_cpu). Without them the library still builds and a CPU group of 2+ ranks fails
 // with a message that says what to install.
 #include "backends.h"
+#include "hgpt/strings.h"
 
 #include <cstdlib>
 
@@ -20,7 +21,7 @@ namespace hgpt::dist::detail {
 namespace {
 
 bool is_loopback(const std::string& addr) {
-  return addr == "127.0.0.1" || addr == "localhost" || addr == "::1" || addr.rfind("127.", 0) == 0;
+  return addr == "127.0.0.1" || addr == "localhost" || addr == "::1" || starts_with(addr, "127.");
 }
 
 std::shared_ptr<::gloo::transport::Device> make_device(const std::string& master_addr,

@@ -10,14 +10,9 @@
 
 namespace hgpt::infer {
 
-namespace {
-int64_t bytes_of(const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; }
-}  // namespace
-
 int64_t InferenceState::bytes() const {
   int64_t total = 0;
-  for (const auto& c : kv) total += bytes_of(c.k) + bytes_of(c.v);
-  for (const auto& m : mamba) total += bytes_of(m.conv) + bytes_of(m.ssm);
+  for (const auto& layer : layers) total += layer->bytes();
   return total;
 }
 
@@ -31,9 +26,7 @@ InferenceState Engine::new_state(int64_t capacity) const {
   }
   InferenceState state;
   state.capacity = capacity;
-  state.kv.resize(config.depth);
-  state.mamba.resize(config.depth);
-  for (auto& c : state.kv) c.capacity = capacity;
+  for (const auto& block : model_->blocks()) state.layers.push_back(block->new_state(capacity));
   const auto device = model_->parameters().front().device();
   state.rotary = model::rotary_tables(capacity, config.attn_head_dim(), device);
   return state;
@@ -52,15 +45,9 @@ at::Tensor Engine::forward(const at::Tensor& tokens, InferenceState& state) {
 }
 
 at::Tensor Engine::run_layers(const at::Tensor& tokens, InferenceState& state) {
-  const auto blocks = model_->blocks();
+  const auto& blocks = model_->blocks();
   auto x = model_->embed(tokens);
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    if (auto* t = blocks[i]->as<model::TransformerBlockImpl>()) {
-      x = t->forward(x, state.rotary, &state.kv[i]);
-    } else {
-      x = blocks[i]->as<model::MambaBlockImpl>()->forward(x, &state.mamba[i]);
-    }
-  }
+  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, {state.rotary, state.layers[i].get()});
   state.length += tokens.size(1);
   return model_->head(x);
 }

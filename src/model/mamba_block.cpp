@@ -1,6 +1,8 @@
-// mamba_block.cpp — the Mamba mixer (mamba_simple.py's slow path, with our scan) and block.
+// mamba_block.cpp — the Mamba mixer (mamba_simple.py's slow path, with our scan) and block, its
+// inference state and its sizes.
 #include "hgpt/model/mamba_block.h"
 
+#include "hgpt/model/block_registry.h"
 #include "hgpt/ops/selective_scan.h"
 
 #include <ATen/ATen.h>
@@ -126,7 +128,8 @@ MambaBlockImpl::MambaBlockImpl(const MambaShape& shape, bool use_mlp) {
   if (use_mlp) mlp = register_module("mlp", MLP(shape.dim));
 }
 
-at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, MambaState* state) {
+at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, const LayerContext& context) {
+  MambaState* state = context.state ? &state_as<MambaState>(context.state) : nullptr;
   auto x = x_in + mixer->forward(rms_norm(x_in), state);
   if (mlp) x = x + mlp(rms_norm(x));
   return x;
@@ -135,6 +138,15 @@ at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, MambaState* state) {
 void MambaBlockImpl::init_weights() {
   mixer->init_weights();
   if (mlp) mlp->init_weights();
+}
+
+std::unique_ptr<LayerState> MambaBlockImpl::new_state(int64_t capacity) const {
+  return std::make_unique<MambaState>();  // filled by the prefill: its size does not grow with capacity
+}
+
+int64_t MambaState::bytes() const {
+  auto of = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; };
+  return of(conv) + of(ssm);
 }
 
 std::vector<std::string> MambaBlockImpl::small_parameters() const {
@@ -150,6 +162,37 @@ std::vector<SmallParameter> mamba_small_parameters(const MambaShape& s) {
           {"mixer.conv1d.weight", di * s.d_conv},
           {"mixer.conv1d.bias", di},
           {"mixer.dt_proj.bias", di}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kind's entry points (model/block_registry.h)
+
+namespace {
+MambaShape mamba_shape(const ModelConfig& c) {
+  return {c.model_dim(), c.mamba_d_state, c.mamba_d_conv, c.mamba_expand};
+}
+}  // namespace
+
+std::shared_ptr<BlockImpl> make_mamba_block(const ModelConfig& c) {
+  return MambaBlock(mamba_shape(c), c.mamba_use_mlp).ptr();
+}
+
+BlockSizes mamba_block_sizes(const ModelConfig& c, bool cuda) {
+  const auto shape = mamba_shape(c);
+  const int64_t d = c.model_dim(), di = shape.d_inner(), r = shape.dt_rank(), N = c.mamba_d_state;
+  const int64_t f = 4, a = cuda ? 2 : 4;
+  BlockSizes s;
+  const int64_t mlp = c.mamba_use_mlp ? 8 * d * d : 0;
+  s.matmul_params = d * 2 * di + di * (r + 2 * N) + r * di + di * d + mlp;  // in_proj, x_proj, dt_proj, out_proj
+  for (const auto& p : mamba_small_parameters(shape)) s.small_params += p.numel;  // A_log, D, conv1d, dt_proj.bias
+  s.extra_flops_per_token = 27.0 * di * N + 6.0 * di * c.mamba_d_conv;         // the scan and the conv
+  // x, norm(x) | the padded conv input, conv output, silu output (the scan's u), Δ, z, the scan
+  // output; x_proj's output (dt, B, C) and B, C made contiguous; the scan's state checkpoints;
+  // with the MLP: its input and norm, relu(c_fc), relu².
+  s.activation_bytes_per_token = 2 * d * f + 6 * di * a + (r + 4 * N) * a +
+                                 f * di * N / ops::scan_checkpoint_interval(cuda) +
+                                 (c.mamba_use_mlp ? 2 * d * f + 8 * d * a : 0);
+  return s;
 }
 
 }  // namespace hgpt::model

@@ -1,5 +1,8 @@
-// transformer_block.cpp — attention and the Transformer block.
+// transformer_block.cpp — attention and the Transformer block, its inference state (a KV cache)
+// and its sizes.
 #include "hgpt/model/transformer_block.h"
+
+#include "hgpt/model/block_registry.h"
 
 #include <ATen/ATen.h>
 
@@ -67,14 +70,46 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t n_head, int64_t 
   mlp = register_module("mlp", MLP(dim));
 }
 
-at::Tensor TransformerBlockImpl::forward(const at::Tensor& x_in, const Rotary& rotary, KVCache* cache) {
-  auto x = x_in + attn->forward(rms_norm(x_in), rotary, cache);
+at::Tensor TransformerBlockImpl::forward(const at::Tensor& x_in, const LayerContext& context) {
+  KVCache* cache = context.state ? &state_as<KVCache>(context.state) : nullptr;
+  auto x = x_in + attn->forward(rms_norm(x_in), context.rotary, cache);
   return x + mlp(rms_norm(x));
+}
+
+std::unique_ptr<LayerState> TransformerBlockImpl::new_state(int64_t capacity) const {
+  auto cache = std::make_unique<KVCache>();
+  cache->capacity = capacity;
+  return cache;
+}
+
+int64_t KVCache::bytes() const {
+  auto of = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; };
+  return of(k) + of(v);
 }
 
 void TransformerBlockImpl::init_weights() {
   attn->init_weights();
   mlp->init_weights();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kind's entry points (model/block_registry.h)
+
+std::shared_ptr<BlockImpl> make_transformer_block(const ModelConfig& c) {
+  return TransformerBlock(c.model_dim(), c.n_head(), c.kv_heads()).ptr();
+}
+
+BlockSizes transformer_block_sizes(const ModelConfig& c, bool cuda) {
+  const int64_t d = c.model_dim(), hd = c.attn_head_dim(), f = 4, a = cuda ? 2 : 4;
+  BlockSizes s;
+  const int64_t attn = d * c.n_head() * hd * 2 + 2 * d * c.kv_heads() * hd;  // c_q, c_proj; c_k, c_v
+  const int64_t mlp = 8 * d * d;
+  s.matmul_params = attn + mlp;
+  s.extra_flops_per_token = 12.0 * c.n_head() * hd * c.sequence_len;  // attention scores and values
+  // x, norm(x), x + attn, norm(x + attn) | q, k after rotary and after their norms, v, the
+  // attention output and its contiguous copy, relu(c_fc), relu² (4·d each).
+  s.activation_bytes_per_token = 4 * d * f + 7 * d * a + 8 * d * a;
+  return s;
 }
 
 }  // namespace hgpt::model

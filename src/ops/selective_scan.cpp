@@ -109,6 +109,8 @@ at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
 }
 }  // namespace detail
 
+int64_t scan_checkpoint_interval(bool cuda) { return cuda ? detail::kCudaScanChunk : detail::kCpuScanChunk; }
+
 bool scan_cuda_available() { return kCudaKernelBuilt && at::hasCUDA(); }
 
 ScanOutputs selective_scan(const ScanInputs& in, bool return_last_state, ScanImpl impl) {

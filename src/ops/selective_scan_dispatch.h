@@ -1,7 +1,8 @@
 // selective_scan_dispatch.h — the fused selective-scan implementations (CPU and CUDA) on
 // at::Tensor, below the autograd op: what the forward saves for the backward and the entry
-// points selective_scan.cpp dispatches to. Only selective_scan.cpp, the tests and the benchmark
-// use them; everyone else calls hgpt::ops::selective_scan.
+// points selective_scan.cpp dispatches to. Only the scan's own files (src/ops/selective_scan*.cpp),
+// the tests and bench_scan include it; everyone else calls hgpt::ops::selective_scan (and reads
+// the checkpoint spacing through scan_checkpoint_interval).
 #pragma once
 
 #include "hgpt/ops/selective_scan.h"

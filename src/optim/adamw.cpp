@@ -1,6 +1,7 @@
 // adamw.cpp — AdamW with per-group lr and decoupled weight decay (formulas in adamw.h).
 #include "hgpt/optim/adamw.h"
 
+#include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>

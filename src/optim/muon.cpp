@@ -1,6 +1,7 @@
 // muon.cpp — Newton–Schulz orthogonalisation and the Muon optimizer (formulas in muon.h).
 #include "hgpt/optim/muon.h"
 
+#include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/cpu/Utils.h>
 

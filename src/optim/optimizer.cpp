@@ -3,6 +3,7 @@
 
 #include "hgpt/errors.h"
 
+#include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
 #include <map>

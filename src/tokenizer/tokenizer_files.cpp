@@ -16,6 +16,7 @@
 #include "hgpt/config.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
+#include "hgpt/strings.h"
 #include "src/tokenizer/tokenizer_impl.h"
 
 namespace hgpt::tokenizer {
@@ -205,7 +206,7 @@ Tokenizer Tokenizer::load(const std::string& dir) {
       return Tokenizer(detail::make_impl(std::move(id_bytes), std::move(is_rank), specials, pattern, ranks_path));
     } catch (const UserError& e) {
       const std::string msg = e.what();
-      if (msg.rfind("split pattern", 0) == 0) throw fail("pattern", msg);  // name the sidecar for pattern errors
+      if (starts_with(msg, "split pattern")) throw fail("pattern", msg);  // name the sidecar for pattern errors
       throw;
     }
   }();

@@ -10,9 +10,11 @@
 #include "hgpt/config.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
+#include "hgpt/strings.h"
 #include "hgpt/train/summary.h"
 #include "hgpt/train/trainer.h"
 
+#include <nlohmann/json.hpp>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -44,7 +46,7 @@ Args parse_args(int argc, char** argv) {
     if (a == "--help" || a == "-h") args.help = true;
     else if (a == "--dry-run") args.dry_run = true;
     else if (a == "--json") args.json = true;
-    else if (a.rfind("--", 0) == 0) args.overrides.push_back(a.substr(2));
+    else if (hgpt::starts_with(a, "--")) args.overrides.push_back(a.substr(2));
     else if (args.config_path.empty()) args.config_path = a;
     else throw hgpt::UserError("unexpected argument '" + a + "' (one config file; overrides are --key=value)");
   }
@@ -93,7 +95,7 @@ int run(int argc, char** argv) {
   options.force_backend = env.launcher != "single";
   auto pg = hgpt::dist::ProcessGroup::create(env, device.is_cuda(), options);
   pg->check_same_config(config.to_json().dump());
-  return hgpt::train::run_training(config, *pg, env.local_rank);
+  return hgpt::train::run_training(config, *pg, device);
 }
 
 }  // namespace

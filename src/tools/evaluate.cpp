@@ -43,11 +43,12 @@ int run(int argc, char** argv) {
   Config config = trained.config;
   if (!data_dir.empty()) config.train.data = data_dir;
   if (eval_tokens) config.train.eval_tokens = *eval_tokens;
-  if (!device_name.empty()) config.train.device = device_name;
+  if (!device_name.empty()) config.train.device = parse_device_choice(device_name);
   const auto codec = infer::TextCodec::for_run(config, tokenizer_dir);
 
-  auto pg = dist::ProcessGroup::create(dist::DistEnv{}, train::wants_cuda(config.train.device));  // one process
-  const train::Context ctx = train::make_context(config, *pg, 0);
+  const at::Device device = train::resolve_device(config.train.device, 0);
+  auto pg = dist::ProcessGroup::create(dist::DistEnv{}, device.is_cuda());  // one process
+  const train::Context ctx = train::make_context(config, *pg, device);
   trained.model->to(ctx.device);
   const auto& t = config.train;
   data::Loader val_loader(data::LoaderSpec{t.data, "val", t.device_batch_size, config.model.sequence_len,

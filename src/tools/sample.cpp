@@ -37,7 +37,7 @@ int run(int argc, char** argv) {
   app.add_option("--tokenizer", tokenizer_dir, "tokenizer folder (default: the one the run used)");
   if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
 
-  const at::Device device = hgpt::train::resolve_device(device_name, 0);
+  const at::Device device = hgpt::train::resolve_device(hgpt::parse_device_choice(device_name), 0);
   auto run = hgpt::train::load_trained_model(checkpoint, step, device);
   const auto codec = hgpt::infer::TextCodec::for_run(run.config, tokenizer_dir);
   if (!codec.knows_text()) {

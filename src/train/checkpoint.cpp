@@ -7,6 +7,7 @@
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
+#include "hgpt/strings.h"
 #include "hgpt/train/checkpoint_meta.h"
 #include "hgpt/train/context.h"
 #include "hgpt/train/metrics.h"
@@ -27,16 +28,6 @@
 #include <sstream>
 
 namespace hgpt::train {
-
-std::string step_name(const char* prefix, int64_t step, const char* suffix) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%s_%06lld%s", prefix, static_cast<long long>(step), suffix);
-  return buf;
-}
-
-std::string optim_name(int64_t step, int rank) {
-  return step_name("optim", step, ("_rank" + std::to_string(rank) + ".pt").c_str());
-}
 
 // torch.save's zip format, written like torch::pickle_save but without the TorchScript type tags
 // on the dict: torch.load's default weights_only unpickler (torch >= 2.6) refuses those tags.
@@ -121,7 +112,7 @@ std::optional<int64_t> latest_checkpoint(const std::string& dir) {
 }
 
 nlohmann::json read_meta(const std::string& dir, int64_t step) {
-  const std::string path = path_join(dir, step_name("meta", step, ".json"));
+  const std::string path = path_join(dir, meta_file_name(step));
   std::ifstream in(path);
   if (!in) throw UserError("cannot read '" + path + "'");
   try {
@@ -164,8 +155,8 @@ void require_finite(const TensorDict& weights, int64_t step) {
 void load_optimizer_state(const std::string& path, Optimizers& optimizers) {
   optim::StateDict muon_state, adamw_state;
   for (const auto& [name, t] : load_tensor_dict(path)) {
-    if (name.rfind("muon.", 0) == 0) muon_state.emplace_back(name.substr(5), t);
-    else if (name.rfind("adamw.", 0) == 0) adamw_state.emplace_back(name.substr(6), t);
+    if (starts_with(name, kMuonStatePrefix)) muon_state.emplace_back(name.substr(kMuonStatePrefix.size()), t);
+    else if (starts_with(name, kAdamWStatePrefix)) adamw_state.emplace_back(name.substr(kAdamWStatePrefix.size()), t);
   }
   try {
     optimizers.muon->load_state_dict(muon_state);
@@ -181,11 +172,11 @@ void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, 
   const std::string dir = ctx.run_dir();
   const TensorDict weights = module_state(*state.model);
   require_finite(weights, step);  // on every rank (the weights are the same everywhere): all stop alike
-  if (ctx.master()) save_tensor_dict(path_join(dir, step_name("model", step, ".pt")), weights);
+  if (ctx.master()) save_tensor_dict(path_join(dir, model_file_name(step)), weights);
   TensorDict optim_state;
-  for (const auto& [name, t] : state.optimizers.muon->state_dict()) optim_state.emplace_back("muon." + name, t);
-  for (const auto& [name, t] : state.optimizers.adamw->state_dict()) optim_state.emplace_back("adamw." + name, t);
-  save_tensor_dict(path_join(dir, optim_name(step, ctx.pg.rank())), optim_state);
+  for (const auto& [name, t] : state.optimizers.muon->state_dict()) optim_state.emplace_back(std::string(kMuonStatePrefix) + name, t);
+  for (const auto& [name, t] : state.optimizers.adamw->state_dict()) optim_state.emplace_back(std::string(kAdamWStatePrefix) + name, t);
+  save_tensor_dict(path_join(dir, optim_file_name(step, ctx.pg.rank())), optim_state);
   ctx.pg.barrier();  // every rank's files are in place before meta marks the checkpoint complete
   if (ctx.master()) {
     nlohmann::json meta;
@@ -196,7 +187,7 @@ void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, 
     meta["loader"] = {{"train_position", state.train_loader.position()}};
     meta["loss_ema"] = state.ema.state();
     meta["rng_state_cpu"] = hex_encode(cpu_rng_state());
-    write_file_atomic(path_join(dir, step_name("meta", step, ".json")), meta.dump(2));
+    write_file_atomic(path_join(dir, meta_file_name(step)), meta.dump(2));
   }
   ctx.pg.barrier();
 }
@@ -210,7 +201,7 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
   }
   // Everything is checked before anything is restored.
   const CheckpointMeta meta = read_checkpoint_meta(dir, *step);
-  const std::string meta_file = path_join(dir, step_name("meta", *step, ".json"));
+  const std::string meta_file = path_join(dir, meta_file_name(*step));
   if (meta.world_size != ctx.pg.world_size()) {
     throw UserError("the checkpoint at step " + std::to_string(*step) + " in '" + dir + "' was written by " +
                     std::to_string(meta.world_size) + " rank(s); resume it with the same number of ranks (now " +
@@ -232,10 +223,10 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
                     std::to_string(meta.rng_state_cpu.size()) + " bytes, the CPU generator's state is " +
                     std::to_string(rng_bytes) + "; the file is damaged: delete it to resume from the checkpoint before");
   }
-  const std::string model_file = path_join(dir, step_name("model", *step, ".pt"));
+  const std::string model_file = path_join(dir, model_file_name(*step));
   const TensorDict weights = load_tensor_dict(model_file);
   load_module_state(*state.model, weights, model_file);
-  load_optimizer_state(path_join(dir, optim_name(*step, ctx.pg.rank())), state.optimizers);
+  load_optimizer_state(path_join(dir, optim_file_name(*step, ctx.pg.rank())), state.optimizers);
   state.train_loader.set_position(meta.train_position);
   state.ema.load({{"ema", meta.loss_ema}, {"count", meta.loss_ema_count}});
   set_cpu_rng_state(meta.rng_state_cpu);

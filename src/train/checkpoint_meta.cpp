@@ -71,9 +71,7 @@ CheckpointMeta parse_checkpoint_meta(const nlohmann::json& meta, const std::stri
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& dir, int64_t step) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "meta_%06lld.json", static_cast<long long>(step));
-  const std::string path = path_join(dir, name);
+  const std::string path = path_join(dir, meta_file_name(step));
   std::ifstream in(path);
   if (!in) throw UserError("cannot read checkpoint meta file '" + path + "'");
   nlohmann::json meta;
@@ -83,22 +81,6 @@ CheckpointMeta read_checkpoint_meta(const std::string& dir, int64_t step) {
     bad_meta(path, std::string("not valid JSON (") + e.what() + ")");
   }
   return parse_checkpoint_meta(meta, path, step);
-}
-
-std::optional<int64_t> meta_file_step(const std::string& name) {
-  const std::string prefix = "meta_", suffix = ".json";
-  if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
-      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
-    return std::nullopt;
-  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-  int64_t step = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    if (step > (std::numeric_limits<int64_t>::max() - (c - '0')) / 10)
-      throw UserError("checkpoint file '" + name + "': the step number does not fit in 64 bits; remove or rename it");
-    step = step * 10 + (c - '0');
-  }
-  return step;
 }
 
 std::string hex_encode(const std::string& bytes) {

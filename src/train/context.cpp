@@ -20,15 +20,16 @@ bool Context::master() const { return pg.rank() == 0; }
 
 std::string Context::run_dir() const { return path_join(config.train.out_dir, config.resolved_model_tag()); }
 
-Context make_context(const Config& config, dist::ProcessGroup& pg, int local_rank) {
-  const c10::Device device = resolve_device(config.train.device, local_rank);
+Context make_context(const Config& config, dist::ProcessGroup& pg, c10::Device device) {
   return Context{config, pg, device, uses_autocast(device)};
 }
 
-bool wants_cuda(const std::string& device) { return device == "cuda" || (device == "auto" && have_cuda()); }
+bool wants_cuda(DeviceChoice device) {
+  return device == DeviceChoice::CUDA || (device == DeviceChoice::Auto && have_cuda());
+}
 
-c10::Device resolve_device(const std::string& device, int local_rank) {
-  if (device == "cuda" && !have_cuda()) {
+c10::Device resolve_device(DeviceChoice device, int local_rank) {
+  if (device == DeviceChoice::CUDA && !have_cuda()) {
     throw UserError("config key 'device': \"cuda\" was asked for but no CUDA GPU is available; use \"cpu\" or \"auto\"");
   }
   if (!wants_cuda(device)) return c10::Device(c10::kCPU);

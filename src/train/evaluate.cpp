@@ -7,10 +7,12 @@
 #include "hgpt/dist/process_group.h"
 #include "hgpt/infer/generate.h"
 #include "hgpt/infer/text_codec.h"
+#include "hgpt/strings.h"
 #include "hgpt/tokenizer/bits_per_byte.h"
 #include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/train/precision.h"
 
+#include <nlohmann/json.hpp>
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -80,7 +82,7 @@ EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& l
 }
 
 int64_t eval_steps(const Config& config, int world_size) {
-  const int64_t tokens_per_step = config.train.device_batch_size * config.model.sequence_len * world_size;
+  const int64_t tokens_per_step = tokens_per_micro_step(config) * world_size;
   return std::max<int64_t>(1, config.train.eval_tokens / tokens_per_step);
 }
 
@@ -116,7 +118,7 @@ std::string format_eval(const nlohmann::json& j) {
   out << "val loss " << std::fixed << j.value("val_loss", 0.0);
   if (j.contains("val_bpb")) out << " | bpb " << j["val_bpb"].get<double>();
   for (const auto& [key, v] : j.items()) {
-    if (key.rfind("acc_", 0) == 0) out << " | " << key << " " << v.get<double>();
+    if (starts_with(key, "acc_")) out << " | " << key << " " << v.get<double>();
   }
   return out.str();
 }

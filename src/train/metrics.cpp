@@ -3,6 +3,8 @@
 
 #include "hgpt/errors.h"
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +29,13 @@ double LossEma::update(double loss) {
 
 double LossEma::value() const {
   return count_ == 0 ? 0.0 : ema_ / (1.0 - std::pow(beta_, static_cast<double>(count_)));
+}
+
+nlohmann::json LossEma::state() const { return {{"ema", ema_}, {"count", count_}}; }
+
+void LossEma::load(const nlohmann::json& state) {
+  ema_ = state.at("ema").get<double>();
+  count_ = state.at("count").get<int64_t>();
 }
 
 double peak_flops_for(const std::string& name, double configured) {

@@ -3,6 +3,7 @@
 
 #include "hgpt/config.h"
 #include "hgpt/dist/process_group.h"
+#include "hgpt/strings.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -50,13 +51,13 @@ Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config, int ran
     if (name == "transformer.wte.weight") group = &embedding;
     else if (name == "lm_head.weight") group = &unembedding;
     else if (small.count(name)) group = &mamba_small;
-    else if (name.rfind("transformer.h.", 0) == 0 && p.param.dim() == 2) group = &matrices;
+    else if (starts_with(name, "transformer.h.") && p.param.dim() == 2) group = &matrices;
     else TORCH_CHECK(false, "parameter '", name, "' has no optimizer group");
     if (owner == rank) group->push_back(p);
   }
   o.muon = std::make_unique<optim::Muon>(matrices, t.matrix_lr, 0.95);
-  if (t.newton_schulz_dtype != "auto") {
-    o.muon->set_newton_schulz_dtype(t.newton_schulz_dtype == "bf16" ? at::kBFloat16 : at::kFloat);
+  if (t.newton_schulz_dtype != NewtonSchulzDtype::Auto) {
+    o.muon->set_newton_schulz_dtype(t.newton_schulz_dtype == NewtonSchulzDtype::BF16 ? at::kBFloat16 : at::kFloat);
   }
   std::vector<optim::AdamWGroup> groups;
   for (auto [params, lr, decay] : {std::tuple{&embedding, t.embedding_lr * dim_scale, t.weight_decay},

@@ -3,7 +3,9 @@
 
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
+#include "hgpt/strings.h"
 #include "hgpt/train/checkpoint.h"
+#include "hgpt/train/checkpoint_files.h"
 
 #include <unistd.h>
 
@@ -13,8 +15,6 @@
 
 namespace hgpt::train {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
 // Deletes the files of `dir` that `is_meta` or `is_data` accepts: the meta files first, so no
 // checkpoint is ever left looking complete while its other files go.
@@ -46,13 +46,12 @@ void prepare_fresh_run_dir(const std::string& dir, bool overwrite) {
   }
   // Every checkpoint file, temporary names included.
   delete_checkpoint_files(
-      dir, [](const std::string& name) { return starts_with(name, "meta_"); },
-      [](const std::string& name) { return starts_with(name, "model_") || starts_with(name, "optim_"); });
+      dir, [](const std::string& name) { return is_meta_file(name); },
+      [](const std::string& name) { return is_checkpoint_data_file(name); });
 }
 
 void withdraw_checkpoint(const std::string& dir, int64_t step) {
-  const std::string meta = step_name("meta", step, ".json"), model = step_name("model", step, ".pt"),
-                    optim = step_name("optim", step, "_rank");
+  const std::string meta = meta_file_name(step), model = model_file_name(step), optim = optim_file_prefix(step);
   delete_checkpoint_files(
       dir, [&](const std::string& name) { return name == meta; },
       [&](const std::string& name) { return name == model || starts_with(name, optim); });

@@ -3,7 +3,10 @@
 
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
-#include "hgpt/model/gpt.h"
+#include "hgpt/model/block_kinds.h"
+#include "hgpt/model/sizes.h"
+
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
@@ -48,13 +51,15 @@ nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
   s["head_dim"] = c.model.attn_head_dim();
   s["vocab_size"] = c.model.vocab_size;
   s["parameters"] = p.total;
-  s["parameters_by_block"] = {{"T", p.transformer_blocks}, {"M", p.mamba_blocks}};
+  nlohmann::json by_kind = nlohmann::json::object();
+  for (const auto& [symbol, count] : p.blocks) by_kind[std::string(1, symbol)] = count;
+  s["parameters_by_block"] = by_kind;
   s["parameters_embedding"] = p.embedding;
   s["parameters_lm_head"] = p.lm_head;
   s["flops_per_token"] = fpt;
   s["world_size"] = world_size;
   s["tokens_per_step"] = c.train.total_batch_size;
-  s["tokens_per_micro_step"] = c.train.device_batch_size * c.model.sequence_len;
+  s["tokens_per_micro_step"] = tokens_per_micro_step(c);
   s["grad_accum_steps"] = grad_accum_steps(c, world_size);
   s["num_iterations"] = iters;
   // In double: up to 10^12 steps of any batch size would overflow int64.
@@ -72,7 +77,7 @@ void check_fits_in_memory(const Config& c, bool cuda) {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page_bytes = ::sysconf(_SC_PAGESIZE);
   if (pages <= 0 || page_bytes <= 0) return;  // unknown: let the allocator decide
   const double machine = static_cast<double>(pages) * static_cast<double>(page_bytes);
-  const auto mem = model::estimate_memory(c.model, c.train.device_batch_size, cuda ? 2 : 4);
+  const auto mem = model::estimate_memory(c.model, c.train.device_batch_size, cuda);
   const double needed = static_cast<double>(cuda ? mem.weights : mem.weights + mem.grads + mem.optimizer);
   if (needed <= machine) return;
   std::ostringstream msg;
@@ -94,6 +99,15 @@ std::string human(double v, const char* unit) {
   out << v << " " << prefixes[i] << unit;
   return out.str();
 }
+// "T blocks 786432, M blocks 466432", in registry order.
+std::string blocks_text(const nlohmann::json& by_kind) {
+  std::ostringstream out;
+  for (const auto& kind : model::block_kinds()) {
+    const std::string symbol(1, kind.symbol);
+    if (by_kind.contains(symbol)) out << (out.tellp() > 0 ? ", " : " ") << symbol << " blocks " << by_kind[symbol];
+  }
+  return out.str();
+}
 std::string gib(int64_t bytes) {
   std::ostringstream out;
   out.precision(3);
@@ -110,8 +124,7 @@ std::string format_summary(const nlohmann::json& s) {
       << s["n_head"] << " (kv " << s["n_kv_head"] << ", head_dim " << s["head_dim"] << "), vocab "
       << s["vocab_size"] << "\n"
       << "parameters: " << s["parameters"] << " (" << human(s["parameters"].get<double>(), "") << ")"
-      << "  T blocks " << s["parameters_by_block"]["T"] << ", M blocks " << s["parameters_by_block"]["M"]
-      << ", wte " << s["parameters_embedding"] << ", lm_head " << s["parameters_lm_head"] << "\n"
+      << " " << blocks_text(s["parameters_by_block"]) << ", wte " << s["parameters_embedding"] << ", lm_head " << s["parameters_lm_head"] << "\n"
       << "FLOPs per token: " << human(s["flops_per_token"].get<double>(), "FLOP") << "\n"
       << "tokens per step: " << s["tokens_per_step"] << " = " << s["tokens_per_micro_step"]
       << " per micro-step × " << s["grad_accum_steps"] << " accumulation step(s) × " << s["world_size"]

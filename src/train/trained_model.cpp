@@ -18,7 +18,7 @@ TrainedModel load_trained_model(const std::string& dir, std::optional<int64_t> s
     if (!step) throw UserError("'" + dir + "' holds no complete checkpoint (meta_*.json); point --checkpoint at a run's <out_dir>/<model_tag>");
   }
   run.step = *step;
-  const std::string meta_path = path_join(dir, step_name("meta", *step, ".json"));
+  const std::string meta_path = path_join(dir, meta_file_name(*step));
   try {
     run.meta = read_meta(dir, *step);
   } catch (const UserError& e) {
@@ -34,7 +34,7 @@ TrainedModel load_trained_model(const std::string& dir, std::optional<int64_t> s
     throw UserError("'" + meta_path + "': " + e.what());
   }
   run.model = model::HybridGPT(run.config.model);
-  const std::string weights = path_join(dir, step_name("model", *step, ".pt"));
+  const std::string weights = path_join(dir, model_file_name(*step));
   TensorDict state;
   try {
     state = load_tensor_dict(weights);

@@ -6,6 +6,7 @@
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "hgpt/infer/text_codec.h"
+#include "hgpt/model/sizes.h"
 #include "hgpt/optim/schedule.h"
 #include "hgpt/strings.h"
 #include "hgpt/tokenizer/tokenizer.h"
@@ -17,6 +18,7 @@
 #include "hgpt/train/run_dir.h"
 #include "hgpt/train/summary.h"
 
+#include <nlohmann/json.hpp>
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
@@ -135,9 +137,9 @@ std::string format_step(int64_t steps_done, int64_t num_iterations, double loss_
 // ---------------------------------------------------------------------------------------------
 // The run
 
-int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
+int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device device) {
   const auto& t = config.train;
-  const Context ctx = make_context(config, pg, local_rank);
+  const Context ctx = make_context(config, pg, device);
   auto say = [&](const std::string& line) {
     if (ctx.master()) std::cout << line << std::endl;
   };
@@ -216,7 +218,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank) {
     const bool save_now = step > start_step && (last_step || (t.save_every > 0 && step % t.save_every == 0));
     if (save_now) {
       save_checkpoint(ctx, step, state, last_val);
-      say("saved checkpoint " + path_join(dir, step_name("model", step, ".pt")));
+      say("saved checkpoint " + path_join(dir, model_file_name(step)));
     }
     if (last_step) break;
 

@@ -10,6 +10,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -128,7 +129,7 @@ TEST(ConfigDefaults, MatchNanochat) {
   EXPECT_EQ(c.model.mamba_d_conv, 4);
   EXPECT_EQ(c.model.mamba_expand, 2);
   EXPECT_FALSE(c.model.mamba_use_mlp);
-  EXPECT_EQ(c.train.device, "auto");
+  EXPECT_EQ(c.train.device, DeviceChoice::Auto);
   EXPECT_EQ(c.train.data, "synthetic");
   EXPECT_EQ(c.resolved_model_tag(), "d20");
   EXPECT_EQ(grad_accum_steps(c, 1), 8);  // 524288 / (32 · 2048)
@@ -268,6 +269,65 @@ TEST(ConfigOverrides, ValuesThatAreNotUtf8AreAUserError) {
     const std::string msg = user_error([&] { config_from_json(json{{"depth", 2}}, {item}); });
     EXPECT_NE(msg.find("UTF-8"), std::string::npos) << msg;
   }
+}
+
+}  // namespace
+}  // namespace hgpt
+
+namespace hgpt {
+namespace {
+
+// The rows `| \`key\` | default | meaning |` of README.md's "Config keys" section.
+struct ReadmeKey {
+  std::string name, default_cell, row;
+};
+std::vector<ReadmeKey> readme_key_rows() {
+  std::ifstream in(HGPT_SOURCE_DIR "/README.md");
+  std::vector<ReadmeKey> rows;
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("#", 0) == 0) inside = line == "### Config keys" || (inside && line.rfind("####", 0) == 0);
+    if (!inside || line.rfind("| `", 0) != 0) continue;
+    const size_t name_end = line.find("` |", 3);
+    const size_t cell_end = line.find(" |", name_end + 3);
+    if (name_end == std::string::npos || cell_end == std::string::npos) continue;
+    rows.push_back({line.substr(3, name_end - 3), line.substr(name_end + 4, cell_end - name_end - 4), line});
+  }
+  return rows;
+}
+
+// A default as written in either place: JSON where it parses (so 0.0 equals 0), else the text.
+json as_value(std::string text) {
+  text.erase(std::remove(text.begin(), text.end(), '`'), text.end());
+  const json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return parsed.is_discarded() ? json(text) : parsed;
+}
+
+TEST(ConfigDocs, ReadmeListsExactlyTheKeysOfTheTableWithTheirDefaults) {
+  const auto rows = readme_key_rows();
+  ASSERT_FALSE(rows.empty()) << "no key rows under README.md's '### Config keys'";
+  std::vector<std::string> readme_names, table_names;
+  for (const auto& r : rows) readme_names.push_back(r.name);
+  for (const auto& doc : config_key_docs()) table_names.push_back(doc.name);
+  EXPECT_EQ(readme_names, table_names) << "README.md's key tables and the key table (config.cpp) list different keys";
+  for (const auto& doc : config_key_docs()) {
+    SCOPED_TRACE(doc.name);
+    EXPECT_FALSE(doc.doc.empty());
+    const auto row = std::find_if(rows.begin(), rows.end(), [&](const ReadmeKey& r) { return r.name == doc.name; });
+    if (row == rows.end()) continue;
+    EXPECT_EQ(as_value(row->default_cell), as_value(doc.default_value)) << row->row;
+    for (const auto& value : doc.allowed) EXPECT_NE(row->row.find(value), std::string::npos) << "allowed value " << value;
+  }
+}
+
+TEST(ConfigDocs, EveryDefaultLoadsAsTheKeysValue) {
+  // The documented defaults are what a config without the key gets: feeding them back changes nothing.
+  json object = json::object();
+  for (const auto& doc : config_key_docs()) {
+    if (doc.name == "model_tag" || doc.name == "block_pattern") continue;  // described, not literal
+    object[doc.name] = json::parse(doc.default_value);
+  }
+  EXPECT_EQ(config_from_json(object).to_json(), config_from_json(json::object()).to_json());
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "hgpt/data/synthetic.h"
+#include "hgpt/strings.h"
 
 namespace hgpt::data::corpus {
 
@@ -38,7 +39,7 @@ inline ParsedDoc failed(ParsedDoc d, std::string why) {
   return d;
 }
 
-inline bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+using hgpt::starts_with;
 
 inline ParsedDoc parse_copy(const std::string& text) {
   ParsedDoc d{Task::SelectiveCopy, {}, ""};

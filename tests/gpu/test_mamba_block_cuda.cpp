@@ -25,7 +25,7 @@ BlockRun run_block(MambaBlock& block, const at::Tensor& x_cpu, const at::Tensor&
   {
     at::autocast::set_autocast_enabled(at::kCUDA, autocast);
     at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    out = block->forward(x);
+    out = block->forward(x, {});
     at::autocast::set_autocast_enabled(at::kCUDA, false);
     at::autocast::clear_cache();
   }

@@ -3,6 +3,7 @@
 // (T, M, mixes, Mamba with MLP, GQA) and prompts around the conv width; the Mamba step against
 // its formula worked out by hand in double; the state's size.
 #include "hgpt/infer/engine.h"
+#include "hgpt/model/mamba_block.h"
 #include "hgpt/errors.h"
 
 #include "tests/model/model_test_util.h"
@@ -131,7 +132,9 @@ TEST(MambaStep, EqualsTheFormulaByHandInDouble) {
   mixer->to(at::kDouble);
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   const auto x_in = at::randn({1, 1, dim}, f64);
-  model::MambaState state{at::randn({1, di, K - 1}, f64), at::randn({1, di, N}, f64)};
+  model::MambaState state;
+  state.conv = at::randn({1, di, K - 1}, f64);
+  state.ssm = at::randn({1, di, N}, f64);
   const auto conv0 = state.conv.clone(), h0 = state.ssm.clone();
   at::Tensor out;
   {

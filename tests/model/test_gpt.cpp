@@ -2,6 +2,9 @@
 // real model, the parameter names per block kind, forward shapes, the loss at init, gradients,
 // causality, the embedding→norm→head→softcap chain, and FLOPs per token worked out by hand.
 #include "hgpt/model/gpt.h"
+#include "hgpt/model/block_kinds.h"
+#include "hgpt/model/block_registry.h"
+#include "hgpt/model/sizes.h"
 
 #include "tests/model/model_test_util.h"
 
@@ -70,12 +73,42 @@ TEST(HybridGPT, ParameterCountEqualsTheRealModel) {
     }
     const auto p = count_parameters(c);
     EXPECT_EQ(p.total, total);
-    EXPECT_EQ(p.transformer_blocks, t_blocks);
-    EXPECT_EQ(p.mamba_blocks, m_blocks);
+    EXPECT_EQ(p.blocks.at('T'), t_blocks);
+    EXPECT_EQ(p.blocks.at('M'), m_blocks);
     EXPECT_EQ(p.matmul, matmul);
     EXPECT_EQ(p.embedding, c.vocab_size * c.model_dim());
     EXPECT_EQ(p.lm_head, c.vocab_size * c.model_dim());
-    EXPECT_EQ(p.embedding + p.lm_head + p.transformer_blocks + p.mamba_blocks, p.total);
+    EXPECT_EQ(p.embedding + p.lm_head + p.blocks.at('T') + p.blocks.at('M'), p.total);
+  }
+}
+
+// Every kind of the registry: its factory builds a block that says its own symbol, and the kind's
+// size terms count that block's real parameters (all, the small ones, the matrices).
+TEST(BlockRegistry, EveryKindBuildsItsBlockAndCountsItsParameters) {
+  for (bool use_mlp : {false, true}) {
+    const auto c = tiny_config({{"mamba_use_mlp", use_mlp}});
+    for (const auto& kind : block_kinds()) {
+      SCOPED_TRACE(kind.name + (use_mlp ? " with MLP" : ""));
+      EXPECT_EQ(find_block_kind(kind.symbol), &kind);
+      EXPECT_EQ(find_block_kind(kind.name), &kind);
+      const auto block = make_block(kind.symbol, c);
+      EXPECT_EQ(block->kind(), kind.symbol);
+      const auto small_names = block->small_parameters();
+      const std::set<std::string> small(small_names.begin(), small_names.end());
+      int64_t all = 0, small_count = 0, matmul = 0;
+      for (const auto& item : block->named_parameters()) {
+        const auto n = item.value().numel();
+        all += n;
+        if (small.count(item.key())) small_count += n;
+        else if (item.value().dim() == 2) matmul += n;
+      }
+      const BlockSizes sizes = block_sizes(kind.symbol, c, /*cuda=*/false);
+      EXPECT_EQ(sizes.params(), all);
+      EXPECT_EQ(sizes.small_params, small_count);
+      EXPECT_EQ(sizes.matmul_params, matmul);
+      EXPECT_EQ(small.size(), small_names.size());  // no name twice
+      for (const auto& name : small_names) EXPECT_TRUE(block->named_parameters().contains(name)) << name;
+    }
   }
 }
 

@@ -133,7 +133,7 @@ TEST(MambaBlock, IsResidualOverNormedInputWithOptionalMlp) {
   }
   const auto x = randn({2, 7, 32}, 10) * 2.0;
   at::NoGradGuard no_grad;
-  const auto y = block->forward(x);
+  const auto y = block->forward(x, {});
   auto norm = [](const at::Tensor& v) {
     return v / at::sqrt(v.square().mean(-1, true) + std::numeric_limits<float>::epsilon());
   };

@@ -93,7 +93,7 @@ TEST(TransformerBlock, IsPreNormResidualAttentionThenMlp) {
   }
   const auto x = randn({2, 6, 64}, 16) * 3.0;
   at::NoGradGuard no_grad;
-  const auto y = block->forward(x, rotary_tables(6, 16, at::kCPU)).to(at::kDouble);
+  const auto y = block->forward(x, {rotary_tables(6, 16, at::kCPU)}).to(at::kDouble);
   const auto xd = x.to(at::kDouble);
   const auto h = xd + attention64(block->attn, norm64(xd).to(at::kFloat));
   const auto hn = norm64(h);

@@ -134,7 +134,7 @@ RunRecord read_metrics(const fs::path& file) {
 fs::path tag_dir(const fs::path& out_dir) { return out_dir / kModelTag; }
 
 fs::path model_file(const fs::path& out_dir, int64_t step) {
-  return tag_dir(out_dir) / hgpt::train::step_name("model", step, ".pt");
+  return tag_dir(out_dir) / hgpt::train::model_file_name(step);
 }
 
 void expect_same_values(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
@@ -230,7 +230,7 @@ void expect_two_ranks_match_one(const std::string& pattern, Launch launch) {
   EXPECT_GT(max_weight_diff(model_file(one, 2), model_file(one, 4)), 1e-3) << "weights did not change";
   // Each rank wrote its own optimizer state.
   for (int r = 0; r < 2; ++r) {
-    EXPECT_TRUE(fs::exists(tag_dir(two) / hgpt::train::optim_name(4, r))) << "rank " << r;
+    EXPECT_TRUE(fs::exists(tag_dir(two) / hgpt::train::optim_file_name(4, r))) << "rank " << r;
   }
 }
 
@@ -275,7 +275,7 @@ TEST(TrainerDist, ResumeWithTwoRanksMatchesUninterruptedRun) {
   const fs::path full = reference_run("TM", Launch::kTorchrun);
   const fs::path out = copy_stopped_at_step_2(full, "resume_same_world");
   ASSERT_TRUE(fs::exists(tag_dir(out) / "meta_000002.json"));
-  ASSERT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_name(2, 1)));
+  ASSERT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_file_name(2, 1)));
   ASSERT_FALSE(fs::exists(model_file(out, 4)));
 
   const auto res = hgpt::testing::run_processes(
@@ -397,9 +397,9 @@ TEST(TrainerDist, SigintStopsEveryRankWithOneCompleteCheckpoint) {
   ASSERT_TRUE(step.has_value()) << "no complete checkpoint after SIGINT";
   EXPECT_GE(*step, 1);
   for (int r = 0; r < 2; ++r) {
-    EXPECT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_name(*step, r))) << "rank " << r << " optimizer file";
+    EXPECT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_file_name(*step, r))) << "rank " << r << " optimizer file";
   }
-  EXPECT_TRUE(fs::exists(tag_dir(out) / hgpt::train::step_name("model", *step, ".pt")));
+  EXPECT_TRUE(fs::exists(tag_dir(out) / hgpt::train::model_file_name(*step)));
 }
 
 TEST(TrainerDist, DifferentConfigsStopEveryRankNamingTheKey) {

@@ -147,8 +147,8 @@ TEST(BaseTrain, SigintWritesCheckpointAndResumes) {
   ASSERT_GE(s, 1);
   ASSERT_LT(s, 5000);
   EXPECT_NE(child.output.find(run_dir), std::string::npos) << "the message should say where: " << child.output;
-  EXPECT_TRUE(fs::exists(run_dir + "/" + train::step_name("model", s, ".pt")));
-  EXPECT_TRUE(fs::exists(run_dir + "/" + train::optim_name(s, 0)));
+  EXPECT_TRUE(fs::exists(run_dir + "/" + train::model_file_name(s)));
+  EXPECT_TRUE(fs::exists(run_dir + "/" + train::optim_file_name(s, 0)));
   EXPECT_TRUE(tmp_files(run_dir).empty());
   EXPECT_EQ(step_records(run_dir + "/metrics.jsonl").size(), static_cast<size_t>(s));
 
@@ -163,7 +163,7 @@ TEST(BaseTrain, SigintWritesCheckpointAndResumes) {
   ASSERT_TRUE(straight.ok()) << straight.describe();
 
   expect_same_steps(step_records(run_dir + "/metrics.jsonl"), step_records(dir.file("b/d2/metrics.jsonl")));
-  const std::string final_model = train::step_name("model", s + 3, ".pt");
+  const std::string final_model = train::model_file_name(s + 3);
   expect_same_tensors(run_dir + "/" + final_model, dir.file("b/d2/" + final_model));
 }
 
@@ -234,9 +234,9 @@ TEST_F(FinishedRun, MetricsHaveStepAndEvalRecords) {
 
 TEST_F(FinishedRun, CheckpointFilesAndMeta) {
   for (int64_t step : {2, 4}) {
-    EXPECT_TRUE(fs::exists(run_dir() + "/" + train::step_name("model", step, ".pt"))) << step;
-    EXPECT_TRUE(fs::exists(run_dir() + "/" + train::optim_name(step, 0))) << step;
-    ASSERT_TRUE(fs::exists(run_dir() + "/" + train::step_name("meta", step, ".json"))) << step;
+    EXPECT_TRUE(fs::exists(run_dir() + "/" + train::model_file_name(step))) << step;
+    EXPECT_TRUE(fs::exists(run_dir() + "/" + train::optim_file_name(step, 0))) << step;
+    ASSERT_TRUE(fs::exists(run_dir() + "/" + train::meta_file_name(step))) << step;
     const Json meta = train::read_meta(run_dir(), step);
     EXPECT_EQ(meta.at("step"), step);
     const Json& c = meta.at("config");
@@ -259,7 +259,7 @@ TEST_F(FinishedRun, CheckpointFilesAndMeta) {
 TEST_F(FinishedRun, CheckpointLoadsInPythonTorch) {
   const std::string python = std::string(HGPT_SOURCE_DIR) + "/.venv/bin/python";
   if (access(python.c_str(), X_OK) != 0) GTEST_SKIP() << python << " not found (scripts/setup.sh creates it)";
-  const std::string model_path = run_dir() + "/" + train::step_name("model", kSteps, ".pt");
+  const std::string model_path = run_dir() + "/" + train::model_file_name(kSteps);
   const std::string script_path = dir_->path() + "/load.py";
   {
     std::ofstream script(script_path);

@@ -4,7 +4,7 @@
 // without activation checkpointing. The estimate must be within ±20% of the measured peak.
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
-#include "hgpt/model/gpt.h"
+#include "hgpt/model/sizes.h"
 #include "hgpt/train/context.h"
 #include "hgpt/train/optimizers.h"
 #include "hgpt/train/peak_memory.h"
@@ -53,7 +53,7 @@ TEST_P(MemoryEstimate, WithinTwentyPercentOfTheMeasuredPeak) {
   const int64_t estimate = model::estimate_memory(config.model, config.train.device_batch_size, /*cuda=*/false).total();
   const double ratio = static_cast<double>(estimate) / static_cast<double>(peak);
   std::printf("%s, checkpointing %s: peak %.2f MiB, estimate %.2f MiB, ratio %.3f\n", config.model.block_pattern.c_str(),
-              config.model.activation_checkpointing.c_str(), peak / 1048576.0, estimate / 1048576.0, ratio);
+              hgpt::to_string(config.model.activation_checkpointing), peak / 1048576.0, estimate / 1048576.0, ratio);
   EXPECT_GT(ratio, 0.8);
   EXPECT_LT(ratio, 1.2);
 }

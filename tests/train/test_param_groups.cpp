@@ -31,7 +31,7 @@ Group expected_group(const std::string& name) {
   for (const char* s : {".attn.c_q.weight", ".attn.c_k.weight", ".attn.c_v.weight", ".attn.c_proj.weight",
                         ".mlp.c_fc.weight", ".mlp.c_proj.weight", ".mixer.in_proj.weight", ".mixer.x_proj.weight",
                         ".mixer.dt_proj.weight", ".mixer.out_proj.weight"})
-    if (name.rfind("transformer.h.", 0) == 0 && ends_with(name, s)) return Group::Muon;
+    if (starts_with(name, "transformer.h.") && ends_with(name, s)) return Group::Muon;
   return Group::Unknown;
 }
 

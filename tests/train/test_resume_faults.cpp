@@ -136,7 +136,7 @@ TEST(ResumeFaults, DivergenceStopsBeforeTheUpdateAndLeavesAGoodCheckpoint) {
   const std::string run = dir.file("d2");
   const auto newest = train::latest_checkpoint(run);
   ASSERT_TRUE(newest.has_value()) << r.output;
-  for (const auto& [name, t] : train::load_tensor_dict(run + "/" + train::step_name("model", *newest, ".pt")))
+  for (const auto& [name, t] : train::load_tensor_dict(run + "/" + train::model_file_name(*newest)))
     EXPECT_TRUE(t.isfinite().all().item<bool>()) << name << " is not finite in checkpoint " << *newest;
   const auto resumed = run_base_train({"--num_iterations=" + std::to_string(*newest + 2), "--save_every=1",
                                        "--resume=true", "--out_dir=" + dir.path()},

@@ -1,27 +1,25 @@
 // engine.h — incremental inference for any block pattern: a prefill over the prompt that keeps
-// each layer's state (keys/values for T layers, conv and SSM state for M layers), then one token
-// at a time from that state. The same parameters and the same code as training (the blocks'
-// forward with a cache or state), no autograd.
+// each layer's state (each block kind's own: keys/values for T layers, conv and SSM state for M
+// layers), then one token at a time from that state. The same parameters and the same code as
+// training (the blocks' forward with a state), no autograd.
 #pragma once
 
 #include "hgpt/model/gpt.h"
-#include "hgpt/model/mamba_block.h"
-#include "hgpt/model/transformer_block.h"
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace hgpt::infer {
 
 // Every layer's state for a batch of sequences that all stand at the same position.
 struct InferenceState {
-  std::vector<model::KVCache> kv;        // per layer; used by T layers
-  std::vector<model::MambaState> mamba;  // per layer; used by M layers
+  std::vector<std::unique_ptr<model::LayerState>> layers;  // per layer, from its block's new_state
   model::Rotary rotary;                  // tables for positions 0 .. capacity−1
   int64_t capacity = 0;                  // most positions the state can hold
   int64_t length = 0;                    // positions consumed so far
 
-  // Bytes of the caches and states (not the rotary tables): for T layers the whole preallocated
+  // Bytes of the layers' states (not the rotary tables): for T layers the whole preallocated
   // capacity, for M layers the conv and SSM states.
   int64_t bytes() const;
 };

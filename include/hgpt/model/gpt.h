@@ -1,13 +1,11 @@
-// gpt.h — HybridGPT: token embedding, norm, a per-layer mix of Transformer and Mamba blocks
-// (ModelConfig::block_pattern), norm, untied lm_head, logits soft-capped at 15
-// (docs/ARCHITECTURE.md, "Model").
-// Parameter names follow nanochat / mamba exactly (transformer.wte.weight, transformer.h.{i}...).
-// Also: the analytic parameter count, FLOPs per token and training-memory estimate used by
-// `base_train --dry-run` and MFU, which need no model in memory.
+// gpt.h — HybridGPT: token embedding, norm, one block per entry of ModelConfig::block_pattern
+// (any mix of the kinds in model/block_kinds.def), norm, untied lm_head, logits soft-capped at 15
+// (docs/ARCHITECTURE.md, "Model"). Parameter names follow nanochat / mamba exactly
+// (transformer.wte.weight, transformer.h.{i}...). Its sizes without a model: model/sizes.h.
 #pragma once
 
 #include "hgpt/config.h"
-#include "hgpt/model/layers.h"
+#include "hgpt/model/block.h"
 
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
@@ -40,7 +38,7 @@ class HybridGPTImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
   // The layers in order (the modules of transformer.h).
-  std::vector<std::shared_ptr<BlockImpl>> blocks() const;
+  const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }
 
  private:
   ModelConfig config_;
@@ -48,36 +46,8 @@ class HybridGPTImpl : public torch::nn::Module {
   torch::nn::Embedding wte_{nullptr};
   torch::nn::ModuleList h_{nullptr};
   torch::nn::Linear lm_head_{nullptr};
+  std::vector<std::shared_ptr<BlockImpl>> blocks_;  // h_'s modules as blocks
 };
 TORCH_MODULE(HybridGPT);
-
-// ---------------------------------------------------------------------------------------------
-// Sizes from the config alone (no allocation), for --dry-run, MFU and memory planning.
-
-struct ParamCounts {
-  int64_t total = 0;
-  int64_t embedding = 0;  // wte
-  int64_t lm_head = 0;
-  int64_t transformer_blocks = 0;  // all T layers
-  int64_t mamba_blocks = 0;        // all M layers
-  int64_t matmul = 0;              // weights of matrix multiplies (lm_head included, wte not)
-};
-ParamCounts count_parameters(const ModelConfig& config);
-
-// Training FLOPs per token (forward + backward):
-//   6 · matmul params + Σ_T 12·n_head·head_dim·seq_len + Σ_M (27·d_inner·d_state + 6·d_inner·d_conv).
-double flops_per_token(const ModelConfig& config);
-
-struct MemoryEstimate {
-  int64_t weights = 0, grads = 0, optimizer = 0, activations = 0;
-  int64_t total() const { return weights + grads + optimizer + activations; }
-};
-// Training memory of one rank at its peak (the forward's end once the gradients exist, i.e. from
-// the second micro-step or step on): fp32 weights and grads, AdamW (2 fp32 buffers) for the
-// embedding, lm_head and Mamba's small tensors, Muon (1 buffer) for the block matrices, the
-// activations autograd keeps for one micro-batch (bf16 matmul outputs under CUDA autocast, fp32 on
-// CPUs; checkpointed blocks keep only their input) and the chunked loss's working buffers.
-// bench_step measures the real peak next to it (docs/BENCHMARKS.md).
-MemoryEstimate estimate_memory(const ModelConfig& config, int64_t device_batch_size, bool cuda);
 
 }  // namespace hgpt::model

@@ -1,13 +1,11 @@
-// layers.h — the small pieces both block types share: parameter-free RMSNorm, rotary embeddings,
-// the relu² MLP, the generic Linear init and what every block of HybridGPT's layers provides.
+// layers.h — the small pieces the block kinds share: parameter-free RMSNorm, rotary embeddings,
+// the relu² MLP and the generic Linear init.
 #pragma once
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
-#include <string>
-#include <vector>
 
 namespace hgpt::model {
 
@@ -38,16 +36,5 @@ class MLPImpl : public torch::nn::Module {
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(MLP);
-
-// What every layer of HybridGPT provides besides its forward (a residual update of x (B, T, C),
-// whose arguments differ by kind: HybridGPT calls each kind's own): its init, its kind, and which
-// of its parameters are "small" (names inside the block), which the optimizers give to AdamW at
-// mamba_lr rather than to Muon.
-class BlockImpl : public torch::nn::Module {
- public:
-  virtual void init_weights() = 0;
-  virtual char kind() const = 0;  // 'T' or 'M'
-  virtual std::vector<std::string> small_parameters() const { return {}; }
-};
 
 }  // namespace hgpt::model

@@ -1,7 +1,8 @@
 // mamba_block.h — the Mamba (v1) block: x += mixer(norm(x)); optionally x += mlp(norm(x)).
+// Block kind "mamba", pattern symbol 'M' (model/block_kinds.def).
 #pragma once
 
-#include "hgpt/model/layers.h"
+#include "hgpt/model/block.h"
 
 #include <torch/nn/modules/conv.h>
 
@@ -24,8 +25,9 @@ std::vector<SmallParameter> mamba_small_parameters(const MambaShape& shape);
 // The recurrent state of one Mamba layer after a prefix, for decoding one token at a time:
 // conv holds the last d_conv−1 conv inputs (B, d_inner, d_conv−1; zeros before the first token),
 // ssm the scan state h (B, d_inner, d_state), fp32.
-struct MambaState {
+struct MambaState : LayerState {
   at::Tensor conv, ssm;
+  int64_t bytes() const override;
 };
 
 // The selective-SSM mixer of mamba_simple.py: in_proj (x and z), causal depthwise conv1d, SiLU,
@@ -55,11 +57,13 @@ TORCH_MODULE(MambaMixer);
 class MambaBlockImpl : public BlockImpl {
  public:
   MambaBlockImpl(const MambaShape& shape, bool use_mlp);
-  // x += mixer(norm(x)) (then the MLP); with a state, see MambaMixer::forward. Null: no state.
-  at::Tensor forward(const at::Tensor& x, MambaState* state = nullptr);
+  // x += mixer(norm(x)) (then the MLP); with a state (a MambaState), see MambaMixer::forward.
+  // The rotary tables go unused.
+  at::Tensor forward(const at::Tensor& x, const LayerContext& context) override;
   void init_weights() override;
   char kind() const override { return 'M'; }
   std::vector<std::string> small_parameters() const override;
+  std::unique_ptr<LayerState> new_state(int64_t capacity) const override;
 
   MambaMixer mixer{nullptr};
   MLP mlp{nullptr};  // only when use_mlp

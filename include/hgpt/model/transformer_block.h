@@ -1,16 +1,18 @@
 // transformer_block.h — nanochat's pre-norm Transformer block: x += attn(norm(x)); x += mlp(norm(x)).
+// Block kind "transformer", pattern symbol 'T' (model/block_kinds.def).
 #pragma once
 
-#include "hgpt/model/layers.h"
+#include "hgpt/model/block.h"
 
 namespace hgpt::model {
 
 // The keys and values of one attention layer for decoding: preallocated to `capacity` positions
 // on the first write (in the dtype the keys come out in), `length` of them filled.
-struct KVCache {
+struct KVCache : LayerState {
   int64_t capacity = 0;
   int64_t length = 0;
   at::Tensor k, v;  // (B, n_kv_head, capacity, head_dim)
+  int64_t bytes() const override;
 };
 
 // Causal self-attention: c_q, c_k, c_v, c_proj; rotary, then QK RMSNorm, then LibTorch's
@@ -32,10 +34,11 @@ TORCH_MODULE(CausalSelfAttention);
 class TransformerBlockImpl : public BlockImpl {
  public:
   TransformerBlockImpl(int64_t dim, int64_t n_head, int64_t n_kv_head);
-  // With a cache, see CausalSelfAttention::forward. Null: no cache.
-  at::Tensor forward(const at::Tensor& x, const Rotary& rotary, KVCache* cache = nullptr);
+  // With a state (a KVCache), see CausalSelfAttention::forward.
+  at::Tensor forward(const at::Tensor& x, const LayerContext& context) override;
   void init_weights() override;
   char kind() const override { return 'T'; }
+  std::unique_ptr<LayerState> new_state(int64_t capacity) const override;
 
   CausalSelfAttention attn{nullptr};
   MLP mlp{nullptr};

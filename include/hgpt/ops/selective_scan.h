@@ -50,6 +50,10 @@ void check_scan_inputs(const ScanInputs& in);
 
 const char* scan_impl_name(ScanImpl impl);
 
+// Timesteps between the states the fused forward saves for its backward (the backward recomputes
+// the states in between): the CPU kernel's chunk, or the CUDA kernel's for long sequences.
+int64_t scan_checkpoint_interval(bool cuda);
+
 // True when this build has the fused CUDA kernel and a CUDA device is present.
 bool scan_cuda_available();
 

@@ -6,7 +6,7 @@
 // Optimizer state is exposed as named tensors so a checkpoint is a plain dict name → tensor.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <string>

@@ -7,8 +7,10 @@
 // ranks' files, so a checkpoint is complete exactly when its meta file exists.
 #pragma once
 
+#include "hgpt/train/checkpoint_files.h"
+
 #include <ATen/core/Tensor.h>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <optional>
 #include <string>
@@ -28,9 +30,6 @@ class HybridGPT;
 namespace hgpt::train {
 
 using TensorDict = std::vector<std::pair<std::string, at::Tensor>>;
-
-std::string step_name(const char* prefix, int64_t step, const char* suffix);  // model_000010.pt
-std::string optim_name(int64_t step, int rank);                               // optim_000010_rank0.pt
 
 // Tensor dicts in PyTorch's zip/pickle format (torch.save / torch.load compatible).
 void save_tensor_dict(const std::string& path, const TensorDict& dict);

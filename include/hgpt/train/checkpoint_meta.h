@@ -3,6 +3,7 @@
 // fuzzed on its own.
 #pragma once
 
+#include "hgpt/train/checkpoint_files.h"
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -27,10 +28,6 @@ struct CheckpointMeta {
 CheckpointMeta parse_checkpoint_meta(const nlohmann::json& meta, const std::string& path, int64_t file_step);
 // Reads and parses <dir>/meta_<step>.json.
 CheckpointMeta read_checkpoint_meta(const std::string& dir, int64_t step);
-
-// The step of a file named meta_<digits>.json, nullopt for any other name; UserError (naming the
-// file) when the digits do not fit int64.
-std::optional<int64_t> meta_file_step(const std::string& name);
 
 // Bytes ↔ lowercase hex, for binary state inside JSON; hex_decode throws UserError on odd length or
 // a non-hex character.

@@ -9,6 +9,7 @@
 
 namespace hgpt {
 struct Config;
+enum class DeviceChoice;
 namespace dist {
 class ProcessGroup;
 }
@@ -26,12 +27,12 @@ struct Context {
   std::string run_dir() const;  // <out_dir>/<model_tag>: checkpoints and metrics
 };
 
-// The device of rank `local_rank` for the config's `device` key, and its precision.
-Context make_context(const Config& config, dist::ProcessGroup& pg, int local_rank);
+// A run's context on `device` (from resolve_device, once per process), with its precision.
+Context make_context(const Config& config, dist::ProcessGroup& pg, c10::Device device);
 
-// Whether the `device` key ("auto", "cpu", "cuda") means CUDA: "auto" does when a GPU is present.
-bool wants_cuda(const std::string& device);
+// Whether the `device` key means CUDA: "auto" does when a GPU is present.
+bool wants_cuda(DeviceChoice device);
 // CUDA device local_rank when wants_cuda, else the CPU. "cuda" without a GPU is a UserError.
-c10::Device resolve_device(const std::string& device, int local_rank);
+c10::Device resolve_device(DeviceChoice device, int local_rank);
 
 }  // namespace hgpt::train

@@ -6,7 +6,7 @@
 #include "hgpt/model/gpt.h"
 #include "hgpt/train/context.h"
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <string>

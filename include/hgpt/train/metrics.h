@@ -2,7 +2,7 @@
 // ETA, and the JSONL file <out_dir>/<model_tag>/metrics.jsonl (one object per logged step/eval).
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <string>
@@ -15,8 +15,8 @@ class LossEma {
   explicit LossEma(double beta = 0.9) : beta_(beta) {}
   double update(double loss);  // returns the debiased value
   double value() const;
-  nlohmann::json state() const { return {{"ema", ema_}, {"count", count_}}; }
-  void load(const nlohmann::json& s) { ema_ = s.at("ema").get<double>(), count_ = s.at("count").get<int64_t>(); }
+  nlohmann::json state() const;  // {"ema", "count"}, as meta files keep it
+  void load(const nlohmann::json& state);
 
  private:
   double beta_, ema_ = 0.0;

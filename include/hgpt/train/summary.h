@@ -4,7 +4,7 @@
 
 #include "hgpt/config.h"
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 namespace hgpt::train {
 

@@ -33,6 +33,6 @@ StepResult train_step(const Context& ctx, model::HybridGPT& model, Optimizers& o
                       int64_t accum);
 
 // The whole run. Returns the process exit code (0; 128+signal after a clean interrupt).
-int run_training(const Config& config, dist::ProcessGroup& pg, int local_rank);
+int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device device);
 
 }  // namespace hgpt::train
