@@ -18,9 +18,7 @@ namespace hgpt {
 
 using nlohmann::json;
 
-int64_t ModelConfig::count(char kind) const {
-  return std::count(block_pattern.begin(), block_pattern.end(), kind);
-}
+int64_t ModelConfig::count(char kind) const { return std::count(block_pattern.begin(), block_pattern.end(), kind); }
 
 bool ModelConfig::checkpoints(char kind) const {
   if (activation_checkpointing == ActivationCheckpointing::All) return true;
@@ -45,9 +43,9 @@ using Spellings = std::vector<std::pair<E, const char*>>;
 
 const Spellings<ActivationCheckpointing>& spellings(ActivationCheckpointing) {
   static const Spellings<ActivationCheckpointing> s = {{ActivationCheckpointing::None, "none"},
-                                                        {ActivationCheckpointing::Mamba, "mamba"},
-                                                        {ActivationCheckpointing::Transformer, "transformer"},
-                                                        {ActivationCheckpointing::All, "all"}};
+                                                       {ActivationCheckpointing::Mamba, "mamba"},
+                                                       {ActivationCheckpointing::Transformer, "transformer"},
+                                                       {ActivationCheckpointing::All, "all"}};
   return s;
 }
 const Spellings<NewtonSchulzDtype>& spellings(NewtonSchulzDtype) {
@@ -107,13 +105,19 @@ std::string pattern_kind_text();
 
 std::string kind_name(Kind k) {
   switch (k) {
-    case Kind::Int: return "an integer";
-    case Kind::UInt: return "a non-negative integer";
-    case Kind::Float: return "a number";
-    case Kind::Bool: return "true or false";
+    case Kind::Int:
+      return "an integer";
+    case Kind::UInt:
+      return "a non-negative integer";
+    case Kind::Float:
+      return "a number";
+    case Kind::Bool:
+      return "true or false";
     case Kind::String:
-    case Kind::Choice: return "a string";
-    case Kind::Pattern: return pattern_kind_text();
+    case Kind::Choice:
+      return "a string";
+    case Kind::Pattern:
+      return pattern_kind_text();
   }
   return "?";
 }
@@ -123,22 +127,28 @@ struct KeySpec {
   Kind kind = Kind::Int;
   std::function<json(const Config&)> get;
   std::function<void(Config&, const json&)> set;  // value already type-checked
-  bool architecture = false;        // the weights' shapes depend on it (architecture_keys)
-  std::string doc;                  // one line
-  std::vector<std::string> allowed;  // Kind::Choice: the spellings
-  std::string shown_default;        // the default as documented, when not its JSON value
+  bool architecture = false;                      // the weights' shapes depend on it (architecture_keys)
+  std::string doc;                                // one line
+  std::vector<std::string> allowed;               // Kind::Choice: the spellings
+  std::string shown_default;                      // the default as documented, when not its JSON value
 };
 
 // A key of the model section is an architecture key unless said otherwise.
-template <class Section, class T>
-KeySpec make_key(const char* name, Kind kind, Section Config::*section, T Section::*field, const char* doc) {
+template <class Section>
+KeySpec key_of(const char* name, Kind kind, Section Config::*, const char* doc) {
   KeySpec spec;
   spec.name = name;
   spec.kind = kind;
-  spec.get = [=](const Config& c) { return json((c.*section).*field); };
-  spec.set = [=](Config& c, const json& v) { (c.*section).*field = v.get<T>(); };
   spec.architecture = std::is_same_v<Section, ModelConfig>;
   spec.doc = doc;
+  return spec;
+}
+
+template <class Section, class T>
+KeySpec make_key(const char* name, Kind kind, Section Config::*section, T Section::*field, const char* doc) {
+  KeySpec spec = key_of(name, kind, section, doc);
+  spec.get = [=](const Config& c) { return json((c.*section).*field); };
+  spec.set = [=](Config& c, const json& v) { (c.*section).*field = v.get<T>(); };
   return spec;
 }
 
@@ -147,9 +157,8 @@ template <class Section, class E>
 KeySpec make_choice(const char* name, Section Config::*section, E Section::*field, const char* doc) {
   std::vector<std::string> allowed;
   for (const auto& [value, spelled] : spellings(E{})) allowed.push_back(spelled);
-  KeySpec spec;
-  spec.name = name;
-  spec.kind = Kind::Choice;
+  KeySpec spec = key_of(name, Kind::Choice, section, doc);
+  spec.allowed = allowed;
   spec.get = [=](const Config& c) { return json(spelling((c.*section).*field)); };
   spec.set = [=](Config& c, const json& v) {
     const std::string text = v.get<std::string>();
@@ -161,9 +170,6 @@ KeySpec make_choice(const char* name, Section Config::*section, E Section::*fiel
     }
     require(false, name, "must be " + quoted_list(allowed) + ", got \"" + text + "\"");
   };
-  spec.architecture = std::is_same_v<Section, ModelConfig>;
-  spec.doc = doc;
-  spec.allowed = allowed;
   return spec;
 }
 
@@ -212,11 +218,14 @@ const std::vector<KeySpec>& key_table() {
     k.back().shown_default = "d<depth>";
     k.push_back(make_key("seed", Kind::UInt, t, &T::seed, "init and data order"));
     // batch and horizon
-    k.push_back(make_key("device_batch_size", Kind::Int, t, &T::device_batch_size, "sequences per micro-step per rank"));
-    k.push_back(make_key("total_batch_size", Kind::Int, t, &T::total_batch_size, "tokens per optimizer step, all ranks"));
+    k.push_back(
+        make_key("device_batch_size", Kind::Int, t, &T::device_batch_size, "sequences per micro-step per rank"));
+    k.push_back(
+        make_key("total_batch_size", Kind::Int, t, &T::total_batch_size, "tokens per optimizer step, all ranks"));
     k.push_back(make_key("num_iterations", Kind::Int, t, &T::num_iterations, "steps; -1: derived"));
     k.push_back(make_key("target_flops", Kind::Float, t, &T::target_flops, "total training FLOPs"));
-    k.push_back(make_key("target_param_data_ratio", Kind::Float, t, &T::target_param_data_ratio, "tokens per parameter"));
+    k.push_back(
+        make_key("target_param_data_ratio", Kind::Float, t, &T::target_param_data_ratio, "tokens per parameter"));
     // optimisation
     k.push_back(make_key("embedding_lr", Kind::Float, t, &T::embedding_lr, "AdamW lr of wte"));
     k.push_back(make_key("unembedding_lr", Kind::Float, t, &T::unembedding_lr, "AdamW lr of lm_head"));
@@ -236,7 +245,8 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("log_every", Kind::Int, t, &T::log_every, "steps between printed log lines"));
     k.push_back(make_key("save_every", Kind::Int, t, &T::save_every, "steps between checkpoints; <= 0: at the end"));
     k.push_back(make_key("resume", Kind::Bool, t, &T::resume, "continue from the newest checkpoint"));
-    k.push_back(make_key("overwrite", Kind::Bool, t, &T::overwrite, "a fresh run may delete another run's checkpoints"));
+    k.push_back(
+        make_key("overwrite", Kind::Bool, t, &T::overwrite, "a fresh run may delete another run's checkpoints"));
     k.push_back(make_key("peak_flops", Kind::Float, t, &T::peak_flops, "peak FLOP/s per device for MFU"));
     // distributed
     k.push_back(make_key("dist_timeout_s", Kind::Int, t, &T::dist_timeout_s, "bound on every collective"));
@@ -332,13 +342,19 @@ std::string resolve_pattern(const json& v) {
 bool type_ok(Kind kind, const json& v) {
   switch (kind) {
     // An unsigned JSON number above INT64_MAX would wrap around in get<int64_t>().
-    case Kind::Int: return v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX);
-    case Kind::UInt: return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
-    case Kind::Float: return v.is_number();
-    case Kind::Bool: return v.is_boolean();
+    case Kind::Int:
+      return v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX);
+    case Kind::UInt:
+      return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+    case Kind::Float:
+      return v.is_number();
+    case Kind::Bool:
+      return v.is_boolean();
     case Kind::String:
-    case Kind::Choice: return v.is_string();
-    case Kind::Pattern: return v.is_null() || v.is_string() || v.is_array();
+    case Kind::Choice:
+      return v.is_string();
+    case Kind::Pattern:
+      return v.is_null() || v.is_string() || v.is_array();
   }
   return false;
 }
@@ -346,8 +362,7 @@ bool type_ok(Kind kind, const json& v) {
 void apply_key(Config& config, const std::string& key, const json& value, const std::string& where) {
   const KeySpec& spec = find_key(key, where);
   if (!type_ok(spec.kind, value)) {
-    throw UserError(where + "key '" + key + "' must be " + kind_name(spec.kind) + ", got " +
-                    value.dump());
+    throw UserError(where + "key '" + key + "' must be " + kind_name(spec.kind) + ", got " + value.dump());
   }
   spec.set(config, value);
 }
@@ -356,8 +371,10 @@ void apply_key(Config& config, const std::string& key, const json& value, const 
 std::string line_column(const std::string& text, size_t byte) {
   size_t line = 1, col = 1;
   for (size_t i = 0; i < std::min(byte, text.size()); ++i) {
-    if (text[i] == '\n') ++line, col = 1;
-    else ++col;
+    if (text[i] == '\n')
+      ++line, col = 1;
+    else
+      ++col;
   }
   return "line " + std::to_string(line) + ", column " + std::to_string(col > 1 ? col - 1 : col);
 }
@@ -368,12 +385,12 @@ std::string line_column(const std::string& text, size_t byte) {
 // int64: the largest, the logits' activation bytes, stays below 2^61.
 
 constexpr int64_t kMaxDepth = 1024;
-constexpr int64_t kMaxModelDim = 65536;             // depth × aspect_ratio, and head_dim
-constexpr int64_t kMaxSeqLen = int64_t{1} << 20;    // 1,048,576
+constexpr int64_t kMaxModelDim = 65536;                // depth × aspect_ratio, and head_dim
+constexpr int64_t kMaxSeqLen = int64_t{1} << 20;       // 1,048,576
 constexpr int64_t kMaxMicroTokens = int64_t{1} << 24;  // device_batch_size × max_seq_len
 constexpr int64_t kMaxMambaExpand = 16;
-constexpr int64_t kMaxTimeoutSeconds = 1000000;     // ~11.6 days; milliseconds stay far from overflow
-constexpr double kMaxFloat = 1e30;                  // fp32 optimizer math overflows near 3.4e38
+constexpr int64_t kMaxTimeoutSeconds = 1000000;  // ~11.6 days; milliseconds stay far from overflow
+constexpr double kMaxFloat = 1e30;               // fp32 optimizer math overflows near 3.4e38
 
 void at_most(int64_t v, int64_t limit, const char* key, const std::string& what = "") {
   require(v <= limit, key, "must be at most " + std::to_string(limit) + what + ", got " + std::to_string(v));
@@ -381,8 +398,11 @@ void at_most(int64_t v, int64_t limit, const char* key, const std::string& what 
 
 // The learning rates and the weight decay: non-negative numbers.
 std::vector<std::pair<double, const char*>> learning_rate_and_decay(const TrainConfig& t) {
-  return {{t.embedding_lr, "embedding_lr"}, {t.unembedding_lr, "unembedding_lr"}, {t.matrix_lr, "matrix_lr"},
-          {t.mamba_lr, "mamba_lr"}, {t.weight_decay, "weight_decay"}};
+  return {{t.embedding_lr, "embedding_lr"},
+          {t.unembedding_lr, "unembedding_lr"},
+          {t.matrix_lr, "matrix_lr"},
+          {t.mamba_lr, "mamba_lr"},
+          {t.weight_decay, "weight_decay"}};
 }
 
 void check_upper_bounds(const Config& c) {
@@ -401,13 +421,15 @@ void check_upper_bounds(const Config& c) {
   at_most(t.num_iterations, kMaxIterations, "num_iterations");
   at_most(t.dist_timeout_s, kMaxTimeoutSeconds, "dist_timeout_s");
   auto bounded = learning_rate_and_decay(t);
-  for (auto extra : {std::pair{t.grad_clip, "grad_clip"}, {t.target_flops, "target_flops"},
-                     {t.target_param_data_ratio, "target_param_data_ratio"}, {t.peak_flops, "peak_flops"}}) {
+  for (auto extra : {std::pair{t.grad_clip, "grad_clip"},
+                     {t.target_flops, "target_flops"},
+                     {t.target_param_data_ratio, "target_param_data_ratio"},
+                     {t.peak_flops, "peak_flops"}}) {
     bounded.push_back(extra);
   }
   for (auto [v, key] : bounded) {
-    require(std::fabs(v) <= kMaxFloat, key, "must be a number of magnitude at most 1e30 (fp32 overflows), got " +
-                                                json(v).dump());
+    require(std::fabs(v) <= kMaxFloat, key,
+            "must be a number of magnitude at most 1e30 (fp32 overflows), got " + json(v).dump());
   }
 }
 
@@ -446,9 +468,10 @@ json Config::to_json() const {
 int64_t grad_accum_steps(const Config& c, int world_size) {
   const int64_t per_step = tokens_per_micro_step(c) * world_size;
   require(c.train.total_batch_size > 0 && c.train.total_batch_size % per_step == 0, "total_batch_size",
-          std::to_string(c.train.total_batch_size) + " must be a positive multiple of device_batch_size × max_seq_len × world_size = " +
-              std::to_string(c.train.device_batch_size) + " × " + std::to_string(c.model.sequence_len) +
-              " × " + std::to_string(world_size) + " = " + std::to_string(per_step));
+          std::to_string(c.train.total_batch_size) +
+              " must be a positive multiple of device_batch_size × max_seq_len × world_size = " +
+              std::to_string(c.train.device_batch_size) + " × " + std::to_string(c.model.sequence_len) + " × " +
+              std::to_string(world_size) + " = " + std::to_string(per_step));
   return c.train.total_batch_size / per_step;
 }
 
@@ -471,18 +494,19 @@ void validate(const Config& c, int world_size) {
   check_upper_bounds(c);
 
   require(static_cast<int64_t>(m.block_pattern.size()) == m.depth, "block_pattern",
-          "has " + std::to_string(m.block_pattern.size()) + " entries but depth is " +
-              std::to_string(m.depth) + "; give one " + pattern_symbols_text() + " per layer (or null for all T)");
+          "has " + std::to_string(m.block_pattern.size()) + " entries but depth is " + std::to_string(m.depth) +
+              "; give one " + pattern_symbols_text() + " per layer (or null for all T)");
   const int64_t dim = m.model_dim(), heads = m.n_head();
   require(dim % heads == 0, "head_dim",
           "model_dim " + std::to_string(dim) + " (depth × aspect_ratio) is not divisible by n_head " +
-              std::to_string(heads) + " = ceil(model_dim / head_dim); choose depth, aspect_ratio or head_dim so it divides");
+              std::to_string(heads) +
+              " = ceil(model_dim / head_dim); choose depth, aspect_ratio or head_dim so it divides");
   require(m.attn_head_dim() % 2 == 0, "head_dim",
           "the attention head size " + std::to_string(m.attn_head_dim()) + " must be even (rotary embeddings)");
   if (m.n_kv_head != -1) {
     require(m.n_kv_head > 0 && heads % m.n_kv_head == 0, "n_kv_head",
-            "must be -1 (same as n_head) or a positive divisor of n_head = " + std::to_string(heads) +
-                ", got " + std::to_string(m.n_kv_head));
+            "must be -1 (same as n_head) or a positive divisor of n_head = " + std::to_string(heads) + ", got " +
+                std::to_string(m.n_kv_head));
   }
   require(m.mamba_d_state >= 1 && m.mamba_d_state <= 64, "mamba_d_state",
           "must be in 1..64 (the scan kernels hold the state in registers), got " + std::to_string(m.mamba_d_state));
@@ -495,16 +519,16 @@ void validate(const Config& c, int world_size) {
   for (auto [v, key] : learning_rate_and_decay(t)) {
     require(v >= 0, key, "must be >= 0, got " + std::to_string(v));
   }
-  for (auto [v, key] : {std::pair{t.warmup_ratio, "warmup_ratio"}, {t.warmdown_ratio, "warmdown_ratio"},
+  for (auto [v, key] : {std::pair{t.warmup_ratio, "warmup_ratio"},
+                        {t.warmdown_ratio, "warmdown_ratio"},
                         {t.final_lr_frac, "final_lr_frac"}}) {
     require(v >= 0 && v <= 1, key, "must be in [0, 1], got " + std::to_string(v));
   }
-  require(t.warmup_ratio + t.warmdown_ratio <= 1, "warmdown_ratio",
-          "warmup_ratio + warmdown_ratio must be <= 1");
+  require(t.warmup_ratio + t.warmdown_ratio <= 1, "warmdown_ratio", "warmup_ratio + warmdown_ratio must be <= 1");
   require(t.num_iterations == -1 || t.num_iterations > 0, "num_iterations",
           "must be -1 (derive from target_flops or target_param_data_ratio) or positive");
-  require(t.num_iterations > 0 || t.target_flops > 0 || t.target_param_data_ratio > 0,
-          "target_param_data_ratio", "one of num_iterations, target_flops, target_param_data_ratio must be positive");
+  require(t.num_iterations > 0 || t.target_flops > 0 || t.target_param_data_ratio > 0, "target_param_data_ratio",
+          "one of num_iterations, target_flops, target_param_data_ratio must be positive");
   grad_accum_steps(c, world_size);
 }
 
@@ -519,8 +543,7 @@ Config config_from_json(const json& object, const std::vector<std::string>& over
     json value;
     if (eq == std::string::npos) {
       // A bare --flag means true for boolean keys.
-      if (find_key(key, where).kind != Kind::Bool)
-        throw UserError(where + "expected --" + key + "=VALUE");
+      if (find_key(key, where).kind != Kind::Bool) throw UserError(where + "expected --" + key + "=VALUE");
       value = true;
     } else {
       const std::string text = item.substr(eq + 1);
@@ -553,8 +576,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   try {
     object = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw UserError("config: '" + path + "' is not valid JSON at " + line_column(text, e.byte) + ": " +
-                    e.what());
+    throw UserError("config: '" + path + "' is not valid JSON at " + line_column(text, e.byte) + ": " + e.what());
   } catch (const json::exception& e) {  // e.g. a number beyond double range such as 1e400
     throw UserError("config: '" + path + "' cannot be read as JSON: " + e.what());
   }

@@ -15,9 +15,15 @@ namespace {
 using hgpt::dist::detect_env;
 using hgpt::dist::DistEnv;
 
-const char* const kVars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
-                             "TORCHELASTIC_USE_AGENT_STORE", "OMPI_COMM_WORLD_RANK",
-                             "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"};
+const char* const kVars[] = {"RANK",
+                             "WORLD_SIZE",
+                             "LOCAL_RANK",
+                             "MASTER_ADDR",
+                             "MASTER_PORT",
+                             "TORCHELASTIC_USE_AGENT_STORE",
+                             "OMPI_COMM_WORLD_RANK",
+                             "OMPI_COMM_WORLD_SIZE",
+                             "OMPI_COMM_WORLD_LOCAL_RANK"};
 
 // Clears every launcher variable for the test and restores the originals afterwards.
 class DetectEnv : public ::testing::Test {
@@ -54,15 +60,19 @@ class DetectEnv : public ::testing::Test {
   std::map<std::string, std::optional<std::string>> saved_;
 };
 
+// Every field of a detected environment against the expected one.
+void expect_env(const DistEnv& env, const DistEnv& want) {
+  EXPECT_EQ(env.launcher, want.launcher);
+  EXPECT_EQ(env.rank, want.rank);
+  EXPECT_EQ(env.world_size, want.world_size);
+  EXPECT_EQ(env.local_rank, want.local_rank);
+  EXPECT_EQ(env.master_addr, want.master_addr);
+  EXPECT_EQ(env.master_port, want.master_port);
+  EXPECT_EQ(env.use_agent_store, want.use_agent_store);
+}
+
 TEST_F(DetectEnv, NothingSetIsASingleProcess) {
-  const DistEnv env = detect_env();
-  EXPECT_EQ(env.launcher, "single");
-  EXPECT_EQ(env.rank, 0);
-  EXPECT_EQ(env.world_size, 1);
-  EXPECT_EQ(env.local_rank, 0);
-  EXPECT_EQ(env.master_addr, "127.0.0.1");
-  EXPECT_EQ(env.master_port, 29500);
-  EXPECT_FALSE(env.use_agent_store);
+  expect_env(detect_env(), {0, 1, 0, "127.0.0.1", 29500, false, "single"});
 }
 
 TEST_F(DetectEnv, TorchrunVariables) {
@@ -72,25 +82,15 @@ TEST_F(DetectEnv, TorchrunVariables) {
   set("MASTER_ADDR", "node0.cluster");
   set("MASTER_PORT", "12345");
   set("TORCHELASTIC_USE_AGENT_STORE", "True");
-  const DistEnv env = detect_env();
-  EXPECT_EQ(env.launcher, "torchrun");
-  EXPECT_EQ(env.rank, 5);
-  EXPECT_EQ(env.world_size, 8);
-  EXPECT_EQ(env.local_rank, 1);
-  EXPECT_EQ(env.master_addr, "node0.cluster");
-  EXPECT_EQ(env.master_port, 12345);
-  EXPECT_TRUE(env.use_agent_store);
+  expect_env(detect_env(), {5, 8, 1, "node0.cluster", 12345, true, "torchrun"});
 }
 
 TEST_F(DetectEnv, TorchrunWithoutLocalRankOrMasterUsesDefaults) {
   set("RANK", "1");
   set("WORLD_SIZE", "2");
   set("TORCHELASTIC_USE_AGENT_STORE", "False");
-  const DistEnv env = detect_env();
-  EXPECT_EQ(env.local_rank, 1);  // one node: the local rank is the rank
-  EXPECT_EQ(env.master_addr, "127.0.0.1");
-  EXPECT_EQ(env.master_port, 29500);
-  EXPECT_FALSE(env.use_agent_store);
+  // One node: the local rank is the rank.
+  expect_env(detect_env(), {1, 2, 1, "127.0.0.1", 29500, false, "torchrun"});
 }
 
 TEST_F(DetectEnv, OpenMpiVariables) {
@@ -99,14 +99,7 @@ TEST_F(DetectEnv, OpenMpiVariables) {
   set("OMPI_COMM_WORLD_LOCAL_RANK", "1");
   set("MASTER_ADDR", "10.0.0.7");
   set("MASTER_PORT", "29600");
-  const DistEnv env = detect_env();
-  EXPECT_EQ(env.launcher, "mpirun");
-  EXPECT_EQ(env.rank, 3);
-  EXPECT_EQ(env.world_size, 4);
-  EXPECT_EQ(env.local_rank, 1);
-  EXPECT_EQ(env.master_addr, "10.0.0.7");
-  EXPECT_EQ(env.master_port, 29600);
-  EXPECT_FALSE(env.use_agent_store);
+  expect_env(detect_env(), {3, 4, 1, "10.0.0.7", 29600, false, "mpirun"});
 }
 
 TEST_F(DetectEnv, TorchrunVariablesWinOverOpenMpi) {
