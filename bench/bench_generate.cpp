@@ -13,9 +13,9 @@
 // Decode at context C means one new token per sequence with C tokens already in the state.
 // State bytes are counted from the state's tensors: for T layers the key/value cache holding C
 // positions, for M layers the conv and SSM states (independent of C).
-#include "hgpt/cpu_memory.h"
 #include "hgpt/cli.h"
 #include "hgpt/config.h"
+#include "hgpt/cpu_memory.h"
 #include "hgpt/errors.h"
 #include "hgpt/infer/engine.h"
 #include "hgpt/train/context.h"
@@ -67,7 +67,8 @@ struct Measured {
   int64_t state_bytes_per_seq;
 };
 
-Measured measure(hgpt::infer::Engine& engine, int64_t context, int64_t batch, const Options& o, const at::Device& device) {
+Measured measure(hgpt::infer::Engine& engine, int64_t context, int64_t batch, const Options& o,
+                 const at::Device& device) {
   auto sync = [&] {
     if (device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device.index());
   };
@@ -103,10 +104,14 @@ int run(const Options& o) {
   const std::string device_text = hgpt::train::device_name(cuda, device.index());
   const int64_t max_context = *std::max_element(o.contexts.begin(), o.contexts.end());
   hgpt::train::AutocastGuard autocast(hgpt::train::uses_autocast(device));
-  const nlohmann::json setup = {{"depth", o.depth}, {"model_dim", o.dim}, {"head_dim", o.head_dim},
-                                {"vocab_size", o.vocab}, {"device", device_text},
+  const nlohmann::json setup = {{"depth", o.depth},
+                                {"model_dim", o.dim},
+                                {"head_dim", o.head_dim},
+                                {"vocab_size", o.vocab},
+                                {"device", device_text},
                                 {"threads", cuda ? 0 : at::get_num_threads()},
-                                {"dtype", cuda ? "bf16 autocast" : "fp32"}, {"warmup", o.warmup},
+                                {"dtype", cuda ? "bf16 autocast" : "fp32"},
+                                {"warmup", o.warmup},
                                 {"decode_steps", o.decode_steps}};
   if (!o.json) {
     std::printf("depth %lld, dim %lld, head_dim %lld, vocab %lld | %s", static_cast<long long>(o.depth),
@@ -117,9 +122,13 @@ int run(const Options& o) {
                 "decode ms/tok", "decode tok/s", "state B/seq");
   }
   for (const auto& name : o.patterns) {
-    const nlohmann::json patch = {{"depth", o.depth}, {"aspect_ratio", o.dim / o.depth}, {"head_dim", o.head_dim},
-                                  {"vocab_size", o.vocab}, {"max_seq_len", max_context + o.warmup + o.decode_steps},
-                                  {"block_pattern", block_pattern(name, o.depth)}, {"device_batch_size", 1},
+    const nlohmann::json patch = {{"depth", o.depth},
+                                  {"aspect_ratio", o.dim / o.depth},
+                                  {"head_dim", o.head_dim},
+                                  {"vocab_size", o.vocab},
+                                  {"max_seq_len", max_context + o.warmup + o.decode_steps},
+                                  {"block_pattern", block_pattern(name, o.depth)},
+                                  {"device_batch_size", 1},
                                   {"total_batch_size", max_context + o.warmup + o.decode_steps}};
     const hgpt::Config config = hgpt::config_from_json(patch);
     at::manual_seed(0);
@@ -132,9 +141,13 @@ int run(const Options& o) {
         const Measured m = measure(engine, context, batch, o, device);
         if (o.json) {  // one object per line, as each measurement ends
           nlohmann::json row = setup;
-          row.update({{"pattern", name}, {"block_pattern", config.model.block_pattern}, {"context", context},
-                      {"batch", batch}, {"prefill_tok_per_s", m.prefill_tok_per_s},
-                      {"decode_ms_per_token", m.decode_ms_per_token}, {"decode_tok_per_s", m.decode_tok_per_s},
+          row.update({{"pattern", name},
+                      {"block_pattern", config.model.block_pattern},
+                      {"context", context},
+                      {"batch", batch},
+                      {"prefill_tok_per_s", m.prefill_tok_per_s},
+                      {"decode_ms_per_token", m.decode_ms_per_token},
+                      {"decode_tok_per_s", m.decode_tok_per_s},
                       {"state_bytes_per_seq", m.state_bytes_per_seq}});
           std::cout << row.dump() << std::endl;
         }
@@ -158,15 +171,29 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"Inference speed and state size of all-T, all-M and alternating models"};
     app.add_option("--depth", o.depth, "layers")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--dim", o.dim, "model width (a multiple of depth and of head_dim)")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--dim", o.dim, "model width (a multiple of depth and of head_dim)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--head_dim", o.head_dim, "attention head width")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--patterns", o.patterns, "all_T, all_M, alternating")->delimiter(',')->capture_default_str();
-    app.add_option("--contexts", o.contexts, "context lengths")->delimiter(',')->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--batches", o.batches, "batch sizes")->delimiter(',')->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--decode_steps", o.decode_steps, "timed decode steps")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--warmup", o.warmup, "untimed decode steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
-    app.add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    app.add_option("--contexts", o.contexts, "context lengths")
+        ->delimiter(',')
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--batches", o.batches, "batch sizes")
+        ->delimiter(',')
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--decode_steps", o.decode_steps, "timed decode steps")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--warmup", o.warmup, "untimed decode steps first")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--device", o.device, "auto, cpu or cuda")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     app.add_flag("--json", o.json, "print one JSON object per measurement");
     if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
     if (o.dim % o.depth != 0) throw hgpt::UserError("--dim must be a multiple of --depth");

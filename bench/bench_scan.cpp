@@ -4,8 +4,8 @@
 #include "src/ops/selective_scan_dispatch.h"
 
 #include <ATen/ATen.h>
-#include <CLI/CLI.hpp>
 #include <torch/csrc/autograd/autograd.h>
+#include <CLI/CLI.hpp>
 #ifdef HGPT_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #endif
@@ -107,8 +107,14 @@ Result measure(ScanImpl impl, const Shape& s, at::Device device, at::ScalarType 
     const int threads = hgpt::ops::detail::scan_cpu_threads_used(s.batch, s.dim);
     runs_on = std::string(hgpt::ops::detail::scan_cpu_capability()) + " x " + std::to_string(threads) + " threads";
   }
-  return {hgpt::ops::scan_impl_name(impl), s.str(), fwd, fwd_bwd, 1.0, forward_bytes(in) / (fwd * 1e6),
-          fwd * 1e6 / states, runs_on};
+  return {hgpt::ops::scan_impl_name(impl),
+          s.str(),
+          fwd,
+          fwd_bwd,
+          1.0,
+          forward_bytes(in) / (fwd * 1e6),
+          fwd * 1e6 / states,
+          runs_on};
 }
 
 void report(std::vector<Result> results, bool json) {
@@ -117,16 +123,18 @@ void report(std::vector<Result> results, bool json) {
   for (auto& r : results) r.speedup = ref_fb / r.fwd_bwd_ms;
   for (const auto& r : results) {
     if (json) {
-      std::printf("{\"impl\": \"%s\", \"shape\": \"%s\", \"fwd_ms\": %.4f, \"fwd_bwd_ms\": %.4f, "
-                  "\"speedup_vs_reference\": %.2f, \"gb_per_s\": %.3f, \"ns_per_state_fwd\": %.3f, "
-                  "\"runs_on\": \"%s\"}\n",
-                  r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s, r.ns_per_state,
-                  r.runs_on.c_str());
+      std::printf(
+          "{\"impl\": \"%s\", \"shape\": \"%s\", \"fwd_ms\": %.4f, \"fwd_bwd_ms\": %.4f, "
+          "\"speedup_vs_reference\": %.2f, \"gb_per_s\": %.3f, \"ns_per_state_fwd\": %.3f, "
+          "\"runs_on\": \"%s\"}\n",
+          r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s, r.ns_per_state,
+          r.runs_on.c_str());
     } else {
-      std::printf("%-10s %-26s fwd %10.3f ms   fwd+bwd %10.3f ms   speed-up (fwd+bwd) %7.2fx   %8.2f GB/s"
-                  "   %.3f ns/state   (%s)\n",
-                  r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s, r.ns_per_state,
-                  r.runs_on.c_str());
+      std::printf(
+          "%-10s %-26s fwd %10.3f ms   fwd+bwd %10.3f ms   speed-up (fwd+bwd) %7.2fx   %8.2f GB/s"
+          "   %.3f ns/state   (%s)\n",
+          r.impl.c_str(), r.shape.c_str(), r.fwd_ms, r.fwd_bwd_ms, r.speedup, r.gb_per_s, r.ns_per_state,
+          r.runs_on.c_str());
     }
   }
   std::fflush(stdout);
@@ -149,7 +157,8 @@ int main(int argc, char** argv) {
   app.add_option("--gpu-dim", gpu.dim);
   app.add_option("--gpu-seqlen", gpu.seqlen);
   app.add_option("--gpu-dstate", gpu.dstate);
-  app.add_option("--gpu-dtype", gpu_dtype, "u/delta/z/B/C dtype on the GPU")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_option("--gpu-dtype", gpu_dtype, "u/delta/z/B/C dtype on the GPU")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_flag("--gpu-channels-last", gpu.channels_last,
                "inputs in the layout the Mamba mixer passes (the CUDA launcher copies them to (B, D, L))");
   app.add_option("--warmup", warmup);

@@ -12,8 +12,8 @@
 // --breakdown also times the parts of a step one by one (median over --steps): forward+backward
 // of each block alone on a random (batch, seq, dim) input, of the whole model (loss included),
 // the gradient clipping and each optimizer's update.
-#include "hgpt/cpu_memory.h"
 #include "hgpt/config.h"
+#include "hgpt/cpu_memory.h"
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
@@ -34,8 +34,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -73,9 +73,8 @@ double median_ms(int repeats, bool cuda, const at::Device& device, const std::fu
 }
 
 // Where one step's time goes (see --breakdown). Clears the gradients it makes.
-nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& optimizers,
-                         hgpt::data::Loader& loader, const hgpt::Config& config, int64_t accum,
-                         const at::Device& device, int repeats) {
+nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& optimizers, hgpt::data::Loader& loader,
+                         const hgpt::Config& config, int64_t accum, const at::Device& device, int repeats) {
   const auto& m = config.model;
   const int64_t batch = config.train.device_batch_size, seq = m.sequence_len, dim = m.model_dim();
   const bool cuda = device.is_cuda(), autocast = hgpt::train::uses_autocast(device);
@@ -111,12 +110,16 @@ nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& o
   });
   std::vector<at::Tensor> params;
   for (auto& p : gpt->parameters()) params.push_back(p);
-  const double clip_ms = median_ms(repeats, cuda, device, [&] { (void)hgpt::optim::clip_grad_norm(params, config.train.grad_clip); });
+  const double clip_ms =
+      median_ms(repeats, cuda, device, [&] { (void)hgpt::optim::clip_grad_norm(params, config.train.grad_clip); });
   const double muon_ms = median_ms(repeats, cuda, device, [&] { optimizers.muon->step(); });
   const double adamw_ms = median_ms(repeats, cuda, device, [&] { optimizers.adamw->step(); });
   clear_grads();
-  return {{"blocks", blocks},          {"model_fwd_bwd_ms", model_ms * accum}, {"grad_clip_ms", clip_ms},
-          {"muon_step_ms", muon_ms},  {"adamw_step_ms", adamw_ms}};
+  return {{"blocks", blocks},
+          {"model_fwd_bwd_ms", model_ms * accum},
+          {"grad_clip_ms", clip_ms},
+          {"muon_step_ms", muon_ms},
+          {"adamw_step_ms", adamw_ms}};
 }
 
 int run(const Options& o) {

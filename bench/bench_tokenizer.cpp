@@ -8,10 +8,10 @@
 #include <iostream>
 #include <thread>
 
+#include "hgpt/errors.h"
 #include "hgpt/tokenizer/documents.h"
 #include "hgpt/tokenizer/pseudo_text.h"
 #include "hgpt/tokenizer/tokenizer.h"
-#include "hgpt/errors.h"
 
 namespace {
 
@@ -22,8 +22,9 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 void report(bool json, const std::string& metric, double value, const std::string& unit, int threads,
             const std::string& extra = "") {
   if (json)
-    std::printf("{\"bench\": \"tokenizer\", \"metric\": \"%s\", \"value\": %.4f, \"unit\": \"%s\", \"threads\": %d%s}\n",
-                metric.c_str(), value, unit.c_str(), threads, extra.c_str());
+    std::printf(
+        "{\"bench\": \"tokenizer\", \"metric\": \"%s\", \"value\": %.4f, \"unit\": \"%s\", \"threads\": %d%s}\n",
+        metric.c_str(), value, unit.c_str(), threads, extra.c_str());
   else
     std::printf("%-22s %10.3f %-6s (threads %d)\n", metric.c_str(), value, unit.c_str(), threads);
   std::fflush(stdout);
@@ -84,8 +85,8 @@ int main(int argc, char** argv) {
         for (const auto& o : out) tokens += static_cast<int64_t>(o.size());
       }
       report(json, "encode_mb_per_s", bytes / 1e6 / best, "MB/s", threads,
-             ", \"mb\": " + std::to_string(bytes / 1e6) + ", \"bytes_per_token\": " +
-                 std::to_string(static_cast<double>(bytes) / static_cast<double>(tokens)));
+             ", \"mb\": " + std::to_string(bytes / 1e6) +
+                 ", \"bytes_per_token\": " + std::to_string(static_cast<double>(bytes) / static_cast<double>(tokens)));
       if (all_threads == 1) break;
     }
     // Decode for completeness (single thread).

@@ -17,13 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (train::hex_decode(train::hex_encode(meta.rng_state_cpu)) != meta.rng_state_cpu)
       fuzz::property_failed("hex_encode → hex_decode changed the bytes");
     config_from_json(meta.config);
-  } catch (const UserError&) {
-  }
+  } catch (const UserError&) {}
   if (parts.size() > 1) {
     try {
       train::meta_file_step(parts[1]);
-    } catch (const UserError&) {
-    }
+    } catch (const UserError&) {}
   }
   return 0;
 }

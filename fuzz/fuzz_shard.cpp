@@ -10,7 +10,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace hgpt;
-  const std::string path = fuzz::scratch_file("fuzz_train_000000.bin", std::string(reinterpret_cast<const char*>(data), size));
+  const std::string path =
+      fuzz::scratch_file("fuzz_train_000000.bin", std::string(reinterpret_cast<const char*>(data), size));
   std::vector<int64_t> tokens;
   try {
     const data::ShardHeader header = data::read_shard_header(path);

@@ -4,9 +4,9 @@
 //
 // Input: tokenizer.tiktoken, NUL, tokenizer.json, optionally NUL and a text to round-trip.
 #include "fuzz/fuzz_util.h"
-#include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
+#include "hgpt/tokenizer/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace hgpt;
@@ -28,7 +28,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (reloaded.vocab_size() != tok.vocab_size() || reloaded.special_tokens() != tok.special_tokens() ||
         reloaded.encode(text) != tok.encode(text))
       fuzz::property_failed("save → load changed the tokenizer");
-  } catch (const UserError&) {
-  }
+  } catch (const UserError&) {}
   return 0;
 }

@@ -104,8 +104,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  if (!sync_directory(dir))
-    throw UserError("cannot sync the folder of " + path + ": " + std::strerror(errno));
+  if (!sync_directory(dir)) throw UserError("cannot sync the folder of " + path + ": " + std::strerror(errno));
 }
 
 }  // namespace hgpt

@@ -10,9 +10,12 @@ std::string format_duration(double s) {
   char buf[32];
   if (!(s >= 0)) return "?";  // negative or NaN: unknown
   const long total = std::lround(s);
-  if (total >= 3600) std::snprintf(buf, sizeof(buf), "%ldh%02ldm", total / 3600, (total % 3600) / 60);
-  else if (total >= 60) std::snprintf(buf, sizeof(buf), "%ldm%02lds", total / 60, total % 60);
-  else std::snprintf(buf, sizeof(buf), "%lds", total);
+  if (total >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", total / 3600, (total % 3600) / 60);
+  else if (total >= 60)
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", total / 60, total % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%lds", total);
   return buf;
 }
 

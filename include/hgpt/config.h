@@ -27,13 +27,13 @@ enum class NewtonSchulzDtype { Auto, BF16, FP32 };
 enum class DeviceChoice { Auto, CPU, CUDA };
 
 struct ModelConfig {
-  int64_t depth = 20;          // number of blocks
-  int64_t aspect_ratio = 64;   // model_dim = depth * aspect_ratio
-  int64_t head_dim = 128;      // n_head = ceil(model_dim / head_dim), then model_dim must divide
-  int64_t n_kv_head = -1;      // -1: same as n_head (no GQA)
+  int64_t depth = 20;         // number of blocks
+  int64_t aspect_ratio = 64;  // model_dim = depth * aspect_ratio
+  int64_t head_dim = 128;     // n_head = ceil(model_dim / head_dim), then model_dim must divide
+  int64_t n_kv_head = -1;     // -1: same as n_head (no GQA)
   int64_t vocab_size = 65536;
-  int64_t sequence_len = 2048; // max_seq_len
-  std::string block_pattern;   // resolved, one block kind's symbol per layer (model/block_kinds.def)
+  int64_t sequence_len = 2048;  // max_seq_len
+  std::string block_pattern;    // resolved, one block kind's symbol per layer (model/block_kinds.def)
   int64_t mamba_d_state = 16;
   int64_t mamba_d_conv = 4;
   int64_t mamba_expand = 2;
@@ -52,40 +52,40 @@ struct ModelConfig {
 struct TrainConfig {
   // runtime
   DeviceChoice device = DeviceChoice::Auto;
-  std::string data = "synthetic";    // "synthetic" or a directory of llm.c token shards
-  std::string tokenizer;             // directory with tokenizer.tiktoken + tokenizer.json (optional)
+  std::string data = "synthetic";  // "synthetic" or a directory of llm.c token shards
+  std::string tokenizer;           // directory with tokenizer.tiktoken + tokenizer.json (optional)
   std::string out_dir = "out";
-  std::string model_tag;             // default d<depth>
+  std::string model_tag;  // default d<depth>
   uint64_t seed = 42;
   // batch and horizon
   int64_t device_batch_size = 32;
-  int64_t total_batch_size = 524288; // tokens per optimizer step, all ranks
-  int64_t num_iterations = -1;       // explicit number of steps, else from target_flops, else ratio
+  int64_t total_batch_size = 524288;  // tokens per optimizer step, all ranks
+  int64_t num_iterations = -1;        // explicit number of steps, else from target_flops, else ratio
   double target_flops = -1.0;
   double target_param_data_ratio = 20.0;
   // optimisation
   double embedding_lr = 0.2;
   double unembedding_lr = 0.004;
   double matrix_lr = 0.02;
-  double mamba_lr = 0.004;           // AdamW lr of Mamba's A_log, D, conv1d and dt_proj.bias
+  double mamba_lr = 0.004;  // AdamW lr of Mamba's A_log, D, conv1d and dt_proj.bias
   double weight_decay = 0.0;
-  double grad_clip = 1.0;            // <= 0 disables
+  double grad_clip = 1.0;  // <= 0 disables
   double warmup_ratio = 0.0;
   double warmdown_ratio = 0.2;
   double final_lr_frac = 0.0;
   NewtonSchulzDtype newton_schulz_dtype = NewtonSchulzDtype::Auto;
   // evaluation, logging, checkpoints
-  int64_t eval_every = 250;          // <= 0: only at the end
+  int64_t eval_every = 250;  // <= 0: only at the end
   int64_t eval_tokens = 20 * 524288;
-  int64_t sample_every = 2000;       // <= 0: never
+  int64_t sample_every = 2000;  // <= 0: never
   int64_t log_every = 1;
-  int64_t save_every = -1;           // <= 0: only at the end
+  int64_t save_every = -1;  // <= 0: only at the end
   bool resume = false;
-  bool overwrite = false;            // a fresh run may delete the checkpoints of another run in its folder
-  double peak_flops = -1.0;          // FLOP/s for MFU; <= 0: from the known-GPU table
+  bool overwrite = false;    // a fresh run may delete the checkpoints of another run in its folder
+  double peak_flops = -1.0;  // FLOP/s for MFU; <= 0: from the known-GPU table
   // distributed
   int64_t dist_timeout_s = 60;
-  std::string gloo_interface;        // network interface for multi-host CPU runs
+  std::string gloo_interface;  // network interface for multi-host CPU runs
 };
 
 struct Config {
@@ -103,8 +103,7 @@ constexpr int64_t kMaxVocabSize = int64_t{1} << 24;  // 16,777,216
 
 // Parse a config file, then `key=value` overrides (the leading "--" already stripped), validate.
 // Throws hgpt::UserError. `world_size` is used for the grad-accumulation divisibility check.
-Config load_config(const std::string& path, const std::vector<std::string>& overrides = {},
-                   int world_size = 1);
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {}, int world_size = 1);
 // Same, from an already parsed JSON object (tests, resume).
 Config config_from_json(const nlohmann::json& object, const std::vector<std::string>& overrides = {},
                         int world_size = 1);

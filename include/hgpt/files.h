@@ -10,7 +10,7 @@
 
 namespace hgpt {
 
-void make_dirs(const std::string& dir);                 // mkdir -p
+void make_dirs(const std::string& dir);  // mkdir -p
 bool is_directory(const std::string& path);
 std::vector<std::string> list_dir(const std::string& dir);  // entry names, sorted, without . and ..
 std::string path_join(const std::string& dir, const std::string& name);

@@ -70,7 +70,9 @@ HGPT_SCAN_FN F exp_of(F x) {
 #endif
 }
 template <typename F>
-HGPT_SCAN_FN F sigmoid(F x) { return F(1) / (F(1) + exp_of(-x)); }
+HGPT_SCAN_FN F sigmoid(F x) {
+  return F(1) / (F(1) + exp_of(-x));
+}
 // torch's softplus (threshold 20) and its derivative.
 template <typename F>
 HGPT_SCAN_FN F softplus(F x) {
@@ -116,14 +118,18 @@ struct Pair {
   F a, b;  // h ↦ a·h + b
 };
 template <typename F>
-HGPT_SCAN_FN Pair<F> identity_pair() { return {F(1), F(0)}; }
+HGPT_SCAN_FN Pair<F> identity_pair() {
+  return {F(1), F(0)};
+}
 // first, then second.
 template <typename F>
 HGPT_SCAN_FN Pair<F> then(const Pair<F>& first, const Pair<F>& second) {
   return {second.a * first.a, second.a * first.b + second.b};
 }
 template <typename F>
-HGPT_SCAN_FN F apply(const Pair<F>& p, F h) { return p.a * h + p.b; }
+HGPT_SCAN_FN F apply(const Pair<F>& p, F h) {
+  return p.a * h + p.b;
+}
 
 // ---- warp scans (Hillis–Steele, offsets 1, 2, 4, 8, 16) --------------------------------------
 // One step of the forward scan: `below` is the inclusive value `offset` lanes below (earlier

@@ -57,11 +57,17 @@ __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 template <typename T>
 __device__ __forceinline__ T from_float(float x);
 template <>
-__device__ __forceinline__ float from_float<float>(float x) { return x; }
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16(x);
+}
 template <>
-__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half(x); }
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half(x);
+}
 
 // ---- a thread's 4 consecutive steps in global memory ----------------------------------------
 // One vector access (16 bytes for fp32, 8 for bf16/fp16) when all 4 steps are inside the sequence
@@ -156,12 +162,14 @@ __device__ __forceinline__ Pair shfl_down(const Pair& v, int offset) {
 // Inclusive scan over the warp's lanes, earlier lanes first (forward) or later lanes first (reverse).
 __device__ __forceinline__ Pair warp_scan_forward(Pair v, int lane) {
 #pragma unroll
-  for (int offset = 1; offset < kWarpSize; offset *= 2) v = scan::forward_scan_step(v, shfl_up(v, offset), lane, offset);
+  for (int offset = 1; offset < kWarpSize; offset *= 2)
+    v = scan::forward_scan_step(v, shfl_up(v, offset), lane, offset);
   return v;
 }
 __device__ __forceinline__ Pair warp_scan_reverse(Pair v, int lane) {
 #pragma unroll
-  for (int offset = 1; offset < kWarpSize; offset *= 2) v = scan::reverse_scan_step(v, shfl_down(v, offset), lane, offset);
+  for (int offset = 1; offset < kWarpSize; offset *= 2)
+    v = scan::reverse_scan_step(v, shfl_down(v, offset), lane, offset);
   return v;
 }
 
@@ -177,8 +185,8 @@ template <typename T, int kThreads>
 __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
   constexpr int kWarps = kThreads / kWarpSize;
   constexpr int kChunk = kThreads * kItems;
-  __shared__ Pair warp_totals[2][kWarps];          // per (chunk, state) step, alternating buffers
-  __shared__ float carry[2][scan::kMaxDState];     // state before the chunk, alternating by chunk
+  __shared__ Pair warp_totals[2][kWarps];       // per (chunk, state) step, alternating buffers
+  __shared__ float carry[2][scan::kMaxDState];  // state before the chunk, alternating by chunk
 
   const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
   const int64_t d = blockIdx.x, b = blockIdx.y;
@@ -245,11 +253,11 @@ template <typename T, int kThreads>
 __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
   constexpr int kWarps = kThreads / kWarpSize;
   constexpr int kChunk = kThreads * kItems;
-  __shared__ Pair fwd_totals[2][kWarps];           // per (chunk, state) step, alternating buffers
+  __shared__ Pair fwd_totals[2][kWarps];  // per (chunk, state) step, alternating buffers
   __shared__ Pair rev_totals[2][kWarps];
-  __shared__ float x_carry[2][scan::kMaxDState];   // x at the later chunk's first step, alternating by chunk
+  __shared__ float x_carry[2][scan::kMaxDState];       // x at the later chunk's first step, alternating by chunk
   __shared__ float dA_warp[scan::kMaxDState][kWarps];  // slot [n][w] written only by warp w's lane 0
-  __shared__ float sums[2][kWarps];                // dD and d(bias) per warp, at the end
+  __shared__ float sums[2][kWarps];                    // dD and d(bias) per warp, at the end
   // dB and dC of each warp's steps on their way to the atomics; rewritten only after the next
   // step's barrier, which every lane reaches after its reads.
   __shared__ __align__(16) float stripes[kWarps][2][kWarpSize * kItems];
@@ -388,13 +396,15 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
 template <typename T, int kThreads>
 struct LaunchFwd {
   static void run(const ScanParams& p, cudaStream_t stream) {
-    scan_fwd_kernel<T, kThreads><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kThreads, 0, stream>>>(p);
+    scan_fwd_kernel<T, kThreads>
+        <<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kThreads, 0, stream>>>(p);
   }
 };
 template <typename T, int kThreads>
 struct LaunchBwd {
   static void run(const ScanParams& p, cudaStream_t stream) {
-    scan_bwd_kernel<T, kThreads><<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kThreads, 0, stream>>>(p);
+    scan_bwd_kernel<T, kThreads>
+        <<<dim3(static_cast<unsigned>(p.dim), static_cast<unsigned>(p.batch)), kThreads, 0, stream>>>(p);
   }
 };
 
@@ -402,9 +412,15 @@ struct LaunchBwd {
 template <template <typename, int> class Launch, typename T>
 void launch_with(int threads, const ScanParams& p, cudaStream_t stream) {
   switch (threads) {
-    case 32: Launch<T, 32>::run(p, stream); break;
-    case 64: Launch<T, 64>::run(p, stream); break;
-    default: Launch<T, 128>::run(p, stream); break;
+    case 32:
+      Launch<T, 32>::run(p, stream);
+      break;
+    case 64:
+      Launch<T, 64>::run(p, stream);
+      break;
+    default:
+      Launch<T, 128>::run(p, stream);
+      break;
   }
 }
 
@@ -415,9 +431,15 @@ cudaError_t dispatch(const ScanParams& p, cudaStream_t stream) {
   if (p.n_chunks != scan::chunks_for(p.seqlen)) return cudaErrorInvalidValue;
   const int threads = scan::threads_for(p.seqlen);
   switch (p.elem) {
-    case ScanElem::kFloat32: launch_with<Launch, float>(threads, p, stream); break;
-    case ScanElem::kBFloat16: launch_with<Launch, __nv_bfloat16>(threads, p, stream); break;
-    case ScanElem::kFloat16: launch_with<Launch, __half>(threads, p, stream); break;
+    case ScanElem::kFloat32:
+      launch_with<Launch, float>(threads, p, stream);
+      break;
+    case ScanElem::kBFloat16:
+      launch_with<Launch, __nv_bfloat16>(threads, p, stream);
+      break;
+    case ScanElem::kFloat16:
+      launch_with<Launch, __half>(threads, p, stream);
+      break;
   }
   return cudaGetLastError();
 }

@@ -31,33 +31,33 @@ struct ScanParams {
   int64_t batch = 0, dim = 0, seqlen = 0, dstate = 0;
   int64_t n_chunks = 0;  // ceil(seqlen / scan_chunk_for(seqlen)); any other value is rejected
   // Strides in elements. The time dimension is contiguous (stride 1) everywhere.
-  int64_t x_batch_stride = 0, x_dim_stride = 0;   // u, delta, z, out, dout, du, ddelta, dz
+  int64_t x_batch_stride = 0, x_dim_stride = 0;      // u, delta, z, out, dout, du, ddelta, dz
   int64_t bc_batch_stride = 0, bc_state_stride = 0;  // B, C, dB, dC
   bool delta_softplus = false;
   // Inputs.
   const void* u = nullptr;
   const void* delta = nullptr;
-  const void* z = nullptr;               // optional
-  const float* A = nullptr;              // (dim, dstate) contiguous
-  const void* B = nullptr;               // fp32, or the activations' dtype when !bc_is_float
-  const void* C = nullptr;               // idem
+  const void* z = nullptr;   // optional
+  const float* A = nullptr;  // (dim, dstate) contiguous
+  const void* B = nullptr;   // fp32, or the activations' dtype when !bc_is_float
+  const void* C = nullptr;   // idem
   bool bc_is_float = true;
-  const float* D = nullptr;              // (dim), optional
-  const float* delta_bias = nullptr;     // (dim), optional
+  const float* D = nullptr;           // (dim), optional
+  const float* delta_bias = nullptr;  // (dim), optional
   // Forward outputs.
   void* out = nullptr;
-  float* checkpoints = nullptr;          // (batch, dim, n_chunks, dstate): state before each chunk
-  float* last_state = nullptr;           // (batch, dim, dstate)
+  float* checkpoints = nullptr;  // (batch, dim, n_chunks, dstate): state before each chunk
+  float* last_state = nullptr;   // (batch, dim, dstate)
   // Backward (checkpoints read back as input).
   const void* dout = nullptr;
   void* du = nullptr;
   void* ddelta = nullptr;
-  void* dz = nullptr;                    // when z is given
-  float* dB = nullptr;                   // zero-initialised by the caller; atomically accumulated
-  float* dC = nullptr;                   // idem
-  float* dA_part = nullptr;              // (batch, dim, dstate): per-(batch, channel) partials
-  float* dD_part = nullptr;              // (batch, dim)
-  float* ddelta_bias_part = nullptr;     // (batch, dim)
+  void* dz = nullptr;                 // when z is given
+  float* dB = nullptr;                // zero-initialised by the caller; atomically accumulated
+  float* dC = nullptr;                // idem
+  float* dA_part = nullptr;           // (batch, dim, dstate): per-(batch, channel) partials
+  float* dD_part = nullptr;           // (batch, dim)
+  float* ddelta_bias_part = nullptr;  // (batch, dim)
 };
 
 // Both return the launch error (cudaSuccess when the kernel was queued on `stream`). Nothing is

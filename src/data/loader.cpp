@@ -24,8 +24,7 @@ void validate_spec(const LoaderSpec& s) {
   if (s.seq_len < 1) throw UserError("max_seq_len must be >= 1, got " + std::to_string(s.seq_len));
   if (s.vocab_size < 1) throw UserError("vocab_size must be >= 1, got " + std::to_string(s.vocab_size));
   if (s.world_size < 1 || s.rank < 0 || s.rank >= s.world_size)
-    throw UserError("loader rank " + std::to_string(s.rank) + " is outside world size " +
-                    std::to_string(s.world_size));
+    throw UserError("loader rank " + std::to_string(s.rank) + " is outside world size " + std::to_string(s.world_size));
   if (s.data.empty()) throw UserError("data must be \"synthetic\" or a directory of .bin token shards");
 }
 

@@ -28,12 +28,10 @@ namespace {
 ShardHeader parse_header(const std::string& path, const int32_t* h, int64_t file_bytes) {
   ShardHeader out;
   if (h[0] == kShardMagicU16) {
-    if (h[1] != kShardVersionU16)
-      fail(path, "bad version " + std::to_string(h[1]) + " for uint16 magic (expected 1)");
+    if (h[1] != kShardVersionU16) fail(path, "bad version " + std::to_string(h[1]) + " for uint16 magic (expected 1)");
     out.token_bytes = 2;
   } else if (h[0] == kShardMagicU32) {
-    if (h[1] != kShardVersionU32)
-      fail(path, "bad version " + std::to_string(h[1]) + " for uint32 magic (expected 7)");
+    if (h[1] != kShardVersionU32) fail(path, "bad version " + std::to_string(h[1]) + " for uint32 magic (expected 7)");
     out.token_bytes = 4;
   } else {
     fail(path, "bad magic " + std::to_string(h[0]) + " (expected 20240520 or 20240801); not an llm.c .bin shard");
@@ -42,9 +40,8 @@ ShardHeader parse_header(const std::string& path, const int32_t* h, int64_t file
   out.num_tokens = h[2];
   const int64_t expected = kShardHeaderBytes + out.num_tokens * out.token_bytes;
   if (file_bytes != expected)
-    fail(path, "size mismatch: header says " + std::to_string(out.num_tokens) + " tokens (" +
-                   std::to_string(expected) + " bytes) but the file has " + std::to_string(file_bytes) +
-                   " bytes (truncated or corrupt)");
+    fail(path, "size mismatch: header says " + std::to_string(out.num_tokens) + " tokens (" + std::to_string(expected) +
+                   " bytes) but the file has " + std::to_string(file_bytes) + " bytes (truncated or corrupt)");
   return out;
 }
 
@@ -97,8 +94,12 @@ TokenShard::TokenShard(const std::string& path) : path_(path) {
 TokenShard::~TokenShard() { release(); }
 
 TokenShard::TokenShard(TokenShard&& o) noexcept
-    : path_(std::move(o.path_)), header_(o.header_), map_(o.map_), map_bytes_(o.map_bytes_),
-      tokens_(o.tokens_), max_token_(o.max_token_.load()) {
+    : path_(std::move(o.path_)),
+      header_(o.header_),
+      map_(o.map_),
+      map_bytes_(o.map_bytes_),
+      tokens_(o.tokens_),
+      max_token_(o.max_token_.load()) {
   o.map_ = nullptr;
   o.map_bytes_ = 0;
   o.tokens_ = nullptr;
@@ -143,8 +144,7 @@ uint32_t TokenShard::operator[](int64_t i) const {
 void TokenShard::read(int64_t start, int64_t count, int64_t* out) const {
   if (start < 0 || count < 0 || start + count > header_.num_tokens)
     throw std::out_of_range("TokenShard::read [" + std::to_string(start) + ", " + std::to_string(start + count) +
-                            ") out of range for " + path_ + " with " + std::to_string(header_.num_tokens) +
-                            " tokens");
+                            ") out of range for " + path_ + " with " + std::to_string(header_.num_tokens) + " tokens");
   if (header_.token_bytes == 2) {
     const unsigned char* p = tokens_ + start * 2;
     for (int64_t i = 0; i < count; ++i) {
@@ -172,8 +172,7 @@ uint32_t TokenShard::max_token() const {
 }
 
 void write_shard(const std::string& path, const std::vector<uint32_t>& tokens, bool force_uint32) {
-  const bool wide =
-      force_uint32 || std::any_of(tokens.begin(), tokens.end(), [](uint32_t t) { return t >= 65536u; });
+  const bool wide = force_uint32 || std::any_of(tokens.begin(), tokens.end(), [](uint32_t t) { return t >= 65536u; });
   if (tokens.size() > static_cast<size_t>(INT32_MAX))
     throw UserError("token shard " + path + ": " + std::to_string(tokens.size()) +
                     " tokens do not fit the int32 header count; use a smaller shard size");

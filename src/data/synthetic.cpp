@@ -29,7 +29,9 @@ class Rng {
   int between(int lo, int hi) { return lo + below(hi - lo + 1); }  // inclusive
   char pick(std::string_view chars) { return chars[below(static_cast<int>(chars.size()))]; }
   template <typename T, size_t N>
-  const T& pick(const std::array<T, N>& items) { return items[below(static_cast<int>(N))]; }
+  const T& pick(const std::array<T, N>& items) {
+    return items[below(static_cast<int>(N))];
+  }
   template <typename T>
   void shuffle(std::vector<T>& v) {  // Fisher–Yates with our own draws
     for (int i = static_cast<int>(v.size()) - 1; i > 0; --i) std::swap(v[i], v[below(i + 1)]);
@@ -75,8 +77,8 @@ class DocBuilder {
 // Filler: sentences from a tiny grammar, "det [adj] noun verb ...".
 constexpr std::array<const char*, 5> kDets = {"the", "a", "one", "my", "this"};
 constexpr std::array<const char*, 8> kAdjs = {"small", "red", "old", "happy", "quiet", "big", "green", "cold"};
-constexpr std::array<const char*, 12> kNouns = {"cat", "dog", "bird", "tree", "boy", "girl",
-                                                "house", "river", "book", "car", "fish", "hill"};
+constexpr std::array<const char*, 12> kNouns = {"cat",   "dog",   "bird", "tree", "boy",  "girl",
+                                                "house", "river", "book", "car",  "fish", "hill"};
 constexpr std::array<const char*, 6> kTransitive = {"sees", "likes", "finds", "takes", "moves", "holds"};
 constexpr std::array<const char*, 4> kIntransitive = {"runs", "sleeps", "sings", "waits"};
 constexpr std::array<const char*, 5> kPreps = {"near", "under", "over", "by", "behind"};
@@ -201,10 +203,14 @@ std::string prompt_before_answer(uint64_t seed, Task kind) {
 // ---------------------------------------------------------------------------------------------
 const char* task_name(Task task) {
   switch (task) {
-    case Task::SelectiveCopy: return "selective_copy";
-    case Task::Induction: return "induction";
-    case Task::AssociativeRecall: return "assoc_recall";
-    case Task::None: break;
+    case Task::SelectiveCopy:
+      return "selective_copy";
+    case Task::Induction:
+      return "induction";
+    case Task::AssociativeRecall:
+      return "assoc_recall";
+    case Task::None:
+      break;
   }
   return "none";
 }
@@ -214,10 +220,14 @@ uint64_t mix_seed(uint64_t a, uint64_t b) { return fmix64(fmix64(a) ^ (b + kGold
 Document generate_document(uint64_t seed, Task kind) {
   Rng rng(mix_seed(seed, static_cast<uint64_t>(kind)));
   switch (kind) {
-    case Task::SelectiveCopy: return copy_document(rng);
-    case Task::Induction: return induction_document(rng);
-    case Task::AssociativeRecall: return recall_document(rng);
-    case Task::None: break;
+    case Task::SelectiveCopy:
+      return copy_document(rng);
+    case Task::Induction:
+      return induction_document(rng);
+    case Task::AssociativeRecall:
+      return recall_document(rng);
+    case Task::None:
+      break;
   }
   return filler_document(rng);
 }
@@ -266,10 +276,8 @@ std::vector<uint32_t> encode_bytes(std::string_view text) {
 }
 
 std::vector<std::string> sample_prompts() {
-  return {std::string(kByteBosText) + "the small ",
-          prompt_before_answer(1, Task::Induction),
-          prompt_before_answer(2, Task::AssociativeRecall),
-          prompt_before_answer(3, Task::SelectiveCopy)};
+  return {std::string(kByteBosText) + "the small ", prompt_before_answer(1, Task::Induction),
+          prompt_before_answer(2, Task::AssociativeRecall), prompt_before_answer(3, Task::SelectiveCopy)};
 }
 
 }  // namespace hgpt::data

@@ -24,8 +24,7 @@ bool is_loopback(const std::string& addr) {
   return addr == "127.0.0.1" || addr == "localhost" || addr == "::1" || starts_with(addr, "127.");
 }
 
-std::shared_ptr<::gloo::transport::Device> make_device(const std::string& master_addr,
-                                                       const DistOptions& opts) {
+std::shared_ptr<::gloo::transport::Device> make_device(const std::string& master_addr, const DistOptions& opts) {
   using c10d::ProcessGroupGloo;
   if (!opts.gloo_interface.empty()) {
     return ProcessGroupGloo::createDeviceForInterface(opts.gloo_interface);
@@ -41,8 +40,8 @@ std::shared_ptr<::gloo::transport::Device> make_device(const std::string& master
 
 }  // namespace
 
-BackendPtr make_gloo_backend(const StorePtr& store, int rank, int world_size,
-                             const std::string& master_addr, const DistOptions& opts) {
+BackendPtr make_gloo_backend(const StorePtr& store, int rank, int world_size, const std::string& master_addr,
+                             const DistOptions& opts) {
   auto options = c10d::ProcessGroupGloo::Options::create(opts.timeout);
   options->devices.push_back(make_device(master_addr, opts));
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);

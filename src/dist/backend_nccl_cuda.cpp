@@ -11,12 +11,11 @@ namespace hgpt::dist::detail {
 
 #ifdef HGPT_HAVE_NCCL
 
-BackendPtr make_nccl_backend(const StorePtr& store, int rank, int world_size, int local_rank,
-                             const DistOptions& opts) {
+BackendPtr make_nccl_backend(const StorePtr& store, int rank, int world_size, int local_rank, const DistOptions& opts) {
   const int devices = static_cast<int>(c10::cuda::device_count());
   if (local_rank >= devices) {
-    throw DistError("local rank " + std::to_string(local_rank) + " needs cuda:" +
-                    std::to_string(local_rank) + " but this host has " + std::to_string(devices) +
+    throw DistError("local rank " + std::to_string(local_rank) + " needs cuda:" + std::to_string(local_rank) +
+                    " but this host has " + std::to_string(devices) +
                     " CUDA device(s); launch at most that many processes per node");
   }
   // NCCL binds a communicator to the current device: set it before any collective.

@@ -29,8 +29,8 @@ int parse_int(const char* name, const std::string& text, long lo, long hi) {
     throw UserError(std::string(name) + "='" + text + "' is not an integer");
   }
   if (v < lo || v > hi) {
-    throw UserError(std::string(name) + "=" + text + " is out of range [" + std::to_string(lo) +
-                    ", " + std::to_string(hi) + "]");
+    throw UserError(std::string(name) + "=" + text + " is out of range [" + std::to_string(lo) + ", " +
+                    std::to_string(hi) + "]");
   }
   return static_cast<int>(v);
 }

@@ -31,8 +31,8 @@ struct ProcessGroup::Impl {
   DistOptions opts;
   bool cuda = false;
   std::string name = "none";
-  StorePtr store;       // prefixed view of the TCPStore (null for the no-op group)
-  BackendPtr backend;   // null for the no-op group
+  StorePtr store;      // prefixed view of the TCPStore (null for the no-op group)
+  BackendPtr backend;  // null for the no-op group
   int64_t config_rounds = 0;
 
   ~Impl() {
@@ -40,17 +40,15 @@ struct ProcessGroup::Impl {
     if (backend) {
       try {
         backend->shutdown();
-      } catch (...) {
-      }
+      } catch (...) {}
     }
   }
 
   bool active() const { return backend.defined(); }
 
   [[noreturn]] void fail(const std::string& what, const std::string& cause) const {
-    throw DistError(what + " failed on rank " + std::to_string(rank) + " of " +
-                    std::to_string(world_size) + " (" + name + ", timeout " +
-                    std::to_string(opts.timeout.count()) +
+    throw DistError(what + " failed on rank " + std::to_string(rank) + " of " + std::to_string(world_size) + " (" +
+                    name + ", timeout " + std::to_string(opts.timeout.count()) +
                     " ms); another rank probably exited or stopped responding: " + cause);
   }
 
@@ -73,8 +71,8 @@ struct ProcessGroup::Impl {
   }
 
   void check_device(const at::Tensor& t, const char* what) const {
-    TORCH_CHECK(t.is_cuda() == cuda, what, ": tensor on ", t.device(), " but the process group is ",
-                name, cuda ? " (tensors must be on CUDA)" : " (tensors must be on CPU)");
+    TORCH_CHECK(t.is_cuda() == cuda, what, ": tensor on ", t.device(), " but the process group is ", name,
+                cuda ? " (tensors must be on CUDA)" : " (tensors must be on CPU)");
   }
 };
 
@@ -101,14 +99,13 @@ StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
     return c10::make_intrusive<c10d::PrefixStore>(store_prefix(), tcp);
   } catch (const std::exception& e) {
     const std::string cause =
-        dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace()
-                                            : e.what();
+        dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace() : e.what();
     const std::string role = so.isServer ? "host the rendezvous store on " : "reach the rendezvous store at ";
-    throw DistError("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
-                    " could not " + role + where + " within " +
-                    std::to_string(opts.timeout.count()) +
+    throw DistError("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + " could not " +
+                    role + where + " within " + std::to_string(opts.timeout.count()) +
                     " ms (every rank needs the same MASTER_ADDR/MASTER_PORT, rank 0 must be "
-                    "running and the port free): " + cause);
+                    "running and the port free): " +
+                    cause);
   }
 }
 
@@ -134,8 +131,8 @@ std::string describe_config_mismatch(const std::vector<std::string>& configs) {
       const std::string a = ref.contains(key) ? ref[key].dump() : "(missing)";
       const std::string b = other.contains(key) ? other[key].dump() : "(missing)";
       if (a != b) {
-        return "ranks disagree on the config: key '" + key + "' is " + a + " on rank 0 but " + b +
-               " on rank " + std::to_string(r) + "; every rank must run the same config";
+        return "ranks disagree on the config: key '" + key + "' is " + a + " on rank 0 but " + b + " on rank " +
+               std::to_string(r) + "; every rank must run the same config";
       }
     }
   }
@@ -145,10 +142,9 @@ std::string describe_config_mismatch(const std::vector<std::string>& configs) {
 ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ProcessGroup::~ProcessGroup() = default;
 
-std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda,
-                                                   const DistOptions& opts) {
-  TORCH_CHECK(env.world_size >= 1 && env.rank >= 0 && env.rank < env.world_size,
-              "ProcessGroup::create: rank ", env.rank, " outside a world of ", env.world_size);
+std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda, const DistOptions& opts) {
+  TORCH_CHECK(env.world_size >= 1 && env.rank >= 0 && env.rank < env.world_size, "ProcessGroup::create: rank ",
+              env.rank, " outside a world of ", env.world_size);
   TORCH_CHECK(opts.timeout.count() > 0, "ProcessGroup::create: timeout must be positive");
   TORCH_CHECK(opts.bucket_bytes > 0, "ProcessGroup::create: bucket_bytes must be positive");
   auto impl = std::make_unique<Impl>();
@@ -161,15 +157,13 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda
     try {
       if (cuda) {
 #ifdef HGPT_WITH_CUDA  // backend_nccl_cuda.cpp is compiled exactly in the builds that define it
-        impl->backend = detail::make_nccl_backend(impl->store, env.rank, env.world_size,
-                                                  env.local_rank, opts);
+        impl->backend = detail::make_nccl_backend(impl->store, env.rank, env.world_size, env.local_rank, opts);
         impl->name = "nccl";
 #else
         throw DistError("this build has no CUDA support, so no NCCL process group; train on CPU");
 #endif
       } else {
-        impl->backend = detail::make_gloo_backend(impl->store, env.rank, env.world_size,
-                                                  env.master_addr, opts);
+        impl->backend = detail::make_gloo_backend(impl->store, env.rank, env.world_size, env.master_addr, opts);
         impl->name = "gloo";
       }
     } catch (const DistError&) {
@@ -178,8 +172,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda
       impl->fail(std::string("creating the ") + (cuda ? "NCCL" : "Gloo") + " process group",
                  e.what_without_backtrace());
     } catch (const std::exception& e) {
-      impl->fail(std::string("creating the ") + (cuda ? "NCCL" : "Gloo") + " process group",
-                 e.what());
+      impl->fail(std::string("creating the ") + (cuda ? "NCCL" : "Gloo") + " process group", e.what());
     }
   }
   return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
@@ -213,8 +206,8 @@ void ProcessGroup::all_reduce_mean_(std::vector<at::Tensor>& tensors) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
     impl_->check_device(t, "all_reduce_mean_");
-    TORCH_CHECK(at::isFloatingType(t.scalar_type()), "all_reduce_mean_: tensor ", i,
-                " has non-floating dtype ", t.scalar_type());
+    TORCH_CHECK(at::isFloatingType(t.scalar_type()), "all_reduce_mean_: tensor ", i, " has non-floating dtype ",
+                t.scalar_type());
     auto& buckets = by_dtype[t.scalar_type()];
     const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
     if (buckets.empty() || buckets.back().bytes + bytes > impl_->opts.bucket_bytes) {
@@ -246,8 +239,8 @@ void ProcessGroup::all_reduce_mean_(std::vector<at::Tensor>& tensors) {
 }
 
 void ProcessGroup::broadcast_(at::Tensor& t, int root) {
-  TORCH_CHECK(root >= 0 && root < impl_->world_size, "broadcast_: root ", root,
-              " outside a world of ", impl_->world_size);
+  TORCH_CHECK(root >= 0 && root < impl_->world_size, "broadcast_: root ", root, " outside a world of ",
+              impl_->world_size);
   if (!impl_->active()) return;
   impl_->check_device(t, "broadcast_");
   std::vector<at::Tensor> bufs{t.is_contiguous() ? t : t.contiguous()};
@@ -267,8 +260,7 @@ void ProcessGroup::barrier() {
 
 double ProcessGroup::all_reduce_sum(double v) {
   if (!impl_->active()) return v;
-  auto t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(
-                                impl_->cuda ? at::kCUDA : at::kCPU));
+  auto t = at::full({1}, v, at::TensorOptions().dtype(at::kDouble).device(impl_->cuda ? at::kCUDA : at::kCPU));
   all_reduce_sum_(t);
   return t.item<double>();
 }

@@ -21,8 +21,9 @@ Engine::Engine(model::HybridGPT model) : model_(std::move(model)) {}
 InferenceState Engine::new_state(int64_t capacity) const {
   const auto& config = model_->config();
   if (capacity < 1 || capacity > config.sequence_len) {
-    throw UserError("cannot generate " + std::to_string(capacity) + " positions: the model was trained with max_seq_len " +
-                    std::to_string(config.sequence_len) + "; use a shorter prompt or fewer tokens");
+    throw UserError("cannot generate " + std::to_string(capacity) +
+                    " positions: the model was trained with max_seq_len " + std::to_string(config.sequence_len) +
+                    "; use a shorter prompt or fewer tokens");
   }
   InferenceState state;
   state.capacity = capacity;
@@ -35,8 +36,8 @@ InferenceState Engine::new_state(int64_t capacity) const {
 at::Tensor Engine::forward(const at::Tensor& tokens, InferenceState& state) {
   at::NoGradGuard no_grad;
   const int64_t T = tokens.size(1);
-  TORCH_CHECK(state.length + T <= state.capacity, "Engine: ", state.length + T, " positions exceed the state's capacity ",
-              state.capacity);
+  TORCH_CHECK(state.length + T <= state.capacity, "Engine: ", state.length + T,
+              " positions exceed the state's capacity ", state.capacity);
   if (state.length == 0 || T == 1) return run_layers(tokens, state);
   // Mamba layers advance one token per step: feed the tokens one by one.
   std::vector<at::Tensor> logits;

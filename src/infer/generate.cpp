@@ -18,7 +18,8 @@ namespace hgpt::infer {
 
 namespace {
 void check_params(const SamplingParams& p) {
-  if (!(p.temperature >= 0)) throw UserError("--temperature must be >= 0 (0: greedy), got " + std::to_string(p.temperature));
+  if (!(p.temperature >= 0))
+    throw UserError("--temperature must be >= 0 (0: greedy), got " + std::to_string(p.temperature));
   if (!(p.top_p > 0 && p.top_p <= 1)) throw UserError("--top_p must be in (0, 1], got " + std::to_string(p.top_p));
 }
 }  // namespace
@@ -52,8 +53,9 @@ Generation generate(Engine& engine, const std::vector<uint32_t>& prompt, const G
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());
   if (prompt_len == 0) throw UserError("the prompt is empty; give at least one token");
   if (prompt_len > max_len) {
-    throw UserError("the prompt has " + std::to_string(prompt_len) + " tokens but the model takes at most max_seq_len " +
-                    std::to_string(max_len) + "; shorten the prompt");
+    throw UserError("the prompt has " + std::to_string(prompt_len) +
+                    " tokens but the model takes at most max_seq_len " + std::to_string(max_len) +
+                    "; shorten the prompt");
   }
   if (options.num_samples < 1) throw UserError("--num_samples must be >= 1");
   if (options.max_tokens < 0) throw UserError("--max_tokens must be >= 0");

@@ -49,8 +49,9 @@ class CheckpointBackward : public torch::autograd::Node {
   std::string name() const override { return "CheckpointBackward"; }
 
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
-    TORCH_CHECK(input_.defined(), "activation checkpointing: this block's graph was already released "
-                                  "(a second backward through it needs the plain, non-checkpointed run)");
+    TORCH_CHECK(input_.defined(),
+                "activation checkpointing: this block's graph was already released "
+                "(a second backward through it needs the plain, non-checkpointed run)");
     if (!grads[0].defined()) return {at::Tensor()};
     const auto x = input_.detach().requires_grad_(true);
     at::Tensor y;
@@ -80,8 +81,8 @@ at::Tensor checkpointed(const BlockFn& fn, const at::Tensor& x) {
     at::NoGradGuard no_grad;
     y = fn(x);
   }
-  auto node = std::shared_ptr<CheckpointBackward>(
-      new CheckpointBackward(fn, x.detach(), AutocastState::current()), torch::autograd::deleteNode);
+  auto node = std::shared_ptr<CheckpointBackward>(new CheckpointBackward(fn, x.detach(), AutocastState::current()),
+                                                  torch::autograd::deleteNode);
   node->set_next_edges(torch::autograd::collect_next_edges(x));
   torch::autograd::set_history(y, node);
   return y;

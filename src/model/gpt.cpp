@@ -16,7 +16,8 @@ constexpr double kSoftcap = 15.0;
 
 HybridGPTImpl::HybridGPTImpl(const ModelConfig& config) : config_(config) {
   TORCH_CHECK(static_cast<int64_t>(config.block_pattern.size()) == config.depth, "HybridGPT: block_pattern '",
-              config.block_pattern, "' must have one entry per layer (depth ", config.depth, "); validate the config first");
+              config.block_pattern, "' must have one entry per layer (depth ", config.depth,
+              "); validate the config first");
   const int64_t dim = config.model_dim();
   transformer_ = register_module("transformer", std::make_shared<torch::nn::Module>("Transformer"));
   wte_ = transformer_->register_module("wte", torch::nn::Embedding(config.vocab_size, dim));
@@ -39,8 +40,7 @@ void HybridGPTImpl::init_weights() {
 
 at::Tensor HybridGPTImpl::hidden(const at::Tensor& idx) {
   const int64_t seq = idx.size(1);
-  TORCH_CHECK(seq <= config_.sequence_len, "sequence of ", seq, " tokens exceeds max_seq_len ",
-              config_.sequence_len);
+  TORCH_CHECK(seq <= config_.sequence_len, "sequence of ", seq, " tokens exceeds max_seq_len ", config_.sequence_len);
   const LayerContext context{rotary_tables(seq, config_.attn_head_dim(), idx.device())};
   auto x = embed(idx);
   for (const auto& block : blocks_) {
@@ -65,8 +65,8 @@ at::Tensor HybridGPTImpl::head(const at::Tensor& x) {
 at::Tensor HybridGPTImpl::loss(const at::Tensor& idx, const at::Tensor& targets, bool per_token) {
   const auto x = rms_norm(hidden(idx));
   const auto flat_targets = targets.reshape({-1});
-  const auto losses = softcapped_cross_entropy(x.reshape({-1, x.size(-1)}), lm_head_->weight, flat_targets,
-                                               kSoftcap, loss_chunk_rows(config_.vocab_size));
+  const auto losses = softcapped_cross_entropy(x.reshape({-1, x.size(-1)}), lm_head_->weight, flat_targets, kSoftcap,
+                                               loss_chunk_rows(config_.vocab_size));
   if (per_token) return losses.view(targets.sizes());
   return losses.sum() / flat_targets.ne(-1).sum();  // the mean over counted tokens
 }

@@ -51,9 +51,7 @@ MLPImpl::MLPImpl(int64_t dim) {
   c_proj = register_module("c_proj", linear_no_bias(4 * dim, dim));
 }
 
-at::Tensor MLPImpl::forward(const at::Tensor& x) {
-  return c_proj(at::relu(c_fc(x)).square());
-}
+at::Tensor MLPImpl::forward(const at::Tensor& x) { return c_proj(at::relu(c_fc(x)).square()); }
 
 void MLPImpl::init_weights() {
   init_linear_generic(c_fc);

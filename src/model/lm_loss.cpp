@@ -25,8 +25,7 @@ namespace {
 // The dtype lm_head's matmul would run in: autocast's on this device, else the input's own.
 at::ScalarType matmul_dtype(const at::Tensor& hidden) {
   const auto device = hidden.device().type();
-  return at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device)
-                                                   : hidden.scalar_type();
+  return at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : hidden.scalar_type();
 }
 
 // Everything after the matmul is fp32 (fp64 for fp64 inputs, so tests can compare exactly).
@@ -40,9 +39,8 @@ at::Tensor capped_logits(const at::Tensor& hidden, const at::Tensor& weight, dou
 
 class SoftcapCrossEntropyFn : public torch::autograd::Function<SoftcapCrossEntropyFn> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden,
-                            const at::Tensor& weight, const at::Tensor& targets, double softcap,
-                            int64_t chunk_rows) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
+                            const at::Tensor& targets, double softcap, int64_t chunk_rows) {
     const auto dtype = matmul_dtype(hidden);
     const auto h = hidden.to(dtype), w = weight.to(dtype);
     const int64_t n = hidden.size(0);
@@ -95,11 +93,11 @@ class SoftcapCrossEntropyFn : public torch::autograd::Function<SoftcapCrossEntro
 
 }  // namespace
 
-at::Tensor softcapped_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight,
-                                    const at::Tensor& targets, double softcap, int64_t chunk_rows) {
+at::Tensor softcapped_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                    double softcap, int64_t chunk_rows) {
   TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
-              "softcapped_cross_entropy: hidden (N, d) and weight (V, d) expected, got ", hidden.sizes(),
-              " and ", weight.sizes());
+              "softcapped_cross_entropy: hidden (N, d) and weight (V, d) expected, got ", hidden.sizes(), " and ",
+              weight.sizes());
   TORCH_CHECK(targets.dim() == 1 && targets.size(0) == hidden.size(0),
               "softcapped_cross_entropy: targets (N) expected, got ", targets.sizes());
   TORCH_CHECK(chunk_rows > 0, "softcapped_cross_entropy: chunk_rows must be positive, got ", chunk_rows);

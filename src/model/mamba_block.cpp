@@ -16,10 +16,9 @@ namespace hgpt::model {
 MambaMixerImpl::MambaMixerImpl(const MambaShape& s) : shape(s) {
   const int64_t di = s.d_inner(), r = s.dt_rank();
   in_proj = register_module("in_proj", linear_no_bias(s.dim, 2 * di));
-  conv1d = register_module("conv1d", torch::nn::Conv1d(torch::nn::Conv1dOptions(di, di, s.d_conv)
-                                                           .groups(di)
-                                                           .padding(s.d_conv - 1)
-                                                           .bias(true)));
+  conv1d = register_module(
+      "conv1d",
+      torch::nn::Conv1d(torch::nn::Conv1dOptions(di, di, s.d_conv).groups(di).padding(s.d_conv - 1).bias(true)));
   x_proj = register_module("x_proj", linear_no_bias(di, r + 2 * s.d_state));
   dt_proj = register_module("dt_proj", torch::nn::Linear(torch::nn::LinearOptions(r, di).bias(true)));
   out_proj = register_module("out_proj", linear_no_bias(di, s.dim));
@@ -42,8 +41,7 @@ void MambaMixerImpl::init_weights() {
   const double dt_init_std = std::pow(static_cast<double>(r), -0.5);
   dt_proj->weight.uniform_(-dt_init_std, dt_init_std);
   const double dt_min = 1e-3, dt_max = 1e-1;
-  auto dt = at::exp(at::rand({di}, dt_proj->bias.options()) * (std::log(dt_max) - std::log(dt_min)) +
-                    std::log(dt_min))
+  auto dt = at::exp(at::rand({di}, dt_proj->bias.options()) * (std::log(dt_max) - std::log(dt_min)) + std::log(dt_min))
                 .clamp_min(1e-4);
   dt_proj->bias.copy_(dt + at::log(-at::expm1(-dt)));
 }
@@ -68,11 +66,12 @@ at::Tensor MambaMixerImpl::causal_depthwise_conv(const at::Tensor& x) {
 at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden, MambaState* state) {
   if (state && state->ssm.defined()) return step(hidden, *state);
   const int64_t L = hidden.size(1), di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
-  const auto xz = in_proj(hidden);                                      // (B, L, 2·di)
+  const auto xz = in_proj(hidden);  // (B, L, 2·di)
   if (state) {  // the conv's next window starts with the last d_conv−1 inputs (zeros before the start)
     const int64_t K = shape.d_conv;
     const auto x_in = xz.narrow(2, 0, di).transpose(1, 2);  // (B, di, L)
-    state->conv = at::constant_pad_nd(x_in, {std::max<int64_t>(0, K - 1 - L), 0}).narrow(2, -(K - 1), K - 1).contiguous();
+    state->conv =
+        at::constant_pad_nd(x_in, {std::max<int64_t>(0, K - 1 - L), 0}).narrow(2, -(K - 1), K - 1).contiguous();
   }
   const auto x = at::silu(causal_depthwise_conv(xz.narrow(2, 0, di)));  // (B, L, di)
   const auto x_dbl = x_proj(x);                                         // (B, L, r + 2N)
@@ -183,9 +182,9 @@ BlockSizes mamba_block_sizes(const ModelConfig& c, bool cuda) {
   const int64_t f = 4, a = cuda ? 2 : 4;
   BlockSizes s;
   const int64_t mlp = c.mamba_use_mlp ? 8 * d * d : 0;
-  s.matmul_params = d * 2 * di + di * (r + 2 * N) + r * di + di * d + mlp;  // in_proj, x_proj, dt_proj, out_proj
+  s.matmul_params = d * 2 * di + di * (r + 2 * N) + r * di + di * d + mlp;        // in_proj, x_proj, dt_proj, out_proj
   for (const auto& p : mamba_small_parameters(shape)) s.small_params += p.numel;  // A_log, D, conv1d, dt_proj.bias
-  s.extra_flops_per_token = 27.0 * di * N + 6.0 * di * c.mamba_d_conv;         // the scan and the conv
+  s.extra_flops_per_token = 27.0 * di * N + 6.0 * di * c.mamba_d_conv;            // the scan and the conv
   // x, norm(x) | the padded conv input, conv output, silu output (the scan's u), Δ, z, the scan
   // output; x_proj's output (dt, B, C) and B, C made contiguous; the scan's state checkpoints;
   // with the MLP: its input and norm, relu(c_fc), relu².

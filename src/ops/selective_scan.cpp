@@ -51,11 +51,12 @@ class SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
  public:
   // The tensors travel one by one (optional ones as std::optional: autograd registers an input
   // only when present) because autograd tracks the arguments of forward().
-  static torch::autograd::variable_list forward(
-      torch::autograd::AutogradContext* ctx, const at::Tensor& u, const at::Tensor& delta,
-      const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
-      const std::optional<at::Tensor>& D_opt, const std::optional<at::Tensor>& z_opt,
-      const std::optional<at::Tensor>& delta_bias_opt, bool delta_softplus, bool use_cuda) {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& u,
+                                                const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
+                                                const at::Tensor& C, const std::optional<at::Tensor>& D_opt,
+                                                const std::optional<at::Tensor>& z_opt,
+                                                const std::optional<at::Tensor>& delta_bias_opt, bool delta_softplus,
+                                                bool use_cuda) {
     ScanInputs in;
     in.u = u;
     in.delta = delta;
@@ -130,8 +131,8 @@ ScanOutputs selective_scan(const ScanInputs& in, bool return_last_state, ScanImp
     TORCH_CHECK(device.is_cuda(), "selective_scan: the CUDA kernel needs CUDA tensors, got ", device);
   }
   auto opt = [](const at::Tensor& t) { return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt; };
-  auto outs = SelectiveScanFn::apply(in.u, in.delta, in.A, in.B, in.C, opt(in.D_skip), opt(in.z),
-                                     opt(in.delta_bias), in.delta_softplus, impl == ScanImpl::Cuda);
+  auto outs = SelectiveScanFn::apply(in.u, in.delta, in.A, in.B, in.C, opt(in.D_skip), opt(in.z), opt(in.delta_bias),
+                                     in.delta_softplus, impl == ScanImpl::Cuda);
   ScanOutputs result;
   result.out = outs[0];
   if (return_last_state) result.last_state = outs[1];

@@ -107,9 +107,14 @@ struct Prepared {
 
 Prepared prepare(const ScanInputs& in, at::ScalarType dtype) {
   auto flat = [dtype](const at::Tensor& t) { return t.defined() ? t.to(dtype).contiguous() : t; };
-  return {channels_last(in.u, dtype),     channels_last(in.delta, dtype), channels_last(in.z, dtype),
-          channels_last(in.B, dtype),     channels_last(in.C, dtype),     flat(in.A.t()),
-          flat(in.D_skip),                flat(in.delta_bias)};
+  return {channels_last(in.u, dtype),
+          channels_last(in.delta, dtype),
+          channels_last(in.z, dtype),
+          channels_last(in.B, dtype),
+          channels_last(in.C, dtype),
+          flat(in.A.t()),
+          flat(in.D_skip),
+          flat(in.delta_bias)};
 }
 
 template <typename T>
@@ -134,9 +139,7 @@ ScanArgs<T> make_args(const Prepared& p, bool delta_softplus) {
   return a;
 }
 
-at::ScalarType compute_type(const at::Tensor& u) {
-  return u.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
+at::ScalarType compute_type(const at::Tensor& u) { return u.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
 // (B, L, X) → the (B, X, L) view the callers see.
 at::Tensor as_bxl(const at::Tensor& t) { return t.defined() ? t.transpose(1, 2) : t; }
@@ -212,9 +215,12 @@ ScanGrads bwd_impl(const ScanSaved& saved, const at::Tensor& dout) {
 
 const char* scan_cpu_capability() {
   switch (capability()) {
-    case Capability::Avx512: return "AVX512";
-    case Capability::Avx2: return "AVX2";
-    default: return "DEFAULT";
+    case Capability::Avx512:
+      return "AVX512";
+    case Capability::Avx2:
+      return "AVX2";
+    default:
+      return "DEFAULT";
   }
 }
 
@@ -241,8 +247,8 @@ ScanGrads scan_bwd_cpu(const ScanSaved& saved, const at::Tensor& dout) {
   auto cast = [](const at::Tensor& g, const at::Tensor& like) {
     return g.defined() && like.defined() ? g.to(like.scalar_type()) : at::Tensor();
   };
-  return {cast(r.du, in.u), cast(r.ddelta, in.delta), cast(r.dA, in.A),      cast(r.dB, in.B),
-          cast(r.dC, in.C), cast(r.dD, in.D_skip),    cast(r.dz, in.z),      cast(r.ddelta_bias, in.delta_bias)};
+  return {cast(r.du, in.u), cast(r.ddelta, in.delta), cast(r.dA, in.A), cast(r.dB, in.B),
+          cast(r.dC, in.C), cast(r.dD, in.D_skip),    cast(r.dz, in.z), cast(r.ddelta_bias, in.delta_bias)};
 }
 
 }  // namespace hgpt::ops::detail

@@ -112,8 +112,8 @@ inline StepInputs<T> step_inputs(const ScanArgs<T>& a, int64_t b, int64_t t, int
 // h_next may be h_prev (the forward updates in place); the backward's recompute also keeps each
 // decay exp(Δ·A[n]) in e.
 template <typename T, bool kKeepDecays>
-inline Vec<T> recurrence_step(const Vec<T>& dt, const Vec<T>& dtu, Vec<T> y, const T* Av, const T* h_prev,
-                              T* h_next, T* e, const T* Brow, const T* Crow, int64_t N) {
+inline Vec<T> recurrence_step(const Vec<T>& dt, const Vec<T>& dtu, Vec<T> y, const T* Av, const T* h_prev, T* h_next,
+                              T* e, const T* Brow, const T* Crow, int64_t N) {
   constexpr int64_t W = Vec<T>::size();
   for (int64_t n = 0; n < N; ++n) {
     const Vec<T> en = (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
@@ -130,8 +130,8 @@ void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
   constexpr int64_t W = Vec<T>::size();
   const int64_t N = a.dstate, L = a.seqlen;
   const Block k = block_of(a, task);
-  T* h = scratch;                           // (n_vec, N, W): the running state
-  T* As = scratch + kTaskChannels * N;      // (n_vec, N, W)
+  T* h = scratch;                       // (n_vec, N, W): the running state
+  T* As = scratch + kTaskChannels * N;  // (n_vec, N, W)
   gather_A(a, k, As);
   for (int64_t i = 0; i < k.n_vec * N * W; ++i) h[i] = T(0);
   for (int64_t c = 0; c < a.n_chunks; ++c) {
@@ -160,7 +160,8 @@ void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
   }
   for (int64_t v = 0; v < k.n_vec; ++v) {
     const int64_t d = k.d0 + v * W, nl = k.lanes(v, W);
-    for (int64_t n = 0; n < N; ++n) store(Vec<T>::loadu(h + (v * N + n) * W), a.last_state + (k.b * N + n) * a.dim + d, nl);
+    for (int64_t n = 0; n < N; ++n)
+      store(Vec<T>::loadu(h + (v * N + n) * W), a.last_state + (k.b * N + n) * a.dim + d, nl);
   }
 }
 
@@ -170,13 +171,13 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
   const int64_t N = a.dstate, L = a.seqlen, TN = kTaskChannels * N;
   const Block k = block_of(a, task);
   // Scratch, all (..., n_vec, N, W) or (..., n_vec, W) with the block's vectors packed.
-  T* As = scratch;                       // A
-  T* H = As + TN;                        // (kChunk + 1): states, H[j + 1] after step t0 + j
-  T* E = H + (kChunk + 1) * TN;          // (kChunk): decays exp(Δ·A)
-  T* q = E + kChunk * TN;                // gradient reaching h_t from later steps, times a_{t+1}
+  T* As = scratch;               // A
+  T* H = As + TN;                // (kChunk + 1): states, H[j + 1] after step t0 + j
+  T* E = H + (kChunk + 1) * TN;  // (kChunk): decays exp(Δ·A)
+  T* q = E + kChunk * TN;        // gradient reaching h_t from later steps, times a_{t+1}
   T* dA = q + TN;
-  T* Y = dA + TN;                        // (kChunk): y before gating
-  T* DT = Y + kChunk * kTaskChannels;    // (kChunk): Δ
+  T* Y = dA + TN;                             // (kChunk): y before gating
+  T* DT = Y + kChunk * kTaskChannels;         // (kChunk): Δ
   T* lanes_dB = DT + kChunk * kTaskChannels;  // (kChunk, N, W): dB/dC summed over the vectors
   T* lanes_dC = lanes_dB + kChunk * N * kMaxLanes;
   T* dD = lanes_dC + kChunk * N * kMaxLanes;  // (n_vec, W)
@@ -279,7 +280,8 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
   }
   for (int64_t v = 0; v < k.n_vec; ++v) {
     const int64_t d = k.d0 + v * W, nl = k.lanes(v, W);
-    for (int64_t n = 0; n < N; ++n) store(Vec<T>::loadu(dA + (v * N + n) * W), a.dA_part + (k.b * N + n) * a.dim + d, nl);
+    for (int64_t n = 0; n < N; ++n)
+      store(Vec<T>::loadu(dA + (v * N + n) * W), a.dA_part + (k.b * N + n) * a.dim + d, nl);
     store(Vec<T>::loadu(dD + v * W), a.dD_part + k.b * a.dim + d, nl);
     store(Vec<T>::loadu(dbias + v * W), a.dbias_part + k.b * a.dim + d, nl);
   }

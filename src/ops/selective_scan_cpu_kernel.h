@@ -35,8 +35,8 @@ struct Rows {
 template <typename T>
 struct ScanArgs {
   int64_t batch = 0, dim = 0, seqlen = 0, dstate = 0, n_chunks = 0;
-  int64_t dim_padded = 0;         // dim rounded up to kMaxLanes
-  int64_t tasks_per_batch = 0;    // ceil(dim / kTaskChannels)
+  int64_t dim_padded = 0;       // dim rounded up to kMaxLanes
+  int64_t tasks_per_batch = 0;  // ceil(dim / kTaskChannels)
   bool softplus = false;
   // Inputs. u, delta, z: (B, L, D) rows; B, C: (B, L, N) rows; z may be null.
   Rows<const T> u, delta, z, B, C;
@@ -44,16 +44,16 @@ struct ScanArgs {
   const T* D = nullptr;     // (D) or null
   const T* bias = nullptr;  // (D) or null
   // Forward outputs.
-  T* out = nullptr;         // (B, L, D)
-  T* checkpoints = nullptr; // (B, n_chunks, N, dim_padded): state before each chunk
-  T* last_state = nullptr;  // (B, N, D)
+  T* out = nullptr;          // (B, L, D)
+  T* checkpoints = nullptr;  // (B, n_chunks, N, dim_padded): state before each chunk
+  T* last_state = nullptr;   // (B, N, D)
   // Backward: the incoming gradient and the outputs. dB/dC, dA, dD and d(bias) are partial sums
   // per task or per batch row, added up in a fixed order by the caller.
-  Rows<const T> dout;       // (B, L, D) rows
-  T* du = nullptr;          // (B, L, D), as are ddelta and dz
+  Rows<const T> dout;  // (B, L, D) rows
+  T* du = nullptr;     // (B, L, D), as are ddelta and dz
   T* ddelta = nullptr;
   T* dz = nullptr;
-  T* dB_part = nullptr;     // (B, tasks_per_batch, L, N)
+  T* dB_part = nullptr;  // (B, tasks_per_batch, L, N)
   T* dC_part = nullptr;
   T* dA_part = nullptr;     // (B, N, D)
   T* dD_part = nullptr;     // (B, D)
@@ -63,17 +63,17 @@ struct ScanArgs {
 // Scratch (elements of T) one thread needs for a forward / backward task.
 inline int64_t fwd_scratch_size(int64_t dstate) { return 2 * kTaskChannels * dstate; }
 inline int64_t bwd_scratch_size(int64_t dstate) {
-  return (2 * kChunk + 4) * kTaskChannels * dstate + 2 * kChunk * kTaskChannels +
-         2 * kChunk * dstate * kMaxLanes + 2 * kTaskChannels;
+  return (2 * kChunk + 4) * kTaskChannels * dstate + 2 * kChunk * kTaskChannels + 2 * kChunk * dstate * kMaxLanes +
+         2 * kTaskChannels;
 }
 
 // The kernels of one capability: tasks [begin, end) of a forward or a backward.
-#define HGPT_SCAN_DECLARE_KERNELS(CAP)                                                         \
-  namespace CAP {                                                                              \
-  void fwd_tasks(const ScanArgs<float>& a, int64_t begin, int64_t end, float* scratch);        \
-  void fwd_tasks(const ScanArgs<double>& a, int64_t begin, int64_t end, double* scratch);      \
-  void bwd_tasks(const ScanArgs<float>& a, int64_t begin, int64_t end, float* scratch);        \
-  void bwd_tasks(const ScanArgs<double>& a, int64_t begin, int64_t end, double* scratch);      \
+#define HGPT_SCAN_DECLARE_KERNELS(CAP)                                                    \
+  namespace CAP {                                                                         \
+  void fwd_tasks(const ScanArgs<float>& a, int64_t begin, int64_t end, float* scratch);   \
+  void fwd_tasks(const ScanArgs<double>& a, int64_t begin, int64_t end, double* scratch); \
+  void bwd_tasks(const ScanArgs<float>& a, int64_t begin, int64_t end, float* scratch);   \
+  void bwd_tasks(const ScanArgs<double>& a, int64_t begin, int64_t end, double* scratch); \
   }
 HGPT_SCAN_DECLARE_KERNELS(DEFAULT)
 HGPT_SCAN_DECLARE_KERNELS(AVX2)

@@ -27,10 +27,14 @@ struct CudaPrepared {
 
 ScanElem elem_of(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return ScanElem::kFloat32;
-    case at::kBFloat16: return ScanElem::kBFloat16;
-    case at::kHalf: return ScanElem::kFloat16;
-    default: break;
+    case at::kFloat:
+      return ScanElem::kFloat32;
+    case at::kBFloat16:
+      return ScanElem::kBFloat16;
+    case at::kHalf:
+      return ScanElem::kFloat16;
+    default:
+      break;
   }
   TORCH_CHECK(false, "selective_scan (CUDA): u must be fp32, bf16 or fp16, got ", t);
 }
@@ -42,8 +46,8 @@ CudaPrepared prepare(const ScanInputs& in) {
   TORCH_CHECK(u.is_cuda(), "selective_scan (CUDA): inputs must be CUDA tensors");
   elem_of(u.scalar_type());  // rejects fp64 and other dtypes up front
   const auto dstate = A.size(1);
-  TORCH_CHECK(dstate >= 1 && dstate <= hgpt::kernels::kScanMaxDState,
-              "selective_scan (CUDA): d_state must be in [1, ", hgpt::kernels::kScanMaxDState, "], got ", dstate);
+  TORCH_CHECK(dstate >= 1 && dstate <= hgpt::kernels::kScanMaxDState, "selective_scan (CUDA): d_state must be in [1, ",
+              hgpt::kernels::kScanMaxDState, "], got ", dstate);
   TORCH_CHECK(u.size(0) <= 65535, "selective_scan (CUDA): batch must be at most 65535, got ", u.size(0));
   CudaPrepared r;
   // The kernel reads u, delta and z in one dtype: u's when they all share it, else fp32, so that
@@ -94,8 +98,10 @@ CudaPrepared prepare(const ScanInputs& in) {
 // cudaGetLastError() and blamed on it: report it as the earlier error it is, before launching.
 void check_no_pending_error(const char* pass) {
   const cudaError_t earlier = cudaGetLastError();
-  TORCH_CHECK(earlier == cudaSuccess, "selective_scan (CUDA) ", pass, ": a CUDA error from earlier work was pending "
-              "before the launch (not this kernel's): ", cudaGetErrorString(earlier));
+  TORCH_CHECK(earlier == cudaSuccess, "selective_scan (CUDA) ", pass,
+              ": a CUDA error from earlier work was pending "
+              "before the launch (not this kernel's): ",
+              cudaGetErrorString(earlier));
 }
 
 void check_launch(cudaError_t err, const char* pass, const ScanParams& p) {
@@ -121,7 +127,7 @@ ScanFwdResult scan_fwd_cuda(const ScanInputs& in) {
   check_no_pending_error("forward");
   check_launch(hgpt::kernels::selective_scan_fwd_launch(p, at::cuda::getCurrentCUDAStream()), "forward", p);
   if (p.seqlen == 0) out.last_state.zero_();  // no kernel ran: the state is h_{-1} = 0
-  out.out = out.out.to(u.scalar_type());        // no-op unless u was widened to fp32
+  out.out = out.out.to(u.scalar_type());      // no-op unless u was widened to fp32
   return out;
 }
 
@@ -136,11 +142,12 @@ ScanGrads scan_bwd_cuda(const ScanSaved& saved, const at::Tensor& dout) {
   // mismatch would read out of bounds, so it is an error here rather than in the kernel.
   TORCH_CHECK(dout.sizes() == u.sizes(), "selective_scan (CUDA) backward: dout has shape ", dout.sizes(),
               ", expected u's ", u.sizes());
-  TORCH_CHECK(dout.device() == u.device(), "selective_scan (CUDA) backward: dout is on ", dout.device(),
-              ", u on ", u.device());
+  TORCH_CHECK(dout.device() == u.device(), "selective_scan (CUDA) backward: dout is on ", dout.device(), ", u on ",
+              u.device());
   const std::vector<int64_t> ckpt_shape = {p.batch, p.dim, p.n_chunks, p.dstate};
-  TORCH_CHECK(checkpoints.sizes() == at::IntArrayRef(ckpt_shape), "selective_scan (CUDA) backward: checkpoints have shape ",
-              checkpoints.sizes(), ", expected ", at::IntArrayRef(ckpt_shape), " (from the forward with the same inputs)");
+  TORCH_CHECK(checkpoints.sizes() == at::IntArrayRef(ckpt_shape),
+              "selective_scan (CUDA) backward: checkpoints have shape ", checkpoints.sizes(), ", expected ",
+              at::IntArrayRef(ckpt_shape), " (from the forward with the same inputs)");
   TORCH_CHECK(checkpoints.device() == u.device(), "selective_scan (CUDA) backward: checkpoints are on ",
               checkpoints.device(), ", u on ", u.device());
   const auto f32 = u.options().dtype(at::kFloat);
@@ -181,7 +188,7 @@ ScanGrads scan_bwd_cuda(const ScanSaved& saved, const at::Tensor& dout) {
   g.dz = cast(dz, z);
   g.dB = cast(dB, B);
   g.dC = cast(dC, C);
-  g.dA = cast(dA_part.sum(0), A);   // ATen's CUDA sum is a fixed-order reduction
+  g.dA = cast(dA_part.sum(0), A);  // ATen's CUDA sum is a fixed-order reduction
   g.dD = cast(dD_part.sum(0), D);
   g.ddelta_bias = cast(dbias_part.sum(0), delta_bias);
   return g;

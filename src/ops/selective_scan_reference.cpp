@@ -12,10 +12,14 @@ namespace hgpt::ops {
 
 const char* scan_impl_name(ScanImpl impl) {
   switch (impl) {
-    case ScanImpl::Auto: return "auto";
-    case ScanImpl::Reference: return "reference";
-    case ScanImpl::FusedCpu: return "fused_cpu";
-    case ScanImpl::Cuda: return "cuda";
+    case ScanImpl::Auto:
+      return "auto";
+    case ScanImpl::Reference:
+      return "reference";
+    case ScanImpl::FusedCpu:
+      return "fused_cpu";
+    case ScanImpl::Cuda:
+      return "cuda";
   }
   return "?";
 }
@@ -23,25 +27,21 @@ const char* scan_impl_name(ScanImpl impl) {
 void check_scan_inputs(const ScanInputs& in) {
   TORCH_CHECK(in.u.defined() && in.u.dim() == 3, "selective_scan: u must be (batch, dim, seqlen)");
   const auto batch = in.u.size(0), dim = in.u.size(1), seqlen = in.u.size(2);
-  TORCH_CHECK(in.delta.defined() && in.delta.sizes() == in.u.sizes(),
-              "selective_scan: delta must have u's shape ", in.u.sizes(), ", got ",
-              in.delta.defined() ? in.delta.sizes() : at::IntArrayRef{});
-  TORCH_CHECK(in.A.defined() && in.A.dim() == 2 && in.A.size(0) == dim,
-              "selective_scan: A must be (dim=", dim, ", d_state)");
+  TORCH_CHECK(in.delta.defined() && in.delta.sizes() == in.u.sizes(), "selective_scan: delta must have u's shape ",
+              in.u.sizes(), ", got ", in.delta.defined() ? in.delta.sizes() : at::IntArrayRef{});
+  TORCH_CHECK(in.A.defined() && in.A.dim() == 2 && in.A.size(0) == dim, "selective_scan: A must be (dim=", dim,
+              ", d_state)");
   const auto d_state = in.A.size(1);
   for (const auto* t : {&in.B, &in.C}) {
-    TORCH_CHECK(t->defined() && t->dim() == 3 && t->size(0) == batch && t->size(1) == d_state &&
-                    t->size(2) == seqlen,
-                "selective_scan: B and C must be (batch=", batch, ", d_state=", d_state,
-                ", seqlen=", seqlen, ")");
+    TORCH_CHECK(t->defined() && t->dim() == 3 && t->size(0) == batch && t->size(1) == d_state && t->size(2) == seqlen,
+                "selective_scan: B and C must be (batch=", batch, ", d_state=", d_state, ", seqlen=", seqlen, ")");
   }
   if (in.z.defined()) {
     TORCH_CHECK(in.z.sizes() == in.u.sizes(), "selective_scan: z must have u's shape");
   }
   for (const auto* t : {&in.D_skip, &in.delta_bias}) {
     if (t->defined()) {
-      TORCH_CHECK(t->dim() == 1 && t->size(0) == dim,
-                  "selective_scan: D and delta_bias must be (dim=", dim, ")");
+      TORCH_CHECK(t->dim() == 1 && t->size(0) == dim, "selective_scan: D and delta_bias must be (dim=", dim, ")");
     }
   }
   for (const at::Tensor* t : {&in.u, &in.delta, &in.A, &in.B, &in.C, &in.D_skip, &in.z, &in.delta_bias}) {
@@ -60,7 +60,7 @@ ScanOutputs selective_scan_reference(const ScanInputs& in, bool return_last_stat
   auto delta = in.delta.to(compute);
   if (in.delta_bias.defined()) delta = delta + in.delta_bias.to(compute).view({1, -1, 1});
   if (in.delta_softplus) delta = at::softplus(delta);
-  const auto A = in.A.to(compute);                 // (D, N)
+  const auto A = in.A.to(compute);                   // (D, N)
   const auto Bt = in.B.to(compute).transpose(1, 2);  // (B, L, N)
   const auto Ct = in.C.to(compute).transpose(1, 2);  // (B, L, N)
 

@@ -11,19 +11,18 @@
 namespace hgpt::optim {
 
 at::Tensor zeropower_via_newton_schulz5(const at::Tensor& G, int steps, at::ScalarType dtype) {
-  TORCH_CHECK(G.dim() == 2, "zeropower_via_newton_schulz5: expected a 2-D matrix, got shape ",
-              G.sizes());
+  TORCH_CHECK(G.dim() == 2, "zeropower_via_newton_schulz5: expected a 2-D matrix, got shape ", G.sizes());
   TORCH_CHECK(steps >= 0, "zeropower_via_newton_schulz5: steps must be >= 0");
   constexpr double a = 3.4445, b = -4.7750, c = 2.0315;
   at::NoGradGuard no_grad;
   at::Tensor X = G.to(dtype);
   const bool tall = G.size(0) > G.size(1);
-  if (tall) X = X.t();  // work on the wide side so X·Xᵀ is the smaller Gram matrix
+  if (tall) X = X.t();        // work on the wide side so X·Xᵀ is the smaller Gram matrix
   X = X / (X.norm() + 1e-7);  // Frobenius norm ≥ spectral norm: all σ ≤ 1
   for (int i = 0; i < steps; ++i) {
     const at::Tensor A = at::mm(X, X.t());
     const at::Tensor B = at::addmm(A, A, A, /*beta=*/b, /*alpha=*/c);  // b·A + c·A·A
-    X = at::addmm(X, B, X, /*beta=*/a, /*alpha=*/1.0);                  // a·X + B·X
+    X = at::addmm(X, B, X, /*beta=*/a, /*alpha=*/1.0);                 // a·X + B·X
   }
   if (tall) X = X.t();
   return X.contiguous();
@@ -48,11 +47,10 @@ Muon::Muon(std::vector<NamedParam> params, double lr, double momentum, bool nest
   TORCH_CHECK(ns_steps >= 1, "Muon: ns_steps must be >= 1, got ", ns_steps);
   set_momentum(momentum);
   for (const NamedParam& np : this->params()) {
-    TORCH_CHECK(np.param.dim() == 2, "Muon: parameter '", np.name,
-                "' must be a 2-D matrix, got shape ", np.param.sizes());
+    TORCH_CHECK(np.param.dim() == 2, "Muon: parameter '", np.name, "' must be a 2-D matrix, got shape ",
+                np.param.sizes());
     // Zero buffer: the same as nanochat's lazily created one, and the state dict is complete early.
-    momentum_buffers_.push_back(
-        at::zeros(np.param.sizes(), np.param.options().dtype(at::kFloat).requires_grad(false)));
+    momentum_buffers_.push_back(at::zeros(np.param.sizes(), np.param.options().dtype(at::kFloat).requires_grad(false)));
   }
 }
 
@@ -71,7 +69,8 @@ void Muon::step() {
     at::Tensor& buf = momentum_buffers_[i];
     buf.lerp_(g, 1.0 - momentum_);
     const at::Tensor u = nesterov_ ? g.lerp(buf, momentum_) : buf;
-    const at::Tensor o = zeropower_via_newton_schulz5(u, ns_steps_, ns_dtype_.value_or(newton_schulz_dtype(u.device()))).to(at::kFloat);
+    const at::Tensor o =
+        zeropower_via_newton_schulz5(u, ns_steps_, ns_dtype_.value_or(newton_schulz_dtype(u.device()))).to(at::kFloat);
     const double rows = static_cast<double>(np.param.size(0));
     const double cols = static_cast<double>(np.param.size(1));
     const double scale = std::sqrt(std::max(1.0, rows / cols));

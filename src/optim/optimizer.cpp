@@ -16,12 +16,10 @@ Optimizer::Optimizer(std::vector<NamedParam> params) : params_(std::move(params)
   std::set<const void*> impls;  // the same tensor must not be updated twice per step
   for (const NamedParam& p : params_) {
     TORCH_CHECK(p.param.defined(), "optimizer: parameter '", p.name, "' is undefined");
-    TORCH_CHECK(at::isFloatingType(p.param.scalar_type()), "optimizer: parameter '", p.name,
-                "' is not floating point");
-    TORCH_CHECK(names.insert(p.name).second, "optimizer: parameter name '", p.name,
-                "' is repeated");
-    TORCH_CHECK(impls.insert(p.param.unsafeGetTensorImpl()).second, "optimizer: parameter '",
-                p.name, "' is given twice");
+    TORCH_CHECK(at::isFloatingType(p.param.scalar_type()), "optimizer: parameter '", p.name, "' is not floating point");
+    TORCH_CHECK(names.insert(p.name).second, "optimizer: parameter name '", p.name, "' is repeated");
+    TORCH_CHECK(impls.insert(p.param.unsafeGetTensorImpl()).second, "optimizer: parameter '", p.name,
+                "' is given twice");
   }
 }
 
@@ -37,8 +35,8 @@ void Optimizer::zero_grad() {
 const at::Tensor& Optimizer::grad_of(const NamedParam& p) {
   const at::Tensor& g = p.param.grad();
   TORCH_CHECK(g.defined(), "optimizer: parameter '", p.name, "' has no gradient");
-  TORCH_CHECK(g.sizes() == p.param.sizes(), "optimizer: gradient of '", p.name, "' has shape ",
-              g.sizes(), ", parameter has ", p.param.sizes());
+  TORCH_CHECK(g.sizes() == p.param.sizes(), "optimizer: gradient of '", p.name, "' has shape ", g.sizes(),
+              ", parameter has ", p.param.sizes());
   return g;
 }
 
@@ -69,16 +67,14 @@ void Optimizer::load_state_dict(const StateDict& state) {
     at::Tensor src = take(kv.first);
     if (!src.defined() || src.sizes() != kv.second.sizes()) {
       throw UserError("optimizer state: key '" + kv.first + "' has shape " +
-                      (src.defined() ? c10::str(src.sizes()) : std::string("(undefined)")) +
-                      ", expected " + c10::str(kv.second.sizes()));
+                      (src.defined() ? c10::str(src.sizes()) : std::string("(undefined)")) + ", expected " +
+                      c10::str(kv.second.sizes()));
     }
     sources.push_back(src);
   }
   at::Tensor step = take("step");
-  if (!step.defined() || step.numel() != 1)
-    throw UserError("optimizer state: key 'step' must be a scalar");
-  if (!given.empty())
-    throw UserError("optimizer state: unexpected key '" + given.begin()->first + "'");
+  if (!step.defined() || step.numel() != 1) throw UserError("optimizer state: key 'step' must be a scalar");
+  if (!given.empty()) throw UserError("optimizer state: unexpected key '" + given.begin()->first + "'");
 
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < live.size(); ++i) live[i].second.copy_(sources[i]);

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "hgpt/tokenizer/documents.h"
 #include "hgpt/errors.h"
 #include "hgpt/strings.h"
+#include "hgpt/tokenizer/documents.h"
 
 namespace hgpt::tokenizer {
 namespace {

@@ -14,8 +14,8 @@ std::vector<std::string> pseudo_text(int64_t approx_bytes, uint64_t seed) {
   std::mt19937_64 rng(seed);
   auto uniform = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
   // A lexicon of pronounceable words built from syllables.
-  static const char* kOnsets[] = {"b", "c", "d", "f", "g", "h", "l", "m", "n", "p", "r", "s", "t", "v", "w",
-                                  "th", "st", "pr", "ch", "sh", "tr", "gr", ""};
+  static const char* kOnsets[] = {"b", "c", "d", "f",  "g",  "h",  "l",  "m",  "n",  "p",  "r", "s",
+                                  "t", "v", "w", "th", "st", "pr", "ch", "sh", "tr", "gr", ""};
   static const char* kVowels[] = {"a", "e", "i", "o", "u", "ea", "ou", "io", "ai"};
   static const char* kCodas[] = {"", "", "n", "r", "s", "t", "l", "nd", "ng", "st", "ck"};
   std::vector<std::string> lexicon;
@@ -29,8 +29,8 @@ std::vector<std::string> pseudo_text(int64_t approx_bytes, uint64_t seed) {
     }
     lexicon.push_back(w);
   }
-  static const char* kForeign[] = {"мир", "данные", "модель", "数据", "模型", "训练", "トークン", "😀", "🚀",
-                                   "naïve", "café", "e\xCC\x81"};
+  static const char* kForeign[] = {"мир",      "данные", "модель", "数据",  "模型", "训练",
+                                   "トークン", "😀",      "🚀",      "naïve", "café", "e\xCC\x81"};
   static const char* kPunct[] = {",", ",", ".", ".", ".", ";", ":", "!", "?", " -", "...", "\"", "'s", "'re"};
   std::vector<double> cdf(lexicon.size());
   double total = 0;

@@ -16,9 +16,8 @@ const char* const kDefaultSplitPattern =
     R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)";
 
 std::vector<std::string> default_special_tokens() {
-  return {"<|bos|>",          "<|user_start|>",   "<|user_end|>",    "<|assistant_start|>",
-          "<|assistant_end|>", "<|python_start|>", "<|python_end|>", "<|output_start|>",
-          "<|output_end|>"};
+  return {"<|bos|>",          "<|user_start|>", "<|user_end|>",     "<|assistant_start|>", "<|assistant_end|>",
+          "<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>"};
 }
 
 namespace detail {
@@ -62,9 +61,9 @@ size_t utf8_step(unsigned char c) {
 SplitRegex::SplitRegex(const std::string& pattern) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error_code, &error_offset,
-                                   nullptr);
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));

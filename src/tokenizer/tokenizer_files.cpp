@@ -180,10 +180,10 @@ Tokenizer Tokenizer::load(const std::string& dir) {
       const auto& id = item.value();
       const std::string name = "special token \"" + item.key() + "\"";
       if (item.key().empty()) throw fail("special_tokens", "a special token has an empty name");
-      if (!id.is_number_integer())
-        throw fail(item.key(), name + " needs an integer id, got " + id.dump());
+      if (!id.is_number_integer()) throw fail(item.key(), name + " needs an integer id, got " + id.dump());
       if (id.is_number_unsigned() ? id.get<uint64_t>() >= static_cast<uint64_t>(kMaxVocabSize) : id.get<int64_t>() < 0)
-        throw fail(item.key(), name + " has id " + id.dump() + "; ids must be in 0.." + std::to_string(kMaxVocabSize - 1));
+        throw fail(item.key(),
+                   name + " has id " + id.dump() + "; ids must be in 0.." + std::to_string(kMaxVocabSize - 1));
       specials[item.key()] = id.get<uint32_t>();
     }
   }
@@ -195,8 +195,8 @@ Tokenizer Tokenizer::load(const std::string& dir) {
   std::map<uint32_t, std::string> special_by_id;
   for (const auto& [name, id] : specials) {
     if (id < is_rank.size() && is_rank[id])
-      throw fail(name, "special token \"" + name + "\" has id " + std::to_string(id) + ", already a mergeable rank in " +
-                           ranks_path);
+      throw fail(name, "special token \"" + name + "\" has id " + std::to_string(id) +
+                           ", already a mergeable rank in " + ranks_path);
     if (const auto [it, fresh] = special_by_id.emplace(id, name); !fresh)
       throw fail(name, "special tokens \"" + it->second + "\" and \"" + name + "\" share id " + std::to_string(id));
   }

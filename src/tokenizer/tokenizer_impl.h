@@ -105,15 +105,15 @@ class PairMap {
 struct TokenizerImpl {
   std::string pattern;
   std::unique_ptr<SplitRegex> regex;
-  std::vector<std::string> id_bytes;       // mergeable tokens' bytes by id ("" for unused / special ids)
-  std::vector<uint8_t> is_rank;            // 1 where id is a mergeable rank
+  std::vector<std::string> id_bytes;  // mergeable tokens' bytes by id ("" for unused / special ids)
+  std::vector<uint8_t> is_rank;       // 1 where id is a mergeable rank
   std::map<std::string, uint32_t> specials;
-  std::vector<std::string> special_name;   // by id: the special token's name, "" for other ids
-  int64_t num_ranks = 0;                   // largest rank + 1
-  int64_t vocab_size = 0;                  // largest id + 1
-  uint32_t byte_id[256] = {};              // id of each single byte
+  std::vector<std::string> special_name;                       // by id: the special token's name, "" for other ids
+  int64_t num_ranks = 0;                                       // largest rank + 1
+  int64_t vocab_size = 0;                                      // largest id + 1
+  uint32_t byte_id[256] = {};                                  // id of each single byte
   std::unordered_map<std::string_view, uint32_t> bytes_to_id;  // views into id_bytes
-  PairMap<uint32_t> merges;                // pair_key(left, right) → id of their concatenation
+  PairMap<uint32_t> merges;                                    // pair_key(left, right) → id of their concatenation
 
   // Builds byte_id, bytes_to_id and merges from id_bytes / is_rank and checks the specials.
   // `source` names the file (or "trained tokenizer") for error messages.

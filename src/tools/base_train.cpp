@@ -6,16 +6,16 @@
 // Launch as one process, under torchrun (RANK/WORLD_SIZE/...) or under mpirun (OMPI_COMM_WORLD_*).
 // Exit codes: 0 done, 2 bad input (config, data, flags), 1 internal or distributed failure,
 // 128+N after a clean stop on signal N (a checkpoint was written; resume with --resume=true).
-#include "hgpt/cpu_memory.h"
 #include "hgpt/config.h"
+#include "hgpt/cpu_memory.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/strings.h"
 #include "hgpt/train/summary.h"
 #include "hgpt/train/trainer.h"
 
-#include <nlohmann/json.hpp>
 #include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -43,12 +43,18 @@ Args parse_args(int argc, char** argv) {
   Args args;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--help" || a == "-h") args.help = true;
-    else if (a == "--dry-run") args.dry_run = true;
-    else if (a == "--json") args.json = true;
-    else if (hgpt::starts_with(a, "--")) args.overrides.push_back(a.substr(2));
-    else if (args.config_path.empty()) args.config_path = a;
-    else throw hgpt::UserError("unexpected argument '" + a + "' (one config file; overrides are --key=value)");
+    if (a == "--help" || a == "-h")
+      args.help = true;
+    else if (a == "--dry-run")
+      args.dry_run = true;
+    else if (a == "--json")
+      args.json = true;
+    else if (hgpt::starts_with(a, "--"))
+      args.overrides.push_back(a.substr(2));
+    else if (args.config_path.empty())
+      args.config_path = a;
+    else
+      throw hgpt::UserError("unexpected argument '" + a + "' (one config file; overrides are --key=value)");
   }
   if (!args.help && args.config_path.empty()) {
     throw hgpt::UserError("no config file given; try configs/tiny_cpu.json\n" + std::string(kUsage));

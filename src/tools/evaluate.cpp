@@ -4,15 +4,15 @@
 // base_train logged. Usage:
 //   evaluate --checkpoint DIR [--step N] [--data DIR] [--eval_tokens N] [--tokenizer DIR]
 //            [--device D] [--json]
-#include "hgpt/cpu_memory.h"
+#include "hgpt/train/evaluate.h"
 #include "hgpt/cli.h"
 #include "hgpt/config.h"
+#include "hgpt/cpu_memory.h"
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/infer/text_codec.h"
 #include "hgpt/train/context.h"
-#include "hgpt/train/evaluate.h"
 #include "hgpt/train/trained_model.h"
 
 #include <iostream>

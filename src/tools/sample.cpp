@@ -3,8 +3,8 @@
 // streaming the text to stdout; tokens/s go to stderr at the end. Usage:
 //   sample --checkpoint DIR [--step N] --prompt TEXT [--max_tokens 256] [--temperature 0.8]
 //          [--top_k 50] [--top_p 1] [--seed 0] [--num_samples 1] [--device auto] [--tokenizer DIR]
-#include "hgpt/cpu_memory.h"
 #include "hgpt/cli.h"
+#include "hgpt/cpu_memory.h"
 #include "hgpt/errors.h"
 #include "hgpt/infer/generate.h"
 #include "hgpt/infer/text_codec.h"
@@ -29,11 +29,16 @@ int run(int argc, char** argv) {
   app.add_option("--prompt", prompt, "text to continue (<|bos|> is put in front)")->required();
   app.add_option("--max_tokens", options.max_tokens, "most new tokens per sample")->capture_default_str();
   app.add_option("--temperature", options.sampling.temperature, "0: greedy")->capture_default_str();
-  app.add_option("--top_k", options.sampling.top_k, "sample among the k most likely tokens (<= 0: all)")->capture_default_str();
-  app.add_option("--top_p", options.sampling.top_p, "then among the most likely tokens holding this mass")->capture_default_str();
+  app.add_option("--top_k", options.sampling.top_k, "sample among the k most likely tokens (<= 0: all)")
+      ->capture_default_str();
+  app.add_option("--top_p", options.sampling.top_p, "then among the most likely tokens holding this mass")
+      ->capture_default_str();
   app.add_option("--seed", options.sampling.seed, "sampling seed")->capture_default_str();
-  app.add_option("--num_samples", options.num_samples, "samples of the prompt, generated as one batch")->capture_default_str();
-  app.add_option("--device", device_name, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--num_samples", options.num_samples, "samples of the prompt, generated as one batch")
+      ->capture_default_str();
+  app.add_option("--device", device_name, "auto, cpu or cuda")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--tokenizer", tokenizer_dir, "tokenizer folder (default: the one the run used)");
   if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
 
@@ -53,12 +58,13 @@ int run(int argc, char** argv) {
   const bool stream = options.num_samples == 1;
   bool started = false;
   hgpt::train::AutocastGuard autocast(hgpt::train::uses_autocast(device));
-  const auto result = hgpt::infer::generate(engine, ids, options, [&](const std::vector<uint32_t>& tokens,
-                                                                      const std::vector<bool>& running) {
-    if (!stream) return;
-    if (!started) std::cout << prompt, started = true;
-    if (running[0] && tokens[0] != codec.bos()) std::cout << codec.decode({tokens[0]}) << std::flush;
-  });
+  const auto result = hgpt::infer::generate(engine, ids, options,
+                                            [&](const std::vector<uint32_t>& tokens, const std::vector<bool>& running) {
+                                              if (!stream) return;
+                                              if (!started) std::cout << prompt, started = true;
+                                              if (running[0] && tokens[0] != codec.bos())
+                                                std::cout << codec.decode({tokens[0]}) << std::flush;
+                                            });
   if (stream && !started) std::cout << prompt;
   if (stream) std::cout << "\n";
   for (size_t i = 0; !stream && i < result.tokens.size(); ++i) {

@@ -7,13 +7,13 @@
 #include <cstdio>
 #include <iostream>
 
+#include "hgpt/cli.h"
+#include "hgpt/errors.h"
+#include "hgpt/strings.h"
 #include "hgpt/tokenizer/documents.h"
 #include "hgpt/tokenizer/pseudo_text.h"
 #include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/tokenizer/utf8.h"
-#include "hgpt/cli.h"
-#include "hgpt/errors.h"
-#include "hgpt/strings.h"
 
 namespace {
 
@@ -54,7 +54,8 @@ int run(int argc, char** argv) {
               << " MB)\n";
     builtin = hgpt::tokenizer::pseudo_text(bytes);
   } else {
-    reader = std::make_unique<hgpt::tokenizer::DocumentReader>(files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad});
+    reader = std::make_unique<hgpt::tokenizer::DocumentReader>(
+        files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad});
   }
   size_t builtin_index = 0;
   int64_t chars = 0, docs = 0;
@@ -85,14 +86,15 @@ int run(int argc, char** argv) {
         frac = std::max(frac, static_cast<double>(reader->bytes_read()) / static_cast<double>(reader->total_bytes()));
       if (!reader) frac = std::max(frac, static_cast<double>(builtin_index) / std::max<size_t>(1, builtin.size()));
       std::fprintf(stderr, "tok_train: counting %6.1f%%  %lld docs  %.1f M chars  %.1f MB/s  ETA %s\n",
-                   100 * std::min(frac, 1.0), static_cast<long long>(docs), chars / 1e6, p.done / 1e6 / std::max(t, 1e-9),
-                   hgpt::format_duration(frac > 0 ? t / frac - t : -1).c_str());
+                   100 * std::min(frac, 1.0), static_cast<long long>(docs), chars / 1e6,
+                   p.done / 1e6 / std::max(t, 1e-9), hgpt::format_duration(frac > 0 ? t / frac - t : -1).c_str());
     } else {
       if (merge_start < 0) merge_start = t;
       const double mt = t - merge_start;
       const double frac = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 1.0;
       std::fprintf(stderr, "tok_train: merges %lld/%lld (%.1f%%)  ETA %s\n", static_cast<long long>(p.done),
-                   static_cast<long long>(p.total), 100 * frac, hgpt::format_duration(frac > 0 ? mt / frac - mt : -1).c_str());
+                   static_cast<long long>(p.total), 100 * frac,
+                   hgpt::format_duration(frac > 0 ? mt / frac - mt : -1).c_str());
     }
   };
   hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::train(source, opt);

@@ -15,13 +15,13 @@
 #include <iostream>
 #include <thread>
 
+#include "hgpt/cli.h"
 #include "hgpt/data/shards.h"
+#include "hgpt/errors.h"
+#include "hgpt/files.h"
+#include "hgpt/strings.h"
 #include "hgpt/tokenizer/documents.h"
 #include "hgpt/tokenizer/tokenizer.h"
-#include "hgpt/cli.h"
-#include "hgpt/errors.h"
-#include "hgpt/strings.h"
-#include "hgpt/files.h"
 
 namespace {
 
@@ -33,8 +33,12 @@ class ShardWriter {
  public:
   ShardWriter(std::string out_dir, std::string prefix, int64_t shard_size, bool force_uint32, int* next_index,
               std::function<bool(int)> is_val)
-      : out_dir_(std::move(out_dir)), prefix_(std::move(prefix)), shard_size_(shard_size),
-        force_uint32_(force_uint32), next_index_(next_index), is_val_(std::move(is_val)) {}
+      : out_dir_(std::move(out_dir)),
+        prefix_(std::move(prefix)),
+        shard_size_(shard_size),
+        force_uint32_(force_uint32),
+        next_index_(next_index),
+        is_val_(std::move(is_val)) {}
 
   void add(uint32_t bos, const std::vector<uint32_t>& doc) {
     buffer_.push_back(bos);
@@ -84,7 +88,8 @@ class StagedOutput {
     if (hgpt::is_directory(out_)) {
       const auto entries = hgpt::list_dir(out_);
       if (!entries.empty())
-        throw hgpt::UserError("--out " + out_ + " is not empty (it holds " + entries.front() + (entries.size() > 1 ? ", ..." : "") +
+        throw hgpt::UserError("--out " + out_ + " is not empty (it holds " + entries.front() +
+                              (entries.size() > 1 ? ", ..." : "") +
                               "); old and new shards would mix: give a new or empty folder, or delete this one first");
     }
     staging_ = out_ + ".partial-" + std::to_string(::getpid());

@@ -55,7 +55,8 @@ TensorDict load_tensor_dict(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError("cannot read checkpoint file '" + path + "'");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string unreadable = "checkpoint file '" + path + "' is not a readable tensor dict (truncated or corrupt?): ";
+  const std::string unreadable =
+      "checkpoint file '" + path + "' is not a readable tensor dict (truncated or corrupt?): ";
   c10::IValue value;
   try {
     value = torch::jit::pickle_load(bytes);
@@ -155,8 +156,10 @@ void require_finite(const TensorDict& weights, int64_t step) {
 void load_optimizer_state(const std::string& path, Optimizers& optimizers) {
   optim::StateDict muon_state, adamw_state;
   for (const auto& [name, t] : load_tensor_dict(path)) {
-    if (starts_with(name, kMuonStatePrefix)) muon_state.emplace_back(name.substr(kMuonStatePrefix.size()), t);
-    else if (starts_with(name, kAdamWStatePrefix)) adamw_state.emplace_back(name.substr(kAdamWStatePrefix.size()), t);
+    if (starts_with(name, kMuonStatePrefix))
+      muon_state.emplace_back(name.substr(kMuonStatePrefix.size()), t);
+    else if (starts_with(name, kAdamWStatePrefix))
+      adamw_state.emplace_back(name.substr(kAdamWStatePrefix.size()), t);
   }
   try {
     optimizers.muon->load_state_dict(muon_state);
@@ -174,8 +177,10 @@ void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, 
   require_finite(weights, step);  // on every rank (the weights are the same everywhere): all stop alike
   if (ctx.master()) save_tensor_dict(path_join(dir, model_file_name(step)), weights);
   TensorDict optim_state;
-  for (const auto& [name, t] : state.optimizers.muon->state_dict()) optim_state.emplace_back(std::string(kMuonStatePrefix) + name, t);
-  for (const auto& [name, t] : state.optimizers.adamw->state_dict()) optim_state.emplace_back(std::string(kAdamWStatePrefix) + name, t);
+  for (const auto& [name, t] : state.optimizers.muon->state_dict())
+    optim_state.emplace_back(std::string(kMuonStatePrefix) + name, t);
+  for (const auto& [name, t] : state.optimizers.adamw->state_dict())
+    optim_state.emplace_back(std::string(kAdamWStatePrefix) + name, t);
   save_tensor_dict(path_join(dir, optim_file_name(step, ctx.pg.rank())), optim_state);
   ctx.pg.barrier();  // every rank's files are in place before meta marks the checkpoint complete
   if (ctx.master()) {
@@ -221,7 +226,8 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
   if (meta.rng_state_cpu.size() != rng_bytes) {
     throw UserError("checkpoint meta file '" + meta_file + "': key 'rng_state_cpu' holds " +
                     std::to_string(meta.rng_state_cpu.size()) + " bytes, the CPU generator's state is " +
-                    std::to_string(rng_bytes) + "; the file is damaged: delete it to resume from the checkpoint before");
+                    std::to_string(rng_bytes) +
+                    "; the file is damaged: delete it to resume from the checkpoint before");
   }
   const std::string model_file = path_join(dir, model_file_name(*step));
   const TensorDict weights = load_tensor_dict(model_file);

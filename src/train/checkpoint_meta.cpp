@@ -42,18 +42,19 @@ CheckpointMeta parse_checkpoint_meta(const nlohmann::json& meta, const std::stri
   CheckpointMeta out;
   out.step = need_int(need(meta, "step", path), "step", path, 0, kMax);
   if (out.step != file_step)
-    bad_meta(path, "key 'step' is " + std::to_string(out.step) + " but the file name says " + std::to_string(file_step));
+    bad_meta(path,
+             "key 'step' is " + std::to_string(out.step) + " but the file name says " + std::to_string(file_step));
   // Files from before world_size was recorded were written by one rank.
-  out.world_size = meta.contains("world_size")
-                       ? static_cast<int>(need_int(meta["world_size"], "world_size", path, 1, 1 << 20))
-                       : 1;
+  out.world_size =
+      meta.contains("world_size") ? static_cast<int>(need_int(meta["world_size"], "world_size", path, 1, 1 << 20)) : 1;
   out.config = need(meta, "config", path);
   if (!out.config.is_object()) bad_meta(path, "key 'config' must be an object of config keys");
   out.val = meta.contains("val") ? meta["val"] : nlohmann::json();
   if (!out.val.is_null() && !out.val.is_object()) bad_meta(path, "key 'val' must be an object or null");
   const auto& loader = need(meta, "loader", path);
   if (!loader.is_object()) bad_meta(path, "key 'loader' must be an object");
-  out.train_position = need_int(need(loader, "train_position", path, "loader."), "loader.train_position", path, 0, kMax);
+  out.train_position =
+      need_int(need(loader, "train_position", path, "loader."), "loader.train_position", path, 0, kMax);
   const auto& ema = need(meta, "loss_ema", path);
   if (!ema.is_object()) bad_meta(path, "key 'loss_ema' must be an object");
   const auto& ema_value = need(ema, "ema", path, "loss_ema.");

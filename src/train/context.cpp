@@ -30,7 +30,8 @@ bool wants_cuda(DeviceChoice device) {
 
 c10::Device resolve_device(DeviceChoice device, int local_rank) {
   if (device == DeviceChoice::CUDA && !have_cuda()) {
-    throw UserError("config key 'device': \"cuda\" was asked for but no CUDA GPU is available; use \"cpu\" or \"auto\"");
+    throw UserError(
+        "config key 'device': \"cuda\" was asked for but no CUDA GPU is available; use \"cpu\" or \"auto\"");
   }
   if (!wants_cuda(device)) return c10::Device(c10::kCPU);
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));

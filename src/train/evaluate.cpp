@@ -12,9 +12,9 @@
 #include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/train/precision.h"
 
-#include <nlohmann/json.hpp>
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -42,8 +42,8 @@ EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& l
       AutocastGuard guard(ctx.autocast);
       logits = model->forward(inputs);
     }
-    const auto losses = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                               at::Reduction::None, -1);
+    const auto losses =
+        at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {}, at::Reduction::None, -1);
     const auto counted = batch.targets.reshape({-1}) >= 0;
     sum_nats += losses.sum().item<double>();
     tokens += counted.sum().item<int64_t>();

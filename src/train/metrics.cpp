@@ -42,8 +42,8 @@ double peak_flops_for(const std::string& name, double configured) {
   if (configured > 0) return configured;
   // Dense bf16 tensor-core peaks from the vendors' data sheets (SXM parts where both exist).
   static const std::pair<const char*, double> table[] = {
-      {"H200", 989e12}, {"H100", 989e12}, {"A100", 312e12}, {"L40S", 362e12}, {"RTX 4090", 165e12},
-      {"RTX 3090", 71e12}, {"RTX 3080", 59.5e12}, {"RTX 3070", 40.6e12}, {"A10", 125e12}, {"L4", 121e12},
+      {"H200", 989e12},    {"H100", 989e12},      {"A100", 312e12},      {"L40S", 362e12}, {"RTX 4090", 165e12},
+      {"RTX 3090", 71e12}, {"RTX 3080", 59.5e12}, {"RTX 3070", 40.6e12}, {"A10", 125e12},  {"L4", 121e12},
   };
   for (const auto& [key, flops] : table) {
     if (name.find(key) != std::string::npos) return flops;
@@ -92,7 +92,8 @@ void MetricsWriter::open(const std::string& path, int64_t start_step) {
   }
   const size_t keep = metrics_prefix_to_keep(text, start_step);
   if (keep < text.size() && ::ftruncate(fd_, static_cast<off_t>(keep)) != 0)
-    throw UserError("cannot cut '" + path + "' back to step " + std::to_string(start_step) + ": " + std::strerror(errno));
+    throw UserError("cannot cut '" + path + "' back to step " + std::to_string(start_step) + ": " +
+                    std::strerror(errno));
 }
 
 void MetricsWriter::write(const nlohmann::json& record) {

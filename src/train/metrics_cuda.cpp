@@ -5,8 +5,6 @@
 
 namespace hgpt::train {
 
-std::string cuda_device_name(int index) {
-  return at::cuda::getDeviceProperties(index)->name;
-}
+std::string cuda_device_name(int index) { return at::cuda::getDeviceProperties(index)->name; }
 
 }  // namespace hgpt::train

@@ -48,11 +48,16 @@ Optimizers build_optimizers(model::HybridGPT& gpt, const Config& config, int ran
     load[owner] += p.param.numel();
     o.owned_by_rank[owner].push_back(p.param);
     std::vector<optim::NamedParam>* group = nullptr;
-    if (name == "transformer.wte.weight") group = &embedding;
-    else if (name == "lm_head.weight") group = &unembedding;
-    else if (small.count(name)) group = &mamba_small;
-    else if (starts_with(name, "transformer.h.") && p.param.dim() == 2) group = &matrices;
-    else TORCH_CHECK(false, "parameter '", name, "' has no optimizer group");
+    if (name == "transformer.wte.weight")
+      group = &embedding;
+    else if (name == "lm_head.weight")
+      group = &unembedding;
+    else if (small.count(name))
+      group = &mamba_small;
+    else if (starts_with(name, "transformer.h.") && p.param.dim() == 2)
+      group = &matrices;
+    else
+      TORCH_CHECK(false, "parameter '", name, "' has no optimizer group");
     if (owner == rank) group->push_back(p);
   }
   o.muon = std::make_unique<optim::Muon>(matrices, t.matrix_lr, 0.95);

@@ -11,7 +11,7 @@
 namespace hgpt::train {
 
 #ifdef HGPT_WITH_CUDA
-void cuda_reset_peak_memory(int index);       // peak_memory_cuda.cpp
+void cuda_reset_peak_memory(int index);        // peak_memory_cuda.cpp
 int64_t cuda_peak_allocated_bytes(int index);  // idem
 #endif
 

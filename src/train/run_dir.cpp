@@ -22,8 +22,10 @@ template <class IsMeta, class IsData>
 void delete_checkpoint_files(const std::string& dir, IsMeta is_meta, IsData is_data) {
   std::vector<std::string> meta, data;
   for (const std::string& name : list_dir(dir)) {
-    if (is_meta(name)) meta.push_back(name);
-    else if (is_data(name)) data.push_back(name);
+    if (is_meta(name))
+      meta.push_back(name);
+    else if (is_data(name))
+      data.push_back(name);
   }
   meta.insert(meta.end(), data.begin(), data.end());
   for (const std::string& name : meta) {

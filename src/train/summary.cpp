@@ -68,8 +68,11 @@ nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
   s["training_flops"] = fpt * training_tokens;
   s["tokens_per_parameter"] = training_tokens / static_cast<double>(p.total);
   s["estimated_memory_bytes"] = mem.total();
-  s["estimated_memory"] = {{"weights", mem.weights}, {"grads", mem.grads}, {"optimizer", mem.optimizer},
-                           {"activations", mem.activations}, {"activation_dtype", cuda ? "bf16" : "fp32"}};
+  s["estimated_memory"] = {{"weights", mem.weights},
+                           {"grads", mem.grads},
+                           {"optimizer", mem.optimizer},
+                           {"activations", mem.activations},
+                           {"activation_dtype", cuda ? "bf16" : "fp32"}};
   return s;
 }
 
@@ -120,22 +123,21 @@ std::string format_summary(const nlohmann::json& s) {
   std::ostringstream out;
   const auto& mem = s["estimated_memory"];
   out << "model " << s["model_tag"].get<std::string>() << ": depth " << s["depth"] << ", pattern "
-      << s["block_pattern"].get<std::string>() << ", model_dim " << s["model_dim"] << ", heads "
-      << s["n_head"] << " (kv " << s["n_kv_head"] << ", head_dim " << s["head_dim"] << "), vocab "
-      << s["vocab_size"] << "\n"
+      << s["block_pattern"].get<std::string>() << ", model_dim " << s["model_dim"] << ", heads " << s["n_head"]
+      << " (kv " << s["n_kv_head"] << ", head_dim " << s["head_dim"] << "), vocab " << s["vocab_size"] << "\n"
       << "parameters: " << s["parameters"] << " (" << human(s["parameters"].get<double>(), "") << ")"
-      << " " << blocks_text(s["parameters_by_block"]) << ", wte " << s["parameters_embedding"] << ", lm_head " << s["parameters_lm_head"] << "\n"
+      << " " << blocks_text(s["parameters_by_block"]) << ", wte " << s["parameters_embedding"] << ", lm_head "
+      << s["parameters_lm_head"] << "\n"
       << "FLOPs per token: " << human(s["flops_per_token"].get<double>(), "FLOP") << "\n"
-      << "tokens per step: " << s["tokens_per_step"] << " = " << s["tokens_per_micro_step"]
-      << " per micro-step × " << s["grad_accum_steps"] << " accumulation step(s) × " << s["world_size"]
-      << " rank(s)\n"
-      << "iterations: " << s["num_iterations"] << " (" << human(s["training_tokens"].get<double>(), "tokens")
-      << ", " << human(s["training_flops"].get<double>(), "FLOP") << ", "
-      << s["tokens_per_parameter"].get<double>() << " tokens/parameter)\n"
-      << "estimated training memory per rank: " << gib(s["estimated_memory_bytes"].get<int64_t>())
-      << " (weights " << gib(mem["weights"].get<int64_t>()) << ", grads " << gib(mem["grads"].get<int64_t>())
-      << ", optimizer " << gib(mem["optimizer"].get<int64_t>()) << ", activations "
-      << gib(mem["activations"].get<int64_t>()) << " in " << mem["activation_dtype"].get<std::string>() << ")\n";
+      << "tokens per step: " << s["tokens_per_step"] << " = " << s["tokens_per_micro_step"] << " per micro-step × "
+      << s["grad_accum_steps"] << " accumulation step(s) × " << s["world_size"] << " rank(s)\n"
+      << "iterations: " << s["num_iterations"] << " (" << human(s["training_tokens"].get<double>(), "tokens") << ", "
+      << human(s["training_flops"].get<double>(), "FLOP") << ", " << s["tokens_per_parameter"].get<double>()
+      << " tokens/parameter)\n"
+      << "estimated training memory per rank: " << gib(s["estimated_memory_bytes"].get<int64_t>()) << " (weights "
+      << gib(mem["weights"].get<int64_t>()) << ", grads " << gib(mem["grads"].get<int64_t>()) << ", optimizer "
+      << gib(mem["optimizer"].get<int64_t>()) << ", activations " << gib(mem["activations"].get<int64_t>()) << " in "
+      << mem["activation_dtype"].get<std::string>() << ")\n";
   return out.str();
 }
 

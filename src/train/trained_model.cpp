@@ -10,12 +10,16 @@
 namespace hgpt::train {
 
 TrainedModel load_trained_model(const std::string& dir, std::optional<int64_t> step, const at::Device& device) {
-  if (!is_directory(dir)) throw UserError("checkpoint folder '" + dir + "' does not exist; pass --checkpoint <out_dir>/<model_tag> of a run");
+  if (!is_directory(dir))
+    throw UserError("checkpoint folder '" + dir + "' does not exist; pass --checkpoint <out_dir>/<model_tag> of a run");
   TrainedModel run;
   run.dir = dir;
   if (!step) {
     step = latest_checkpoint(dir);
-    if (!step) throw UserError("'" + dir + "' holds no complete checkpoint (meta_*.json); point --checkpoint at a run's <out_dir>/<model_tag>");
+    if (!step)
+      throw UserError(
+          "'" + dir +
+          "' holds no complete checkpoint (meta_*.json); point --checkpoint at a run's <out_dir>/<model_tag>");
   }
   run.step = *step;
   const std::string meta_path = path_join(dir, meta_file_name(*step));

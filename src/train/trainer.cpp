@@ -18,9 +18,9 @@
 #include "hgpt/train/run_dir.h"
 #include "hgpt/train/summary.h"
 
-#include <nlohmann/json.hpp>
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -127,8 +127,8 @@ std::string format_step(int64_t steps_done, int64_t num_iterations, double loss_
   if (mfu >= 0) std::snprintf(mfu_text, sizeof(mfu_text), " | mfu %.2f%%", mfu);
   char line[256];
   std::snprintf(line, sizeof(line), "step %05lld/%05lld | loss %.6f | lrm %.2f | dt %.1fms | tok/s %.0f%s | eta %s",
-                static_cast<long long>(steps_done), static_cast<long long>(num_iterations), loss_ema, lr_mult,
-                dt * 1e3, tok_per_s, mfu_text, format_duration(eta).c_str());
+                static_cast<long long>(steps_done), static_cast<long long>(num_iterations), loss_ema, lr_mult, dt * 1e3,
+                tok_per_s, mfu_text, format_duration(eta).c_str());
   return line;
 }
 
@@ -149,7 +149,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
   const tokenizer::Tokenizer* tokenizer = codec.tokenizer();
   const int64_t accum = grad_accum_steps(config, pg.world_size());
   const int64_t num_iterations = resolve_num_iterations(config);
-  data::LoaderSpec spec{t.data, "train", t.device_batch_size, config.model.sequence_len, config.model.vocab_size,
+  data::LoaderSpec spec{t.data, "train",   t.device_batch_size, config.model.sequence_len, config.model.vocab_size,
                         t.seed, pg.rank(), pg.world_size()};
   data::Loader train_loader(spec);
   spec.split = "val";
@@ -161,14 +161,16 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
   model::HybridGPT gpt = build_model(config, ctx.device);
   Optimizers optimizers = build_optimizers(gpt, config, pg.rank(), pg.world_size());
   const double flops_per_token = model::flops_per_token(config.model);
-  const double peak = peak_flops_for(device_name(ctx.device.is_cuda(), ctx.device.index()), t.peak_flops) *
-                      pg.world_size();
+  const double peak =
+      peak_flops_for(device_name(ctx.device.is_cuda(), ctx.device.index()), t.peak_flops) * pg.world_size();
 
   // Output folder, resume, metrics ------------------------------------------------------------
   const std::string dir = ctx.run_dir();
   if (ctx.master()) {
-    if (t.resume) make_dirs(dir);
-    else prepare_fresh_run_dir(dir, t.overwrite);  // never mixes with another run's checkpoints
+    if (t.resume)
+      make_dirs(dir);
+    else
+      prepare_fresh_run_dir(dir, t.overwrite);  // never mixes with another run's checkpoints
   }
   LossEma ema;
   const TrainState state{gpt, optimizers, train_loader, ema};
@@ -192,7 +194,8 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
 
   // Samples need a way to turn text into tokens and back: the byte corpus or a tokenizer.
   const bool can_sample = codec.knows_text();
-  if (t.sample_every > 0 && !can_sample) say("no samples: token shards without a tokenizer cannot be decoded (set tokenizer)");
+  if (t.sample_every > 0 && !can_sample)
+    say("no samples: token shards without a tokenizer cannot be decoded (set tokenizer)");
 
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
@@ -232,7 +235,8 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
 
     // Training step ---------------------------------------------------------------------------
     const auto t0 = std::chrono::steady_clock::now();
-    const double lr_mult = optim::lr_multiplier(step, num_iterations, t.warmup_ratio, t.warmdown_ratio, t.final_lr_frac);
+    const double lr_mult =
+        optim::lr_multiplier(step, num_iterations, t.warmup_ratio, t.warmdown_ratio, t.final_lr_frac);
     for (auto* opt : optimizers.all()) opt->set_lr_mult(lr_mult);
     optimizers.muon->set_momentum(optim::muon_momentum(step));
     StepResult r;
@@ -241,10 +245,10 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
     } catch (const Diverged& e) {
       // The weights saved at this very step gave the non-finite loss: withdraw that checkpoint.
       if (save_now && ctx.master()) withdraw_checkpoint(dir, step);
-      throw Diverged("training diverged at step " + std::to_string(step) + ": " + e.what() +
-                     "; the weights were not updated" +
-                     (save_now ? " and the checkpoint of step " + std::to_string(step) + " (its weights) was withdrawn" : "") +
-                     ". Lower the learning rates or set grad_clip, then resume from the newest checkpoint");
+      throw Diverged(
+          "training diverged at step " + std::to_string(step) + ": " + e.what() + "; the weights were not updated" +
+          (save_now ? " and the checkpoint of step " + std::to_string(step) + " (its weights) was withdrawn" : "") +
+          ". Lower the learning rates or set grad_clip, then resume from the newest checkpoint");
     }
     if (ctx.device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(ctx.device.index());
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -254,8 +258,9 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
     const double tok_per_s = t.total_batch_size / dt;
     const double mfu = peak > 0 ? 100.0 * flops_per_token * tok_per_s / peak : -1.0;
     const double eta = (timed_steps ? train_seconds / timed_steps : dt) * (num_iterations - step - 1);
-    nlohmann::json rec = {{"step", step + 1}, {"loss", r.loss}, {"loss_ema", smooth}, {"lr_mult", lr_mult},
-                          {"dt_ms", dt * 1e3}, {"tok_per_s", tok_per_s}, {"grad_norm", r.grad_norm}};
+    nlohmann::json rec = {{"step", step + 1},        {"loss", r.loss},    {"loss_ema", smooth},
+                          {"lr_mult", lr_mult},      {"dt_ms", dt * 1e3}, {"tok_per_s", tok_per_s},
+                          {"grad_norm", r.grad_norm}};
     if (mfu >= 0) rec["mfu"] = mfu;
     metrics.write(rec);
     if (ctx.master() && ((step + 1) % t.log_every == 0 || step + 1 == num_iterations)) {
@@ -263,7 +268,8 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
     }
   }
   pg.barrier();  // rank 0 hosts the store: it leaves last
-  say("done: " + std::to_string(num_iterations) + " steps, final " + format_eval(last_val) + "; checkpoint and metrics in " + dir);
+  say("done: " + std::to_string(num_iterations) + " steps, final " + format_eval(last_val) +
+      "; checkpoint and metrics in " + dir);
   say("report (charts and a summary of this run): .venv/bin/python scripts/report.py " + dir);
   return 0;
 }

@@ -43,8 +43,13 @@ testing::ChildSpec base_train_spec(const std::vector<std::string>& args) {
   spec.argv = {kBaseTrain};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   // A single process whatever launcher runs the tests.
-  spec.unset_env = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
-                    "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"};
+  spec.unset_env = {"RANK",
+                    "WORLD_SIZE",
+                    "LOCAL_RANK",
+                    "LOCAL_WORLD_SIZE",
+                    "OMPI_COMM_WORLD_RANK",
+                    "OMPI_COMM_WORLD_SIZE",
+                    "OMPI_COMM_WORLD_LOCAL_RANK"};
   spec.cwd = temp().path();  // anything written by mistake lands in the temp folder
   return spec;
 }
@@ -55,10 +60,9 @@ testing::ChildResult run_base_train(const std::vector<std::string>& args) {
 
 // A small valid config (depth 2, hybrid) with `patch` merged over it.
 std::string small_config(const std::string& name, const json& patch) {
-  json j = {{"depth", 2},           {"aspect_ratio", 32},      {"head_dim", 32},
-            {"block_pattern", "TM"}, {"vocab_size", 64},         {"max_seq_len", 16},
-            {"device_batch_size", 2}, {"total_batch_size", 32}, {"num_iterations", 1},
-            {"device", "cpu"},      {"data", "synthetic"}};
+  json j = {{"depth", 2},          {"aspect_ratio", 32}, {"head_dim", 32},         {"block_pattern", "TM"},
+            {"vocab_size", 64},    {"max_seq_len", 16},  {"device_batch_size", 2}, {"total_batch_size", 32},
+            {"num_iterations", 1}, {"device", "cpu"},    {"data", "synthetic"}};
   j.merge_patch(patch);
   return write_temp(name, j.dump(2));
 }
@@ -69,7 +73,8 @@ void expect_user_error(const testing::ChildResult& r, const std::vector<std::str
   EXPECT_EQ(r.output.rfind("error: ", 0), 0u) << r.output;
   // One line: only the final newline.
   EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << r.output;
-  for (const auto& n : needles) EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in: " << r.output;
+  for (const auto& n : needles)
+    EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in: " << r.output;
 }
 
 // One bad invocation and what its message must contain.
@@ -161,8 +166,7 @@ TEST(BaseTrainCli, HeadsThatDoNotDivide) {
 
 TEST(BaseTrainCli, TotalBatchSizeNotDivisible) {
   // 2 × 16 tokens per micro-step do not divide 48.
-  expect_user_error(run_base_train({small_config("tbs.json", {{"total_batch_size", 48}})}),
-                    {"total_batch_size", "48"});
+  expect_user_error(run_base_train({small_config("tbs.json", {{"total_batch_size", 48}})}), {"total_batch_size", "48"});
 }
 
 TEST(BaseTrainCli, MissingConfigFile) {
@@ -204,8 +208,8 @@ json dry_run_json(const std::string& config) {
 }
 
 void expect_summary_keys(const json& s) {
-  for (const char* key : {"parameters", "parameters_by_block", "flops_per_token", "num_iterations",
-                          "grad_accum_steps", "estimated_memory_bytes"}) {
+  for (const char* key : {"parameters", "parameters_by_block", "flops_per_token", "num_iterations", "grad_accum_steps",
+                          "estimated_memory_bytes"}) {
     EXPECT_TRUE(s.contains(key)) << key;
   }
   ASSERT_TRUE(s["parameters_by_block"].is_object());
@@ -285,8 +289,8 @@ TEST(ConfigLimits, NumbersBeyondDoubleOrFloatRange) {
 
 TEST(ConfigLimits, DerivedIterationsAreBounded) {
   // A target of 1e30 FLOPs on a tiny model would be ~10^24 steps: named, not an int64 overflow.
-  const auto r = run_base_train({small_config("flops.json", {{"num_iterations", -1}, {"target_flops", 1e30}}),
-                                 "--dry-run"});
+  const auto r =
+      run_base_train({small_config("flops.json", {{"num_iterations", -1}, {"target_flops", 1e30}}), "--dry-run"});
   expect_user_error(r, {"'target_flops'", "optimizer steps"});
 }
 
@@ -314,8 +318,8 @@ TEST(ConfigLimits, ModelTagMustStayInsideOutDir) {
 
 TEST(ConfigLimits, LargestModelGivesExactEstimatesAndIsRefusedByMemory) {
   // depth 1024 × width 64 = model_dim 65536, all T: 12·d² per layer, vocab 64 for wte and lm_head.
-  const auto path = small_config("largest.json", {{"depth", 1024}, {"aspect_ratio", 64}, {"head_dim", 128},
-                                                  {"block_pattern", nullptr}});
+  const auto path = small_config(
+      "largest.json", {{"depth", 1024}, {"aspect_ratio", 64}, {"head_dim", 128}, {"block_pattern", nullptr}});
   const json s = dry_run_json(path);
   const int64_t d = 65536;
   EXPECT_EQ(s["parameters"].get<int64_t>(), 2 * 64 * d + 1024 * 12 * d * d);

@@ -142,8 +142,8 @@ TEST(ConfigOverrides, WinOverTheFile) {
   ASSERT_EQ(base.train.matrix_lr, 0.005);
   ASSERT_EQ(base.train.out_dir, "out");
 
-  const auto c = load_config(tiny, {"max_seq_len=128", "matrix_lr=0.05", "out_dir=/tmp/x y",
-                                    "depth=2", "block_pattern=MT", "model_tag=run1", "mamba_use_mlp"});
+  const auto c = load_config(tiny, {"max_seq_len=128", "matrix_lr=0.05", "out_dir=/tmp/x y", "depth=2",
+                                    "block_pattern=MT", "model_tag=run1", "mamba_use_mlp"});
   EXPECT_EQ(c.model.sequence_len, 128);
   EXPECT_EQ(c.train.matrix_lr, 0.05);
   EXPECT_EQ(c.train.out_dir, "/tmp/x y");  // not JSON → taken as a plain string
@@ -158,8 +158,8 @@ TEST(ConfigOverrides, WinOverTheFile) {
 }
 
 TEST(ConfigOverrides, LaterOverrideWinsAndBooleansParse) {
-  const auto c = config_from_json(json{{"depth", 2}, {"resume", true}},
-                                  {"depth=4", "depth=3", "resume=false", "seed=7"});
+  const auto c =
+      config_from_json(json{{"depth", 2}, {"resume", true}}, {"depth=4", "depth=3", "resume=false", "seed=7"});
   EXPECT_EQ(c.model.depth, 3);
   EXPECT_EQ(c.model.block_pattern, "TTT");  // no pattern given: all T at the final depth
   EXPECT_FALSE(c.train.resume);
@@ -168,8 +168,7 @@ TEST(ConfigOverrides, LaterOverrideWinsAndBooleansParse) {
 
 TEST(BlockPattern, AllFormsResolve) {
   auto pattern = [](const json& p, int depth = 4) {
-    return config_from_json(json{{"depth", depth}, {"aspect_ratio", 32}, {"block_pattern", p}})
-        .model.block_pattern;
+    return config_from_json(json{{"depth", depth}, {"aspect_ratio", 32}, {"block_pattern", p}}).model.block_pattern;
   };
   EXPECT_EQ(pattern("TTMM"), "TTMM");
   EXPECT_EQ(pattern("tmTm"), "TMTM");
@@ -244,8 +243,9 @@ TEST(ConfigValidation, HeadsMustDivideAndGqaMustDivideHeads) {
   // depth 5 with defaults: model_dim 320, ceil(320/128) = 3 heads, 320 % 3 ≠ 0.
   EXPECT_NE(user_error([] { config_from_json(json{{"depth", 5}}); }).find("head_dim"), std::string::npos);
   // 4 heads of 32 with 3 kv heads does not group.
-  const auto msg = user_error(
-      [] { config_from_json(json{{"depth", 2}, {"aspect_ratio", 64}, {"head_dim", 32}, {"n_kv_head", 3}}); });
+  const auto msg = user_error([] {
+    config_from_json(json{{"depth", 2}, {"aspect_ratio", 64}, {"head_dim", 32}, {"n_kv_head", 3}});
+  });
   EXPECT_NE(msg.find("n_kv_head"), std::string::npos) << msg;
   const auto ok = config_from_json(json{{"depth", 2}, {"aspect_ratio", 64}, {"head_dim", 32}, {"n_kv_head", 2}});
   EXPECT_EQ(ok.model.n_head(), 4);
@@ -255,9 +255,9 @@ TEST(ConfigValidation, HeadsMustDivideAndGqaMustDivideHeads) {
 // The keys a resume must match come from the key table: every model key but max_seq_len and
 // activation_checkpointing.
 TEST(ConfigKeys, ArchitectureKeysAreTheModelKeysButSequenceLength) {
-  const std::vector<std::string> expected = {"depth",         "aspect_ratio",  "head_dim",     "n_kv_head",
-                                             "vocab_size",    "block_pattern", "mamba_d_state", "mamba_d_conv",
-                                             "mamba_expand",  "mamba_use_mlp"};
+  const std::vector<std::string> expected = {"depth",        "aspect_ratio",  "head_dim",      "n_kv_head",
+                                             "vocab_size",   "block_pattern", "mamba_d_state", "mamba_d_conv",
+                                             "mamba_expand", "mamba_use_mlp"};
   EXPECT_EQ(architecture_keys(), expected);
 }
 
@@ -316,7 +316,8 @@ TEST(ConfigDocs, ReadmeListsExactlyTheKeysOfTheTableWithTheirDefaults) {
     const auto row = std::find_if(rows.begin(), rows.end(), [&](const ReadmeKey& r) { return r.name == doc.name; });
     if (row == rows.end()) continue;
     EXPECT_EQ(as_value(row->default_cell), as_value(doc.default_value)) << row->row;
-    for (const auto& value : doc.allowed) EXPECT_NE(row->row.find(value), std::string::npos) << "allowed value " << value;
+    for (const auto& value : doc.allowed)
+      EXPECT_NE(row->row.find(value), std::string::npos) << "allowed value " << value;
   }
 }
 

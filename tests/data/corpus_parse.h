@@ -48,8 +48,10 @@ inline ParsedDoc parse_copy(const std::string& text) {
   std::string letters;
   for (size_t i = 6; i < gt; ++i) {
     const char c = text[i];
-    if (c >= 'a' && c <= 'z') letters += c;
-    else if (c != '.') return failed(d, "field holds '" + std::string(1, c) + "'");
+    if (c >= 'a' && c <= 'z')
+      letters += c;
+    else if (c != '.')
+      return failed(d, "field holds '" + std::string(1, c) + "'");
   }
   const std::string answer = text.substr(gt + 3, text.size() - 1 - (gt + 3));
   if (answer != letters) return failed(d, "answer " + answer + " != letters " + letters);
@@ -103,11 +105,11 @@ inline ParsedDoc parse_recall(const std::string& text) {
 
 inline ParsedDoc parse_filler(const std::string& text) {
   ParsedDoc d{Task::None, {}, ""};
-  static const std::set<std::string> vocab = {
-      "the", "a", "one", "my", "this", "small", "red", "old", "happy", "quiet", "big", "green",
-      "cold", "cat", "dog", "bird", "tree", "boy", "girl", "house", "river", "book", "car", "fish",
-      "hill", "sees", "likes", "finds", "takes", "moves", "holds", "runs", "sleeps", "sings",
-      "waits", "near", "under", "over", "by", "behind"};
+  static const std::set<std::string> vocab = {"the",    "a",     "one",   "my",    "this",  "small", "red",   "old",
+                                              "happy",  "quiet", "big",   "green", "cold",  "cat",   "dog",   "bird",
+                                              "tree",   "boy",   "girl",  "house", "river", "book",  "car",   "fish",
+                                              "hill",   "sees",  "likes", "finds", "takes", "moves", "holds", "runs",
+                                              "sleeps", "sings", "waits", "near",  "under", "over",  "by",    "behind"};
   if (text.size() < 3 || text.compare(text.size() - 2, 2, ".\n") != 0) return failed(d, "not '.\\n' at end");
   for (auto [pos, word] : words_at(text, 0, static_cast<int>(text.size()) - 1)) {
     if (word.back() == '.') word.pop_back();

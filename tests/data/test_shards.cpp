@@ -118,9 +118,7 @@ TEST(Shards, BadFilesThrowUserErrorNamingTheFile) {
   expect_user_error_naming(dir.file("truncated.bin"), "size mismatch");
   write_raw(dir.file("oversized.bin"), 20240801, 7, 4, 20);
   expect_user_error_naming(dir.file("oversized.bin"), "size mismatch");
-  {
-    std::ofstream(dir.file("short.bin")) << "tiny";
-  }
+  { std::ofstream(dir.file("short.bin")) << "tiny"; }
   expect_user_error_naming(dir.file("short.bin"), "header");
   expect_user_error_naming(dir.file("missing.bin"), "cannot open");
 }

@@ -11,8 +11,8 @@
 namespace hgpt::data {
 namespace {
 
-using corpus::ParsedDoc;
 using corpus::parse_document;
+using corpus::ParsedDoc;
 
 std::string body_text(const Document& doc) {  // the text after the leading BOS
   return decode_bytes(std::vector<uint32_t>(doc.tokens.begin() + 1, doc.tokens.end()));
@@ -44,10 +44,10 @@ TEST(Synthetic, DeterministicInSeedAndDiffersAcrossSeeds) {
   EXPECT_GE(texts.size(), 295u);  // distinct seeds give (almost always) distinct documents
   // A pinned document: the bytes must not change silently between builds or platforms, since
   // checkpoints resume the stream by row index.
-  EXPECT_EQ(decode_bytes(generate_document(12345, Task::AssociativeRecall).tokens),
-            "<|bos|>recall: s=8 y=2 ; s:8\n");
-  EXPECT_EQ(decode_bytes(generate_document(12345).tokens),
-            "<|bos|>the old dog moves one cold girl. my book sings. this red dog sleeps. this dog likes a happy boy.\n");
+  EXPECT_EQ(decode_bytes(generate_document(12345, Task::AssociativeRecall).tokens), "<|bos|>recall: s=8 y=2 ; s:8\n");
+  EXPECT_EQ(
+      decode_bytes(generate_document(12345).tokens),
+      "<|bos|>the old dog moves one cold girl. my book sings. this red dog sleeps. this dog likes a happy boy.\n");
 }
 
 TEST(Synthetic, DocumentsAreShortBytesAfterOneBos) {

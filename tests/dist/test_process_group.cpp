@@ -102,23 +102,19 @@ TEST(ConfigMismatch, EqualConfigsAgree) {
 }
 
 TEST(ConfigMismatch, NamesFirstDifferingKeyAndBothValues) {
-  const std::string msg = describe_config_mismatch(
-      {R"({"depth": 4, "lr": 0.02, "seed": 1})", R"({"depth": 4, "lr": 0.02, "seed": 1})",
-       R"({"depth": 4, "lr": 0.03, "seed": 2})"});
+  const std::string msg =
+      describe_config_mismatch({R"({"depth": 4, "lr": 0.02, "seed": 1})", R"({"depth": 4, "lr": 0.02, "seed": 1})",
+                                R"({"depth": 4, "lr": 0.03, "seed": 2})"});
   EXPECT_NE(msg.find("'lr'"), std::string::npos) << msg;  // "lr" sorts before "seed"
   EXPECT_NE(msg.find("0.02 on rank 0"), std::string::npos) << msg;
   EXPECT_NE(msg.find("0.03 on rank 2"), std::string::npos) << msg;
 }
 
 TEST(ConfigMismatch, MissingKeyIsADifference) {
-  const std::string msg =
-      describe_config_mismatch({R"({"a": 1})", R"({"a": 1, "mamba_d_state": 16})"});
-  EXPECT_NE(msg.find("'mamba_d_state' is (missing) on rank 0 but 16 on rank 1"), std::string::npos)
-      << msg;
+  const std::string msg = describe_config_mismatch({R"({"a": 1})", R"({"a": 1, "mamba_d_state": 16})"});
+  EXPECT_NE(msg.find("'mamba_d_state' is (missing) on rank 0 but 16 on rank 1"), std::string::npos) << msg;
 }
 
-TEST(ConfigMismatch, NotAnObjectIsABug) {
-  EXPECT_THROW(describe_config_mismatch({"[1, 2]", "{}"}), c10::Error);
-}
+TEST(ConfigMismatch, NotAnObjectIsABug) { EXPECT_THROW(describe_config_mismatch({"[1, 2]", "{}"}), c10::Error); }
 
 }  // namespace

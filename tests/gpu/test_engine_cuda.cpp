@@ -29,7 +29,8 @@ TEST(EngineCuda, DecodeEqualsFullForwardUnderBf16Autocast) {
   if (!ops::scan_cuda_available()) GTEST_SKIP() << "no CUDA device (or CUDA kernels not built): GPU test skipped";
   const at::Device cuda(at::kCUDA, 0);
   for (std::string pattern : {"TT", "MM", "TMMT"}) {
-    auto model = make_model(tiny_config({{"depth", pattern.size()}, {"block_pattern", pattern}, {"max_seq_len", 64}, {"total_batch_size", 128}}));
+    auto model = make_model(tiny_config(
+        {{"depth", pattern.size()}, {"block_pattern", pattern}, {"max_seq_len", 64}, {"total_batch_size", 128}}));
     perturb_zero_init(model);
     model->to(cuda);
     Engine engine(model);

@@ -36,16 +36,17 @@ BlockRun run_block(MambaBlock& block, const at::Tensor& x_cpu, const at::Tensor&
 }
 
 void expect_close(const BlockRun& got, const BlockRun& want, double rtol, double atol) {
-  EXPECT_TRUE(at::allclose(got.out, want.out, rtol, atol)) << "output max diff " << (got.out - want.out).abs().max().item<double>();
-  EXPECT_TRUE(at::allclose(got.input_grad, want.input_grad, rtol, atol)) << "dx max diff "
-      << (got.input_grad - want.input_grad).abs().max().item<double>();
+  EXPECT_TRUE(at::allclose(got.out, want.out, rtol, atol))
+      << "output max diff " << (got.out - want.out).abs().max().item<double>();
+  EXPECT_TRUE(at::allclose(got.input_grad, want.input_grad, rtol, atol))
+      << "dx max diff " << (got.input_grad - want.input_grad).abs().max().item<double>();
   ASSERT_EQ(got.grads.size(), want.grads.size());
   for (size_t i = 0; i < got.grads.size(); ++i) {
     const auto& g = got.grads[i].second;
     const auto& e = want.grads[i].second;
     const double scale = std::max(1e-6, e.abs().max().item<double>());
-    EXPECT_TRUE(at::allclose(g, e, rtol, atol * scale)) << got.grads[i].first << " max diff "
-        << (g - e).abs().max().item<double>() << " (scale " << scale << ")";
+    EXPECT_TRUE(at::allclose(g, e, rtol, atol * scale))
+        << got.grads[i].first << " max diff " << (g - e).abs().max().item<double>() << " (scale " << scale << ")";
   }
 }
 

@@ -30,13 +30,10 @@ using hgpt::testing::ChildSpec;
 using hgpt::testing::remove_tree;
 using namespace std::chrono_literals;
 
-int cuda_devices() {
-  return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().deviceCount()) : 0;
-}
+int cuda_devices() { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().deviceCount()) : 0; }
 
-#define SKIP_WITHOUT_CUDA()                                                                  \
-  if (cuda_devices() < 1)                                                                    \
-  GTEST_SKIP() << "no CUDA device: the NCCL path is checked on GPU machines"
+#define SKIP_WITHOUT_CUDA() \
+  if (cuda_devices() < 1) GTEST_SKIP() << "no CUDA device: the NCCL path is checked on GPU machines"
 
 // ------------------------------------------------------------------------------------------------
 // Worker: runs only inside a process spawned by Nccl.CollectivesOnEveryGpu.
@@ -76,8 +73,7 @@ TEST(NcclWorker, Collectives) {
 // ------------------------------------------------------------------------------------------------
 
 std::vector<ChildSpec> one_per_gpu(const std::vector<std::string>& argv, int n) {
-  return hgpt::testing::torchrun_specs(argv, n, hgpt::testing::free_tcp_port(),
-                                       {{"HGPT_TEST_WORKER", "1"}});
+  return hgpt::testing::torchrun_specs(argv, n, hgpt::testing::free_tcp_port(), {{"HGPT_TEST_WORKER", "1"}});
 }
 
 TEST(Nccl, CollectivesOnEveryGpu) {
@@ -98,12 +94,22 @@ TEST(Nccl, BaseTrainOnEveryGpu) {
   const int n = cuda_devices();
   const fs::path out = fs::temp_directory_path() / ("hgpt_nccl_train_" + std::to_string(::getpid()));
   remove_tree(out);
-  const std::vector<std::string> argv = {
-      std::string(HGPT_BUILD_DIR) + "/base_train", std::string(HGPT_SOURCE_DIR) + "/configs/tiny_cpu.json",
-      "--device=cuda", "--depth=2", "--aspect_ratio=32", "--head_dim=32", "--max_seq_len=32",
-      "--device_batch_size=4", "--total_batch_size=" + std::to_string(256 * n), "--num_iterations=4",
-      "--eval_every=2", "--eval_tokens=256", "--sample_every=0", "--block_pattern=TM",
-      "--dist_timeout_s=60", "--out_dir=" + out.string()};
+  const std::vector<std::string> argv = {std::string(HGPT_BUILD_DIR) + "/base_train",
+                                         std::string(HGPT_SOURCE_DIR) + "/configs/tiny_cpu.json",
+                                         "--device=cuda",
+                                         "--depth=2",
+                                         "--aspect_ratio=32",
+                                         "--head_dim=32",
+                                         "--max_seq_len=32",
+                                         "--device_batch_size=4",
+                                         "--total_batch_size=" + std::to_string(256 * n),
+                                         "--num_iterations=4",
+                                         "--eval_every=2",
+                                         "--eval_tokens=256",
+                                         "--sample_every=0",
+                                         "--block_pattern=TM",
+                                         "--dist_timeout_s=60",
+                                         "--out_dir=" + out.string()};
   const auto res = hgpt::testing::run_processes(one_per_gpu(argv, n), 300s);
   for (int r = 0; r < n; ++r) ASSERT_TRUE(res[r].ok()) << "rank " << r << ": " << res[r].describe();
   const std::string& log = res[0].output;

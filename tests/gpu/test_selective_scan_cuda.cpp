@@ -23,8 +23,8 @@ struct Options {
   bool with_z = true, with_bias = true, softplus = true, with_D = true;
 };
 
-ScanInputs random_inputs(int64_t Bn, int64_t Dn, int64_t L, int64_t N, const Options& o,
-                         at::ScalarType dtype, uint64_t seed) {
+ScanInputs random_inputs(int64_t Bn, int64_t Dn, int64_t L, int64_t N, const Options& o, at::ScalarType dtype,
+                         uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto f = at::TensorOptions().dtype(at::kFloat);
   const at::Device cuda(at::kCUDA, 0);
@@ -76,9 +76,8 @@ void expect_close(const at::Tensor& actual, const at::Tensor& expected, double r
   auto a = actual.to(at::kCPU, at::kDouble), e = expected.to(at::kCPU, at::kDouble);
   ASSERT_FALSE(at::isnan(a).any().item<bool>()) << what << ": NaN (unwritten element?)";
   auto excess = (a - e).abs() - (e.abs() * rtol + atol);
-  EXPECT_LE(excess.max().item<double>(), 0.0)
-      << what << ": max |diff| = " << (a - e).abs().max().item<double>()
-      << ", max |expected| = " << e.abs().max().item<double>();
+  EXPECT_LE(excess.max().item<double>(), 0.0) << what << ": max |diff| = " << (a - e).abs().max().item<double>()
+                                              << ", max |expected| = " << e.abs().max().item<double>();
 }
 
 void compare_on_shapes(at::ScalarType dtype, double rtol, double atol) {
@@ -165,7 +164,7 @@ TEST(SelectiveScanCuda, NonContiguousInputs) {
   const int64_t Bn = 2, Dn = 6, L = 530, N = 8;
   auto in = random_inputs(Bn, Dn, L, N, Options{}, at::kFloat, 22);
   ScanInputs strided = in;
-  strided.u = in.u.transpose(1, 2).contiguous().transpose(1, 2);        // (B, L, D) storage
+  strided.u = in.u.transpose(1, 2).contiguous().transpose(1, 2);          // (B, L, D) storage
   strided.delta = in.delta.transpose(0, 1).contiguous().transpose(0, 1);  // (D, B, L) storage
   strided.z = in.z.transpose(1, 2).contiguous().transpose(1, 2);
   strided.B = in.B.transpose(1, 2).contiguous().transpose(1, 2);
@@ -182,7 +181,7 @@ TEST(SelectiveScanCuda, ExtremeValues) {
   auto in = random_inputs(Bn, Dn, L, N, Options{}, at::kFloat, 23);
   auto pick = at::rand({Bn, Dn, L}, at::TensorOptions().device(in.u.device())) < 0.3;
   in.delta = at::where(pick, in.delta + 25.0, in.delta);  // Δ ≈ 25 where picked
-  in.A = in.A * 5.0;                                       // A in [−8.5, −1]: Δ·A down to about −210
+  in.A = in.A * 5.0;                                      // A in [−8.5, −1]: Δ·A down to about −210
   in.z = at::where(at::rand_like(in.z) < 0.3, at::sign(in.z) * (30.0 + at::rand_like(in.z) * 10.0), in.z);
   const auto w = at::randn({Bn, Dn, L}, at::TensorOptions().dtype(at::kDouble)).to(in.u.device());
   const auto got = run(in, ScanImpl::Cuda, w);
@@ -220,9 +219,12 @@ TEST(SelectiveScanCuda, ProductionShapeBf16SampledChannelsAndDeterminism) {
   for (size_t i = 0; i < first.grads.size(); ++i) {
     const std::string name = kFieldNames[i];
     const auto& g = first.grads[i];
-    if (name == "u" || name == "delta" || name == "z") sampled.grads.push_back(g.index_select(1, channels));
-    else if (name == "A" || name == "D" || name == "delta_bias") sampled.grads.push_back(g.index_select(0, channels));
-    else sampled.grads.push_back(alone.grads[i]);
+    if (name == "u" || name == "delta" || name == "z")
+      sampled.grads.push_back(g.index_select(1, channels));
+    else if (name == "A" || name == "D" || name == "delta_bias")
+      sampled.grads.push_back(g.index_select(0, channels));
+    else
+      sampled.grads.push_back(alone.grads[i]);
   }
   expect_run_close(sampled, expected, 3e-2, 5e-2, "production shape, sampled channels");
 }
@@ -303,8 +305,11 @@ TEST(SelectiveScanCuda, MisalignedInputsTakeTheElementwisePath) {
   EXPECT_TRUE(at::equal(fwd.checkpoints, fwd_odd.checkpoints)) << "checkpoints";
   const auto g = detail::scan_bwd_cuda(detail::ScanSaved{in, fwd.checkpoints}, dout);
   const auto g_odd = detail::scan_bwd_cuda(detail::ScanSaved{odd, fwd_odd.checkpoints}, shifted(dout));
-  for (const auto& [name, a, b] : {std::tuple{"du", g.du, g_odd.du}, {"ddelta", g.ddelta, g_odd.ddelta},
-                                   {"dz", g.dz, g_odd.dz}, {"dA", g.dA, g_odd.dA}, {"dD", g.dD, g_odd.dD},
+  for (const auto& [name, a, b] : {std::tuple{"du", g.du, g_odd.du},
+                                   {"ddelta", g.ddelta, g_odd.ddelta},
+                                   {"dz", g.dz, g_odd.dz},
+                                   {"dA", g.dA, g_odd.dA},
+                                   {"dD", g.dD, g_odd.dD},
                                    {"ddelta_bias", g.ddelta_bias, g_odd.ddelta_bias}}) {
     EXPECT_TRUE(at::equal(a, b)) << name;  // deterministic: bitwise equal
   }

@@ -2,9 +2,9 @@
 // a time gives the logits of the full forward at every position, for every kind of block pattern
 // (T, M, mixes, Mamba with MLP, GQA) and prompts around the conv width; the Mamba step against
 // its formula worked out by hand in double; the state's size.
+#include "hgpt/errors.h"
 #include "hgpt/infer/engine.h"
 #include "hgpt/model/mamba_block.h"
-#include "hgpt/errors.h"
 
 #include "tests/model/model_test_util.h"
 
@@ -88,19 +88,22 @@ TEST(Engine, SeveralTokensAfterThePrefillAreSteps) {
   Engine engine(model);
   const auto tokens = random_tokens(2, 12, config.vocab_size, 5);
   auto state = engine.new_state(12);
-  const auto a = at::cat({engine.forward(tokens.narrow(1, 0, 5), state), engine.forward(tokens.narrow(1, 5, 7), state)}, 1);
+  const auto a =
+      at::cat({engine.forward(tokens.narrow(1, 0, 5), state), engine.forward(tokens.narrow(1, 5, 7), state)}, 1);
   EXPECT_TRUE(at::equal(a, prefill_then_decode(engine, tokens, 5)));
 }
 
 TEST(Engine, StateBytesAreTheCachesAndStates) {
-  const auto config = tiny_config({{"depth", 3}, {"block_pattern", "TMM"}, {"n_kv_head", 2}, {"max_seq_len", 64}, {"total_batch_size", 128}});
+  const auto config = tiny_config(
+      {{"depth", 3}, {"block_pattern", "TMM"}, {"n_kv_head", 2}, {"max_seq_len", 64}, {"total_batch_size", 128}});
   auto model = make_model(config);
   Engine engine(model);
   const int64_t B = 3, capacity = 50;
   auto state = engine.new_state(capacity);
   engine.forward(random_tokens(B, 7, config.vocab_size, 1), state);
   const int64_t kv = 2 * B * config.kv_heads() * capacity * config.attn_head_dim() * 4;
-  const int64_t mamba = B * config.mamba_expand * config.model_dim() * (config.mamba_d_conv - 1 + config.mamba_d_state) * 4;
+  const int64_t mamba =
+      B * config.mamba_expand * config.model_dim() * (config.mamba_d_conv - 1 + config.mamba_d_state) * 4;
   EXPECT_EQ(state.bytes(), kv + 2 * mamba);
 }
 

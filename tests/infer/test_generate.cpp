@@ -143,7 +143,8 @@ TEST(Generate, StopsAtTheStopToken) {
   ASSERT_EQ(free_run.tokens[0].size(), 8u);
   o.stop_token = free_run.tokens[0][3];
   int calls = 0;
-  const auto stopped = generate(engine, kPrompt, o, [&](const std::vector<uint32_t>&, const std::vector<bool>&) { ++calls; });
+  const auto stopped =
+      generate(engine, kPrompt, o, [&](const std::vector<uint32_t>&, const std::vector<bool>&) { ++calls; });
   // Up to (not including) the first occurrence of the stop token.
   size_t first = 0;
   while (free_run.tokens[0][first] != *o.stop_token) ++first;

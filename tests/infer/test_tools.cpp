@@ -36,9 +36,9 @@ class TrainedRun : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    result_ = new ChildResult(run_base_train({"--num_iterations=4", "--eval_every=2", "--save_every=2",
-                                              "--max_seq_len=64", "--total_batch_size=256", "--eval_tokens=1024",
-                                              "--out_dir=" + dir_->path()}));
+    result_ =
+        new ChildResult(run_base_train({"--num_iterations=4", "--eval_every=2", "--save_every=2", "--max_seq_len=64",
+                                        "--total_batch_size=256", "--eval_tokens=1024", "--out_dir=" + dir_->path()}));
   }
   static void TearDownTestSuite() {
     delete result_;
@@ -50,7 +50,8 @@ class TrainedRun : public ::testing::Test {
   static std::string copy_run(const std::string& name) {
     const std::string to = dir_->path() + "/" + name;
     fs::create_directories(to);
-    for (const auto& e : fs::directory_iterator(run_dir())) fs::copy_file(e.path(), to + "/" + e.path().filename().string());
+    for (const auto& e : fs::directory_iterator(run_dir()))
+      fs::copy_file(e.path(), to + "/" + e.path().filename().string());
     return to;
   }
 
@@ -64,8 +65,8 @@ ChildResult* TrainedRun::result_ = nullptr;
 // sample
 
 TEST_F(TrainedRun, SampleStreamsTextAndReproducesWithTheSameSeed) {
-  const std::vector<std::string> args = {"--checkpoint", run_dir(), "--prompt", "recall: k=7 ", "--max_tokens", "12",
-                                         "--seed", "3"};
+  const std::vector<std::string> args = {"--checkpoint", run_dir(), "--prompt", "recall: k=7 ",
+                                         "--max_tokens", "12",      "--seed",   "3"};
   const auto a = run_tool(kSample, args), b = run_tool(kSample, args);
   ASSERT_TRUE(a.ok()) << a.describe();
   EXPECT_EQ(a.output.rfind("recall: k=7 ", 0), 0u) << a.output;  // the prompt, then its continuation
@@ -87,7 +88,8 @@ TEST_F(TrainedRun, SampleSeveralSamplesAndAnOlderStep) {
 TEST_F(TrainedRun, SampleBadInputsAreUserErrors) {
   expect_user_error(run_tool(kSample, {"--checkpoint", dir_->path() + "/nowhere", "--prompt", "a"}), "does not exist");
   fs::create_directories(dir_->path() + "/empty");
-  expect_user_error(run_tool(kSample, {"--checkpoint", dir_->path() + "/empty", "--prompt", "a"}), "no complete checkpoint");
+  expect_user_error(run_tool(kSample, {"--checkpoint", dir_->path() + "/empty", "--prompt", "a"}),
+                    "no complete checkpoint");
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--step", "3", "--prompt", "a"}), "meta_000003.json");
 
   const std::string torn = copy_run("torn");
@@ -108,8 +110,9 @@ TEST_F(TrainedRun, SampleBadInputsAreUserErrors) {
   std::ofstream(bad_meta + "/meta_000004.json") << "{\"step\": 4";
   expect_user_error(run_tool(kSample, {"--checkpoint", bad_meta, "--prompt", "a"}), "meta_000004.json");
 
-  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--tokenizer", dir_->path() + "/no_tok"}),
-                    "no_tok");
+  expect_user_error(
+      run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--tokenizer", dir_->path() + "/no_tok"}),
+      "no_tok");
   const std::string lost_tokenizer = copy_run("lost_tokenizer");  // the run's tokenizer folder is gone
   meta = train::read_meta(lost_tokenizer, 4);
   meta["config"]["tokenizer"] = dir_->path() + "/gone_tokenizer";
@@ -117,9 +120,11 @@ TEST_F(TrainedRun, SampleBadInputsAreUserErrors) {
   expect_user_error(run_tool(kSample, {"--checkpoint", lost_tokenizer, "--prompt", "a"}), "gone_tokenizer");
 
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", std::string(80, 'a')}), "max_seq_len");
-  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--temperature", "-1"}), "--temperature");
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--temperature", "-1"}),
+                    "--temperature");
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--top_p", "0"}), "--top_p");
-  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--num_samples", "0"}), "--num_samples");
+  expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--num_samples", "0"}),
+                    "--num_samples");
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir()}), "--prompt");
 }
 
@@ -158,14 +163,16 @@ TEST_F(TrainedRun, EvaluateReproducesTheValidationBaseTrainLogged) {
   ASSERT_TRUE(fewer.ok()) << fewer.describe();
   EXPECT_LT(last_json_line(fewer.output).at("eval_tokens_counted").get<int64_t>(),
             last_json_line(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--json"}).output)
-                .at("eval_tokens_counted").get<int64_t>());
+                .at("eval_tokens_counted")
+                .get<int64_t>());
 }
 
 TEST_F(TrainedRun, EvaluateBadInputsAreUserErrors) {
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", dir_->path() + "/nowhere"}), "does not exist");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", "5"}), "meta_000005.json");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "0"}), "--eval_tokens");
-  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--data", dir_->path() + "/no_shards"}), "no_shards");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--data", dir_->path() + "/no_shards"}),
+                    "no_shards");
   const std::string torn = copy_run("torn_eval");
   fs::resize_file(torn + "/model_000002.pt", 100);
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", torn, "--step", "2"}), "model_000002.pt");

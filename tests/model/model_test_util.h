@@ -17,9 +17,8 @@ namespace hgpt::model::test {
 // A validated tiny ModelConfig: `patch` (config keys) merged over depth 2, aspect_ratio 32,
 // head_dim 16, vocab 97, max_seq_len 32.
 inline ModelConfig tiny_config(const nlohmann::json& patch) {
-  nlohmann::json j = {{"depth", 2},     {"aspect_ratio", 32}, {"head_dim", 16},
-                      {"vocab_size", 97}, {"max_seq_len", 32},  {"device_batch_size", 2},
-                      {"total_batch_size", 64}};
+  nlohmann::json j = {{"depth", 2},        {"aspect_ratio", 32},     {"head_dim", 16},        {"vocab_size", 97},
+                      {"max_seq_len", 32}, {"device_batch_size", 2}, {"total_batch_size", 64}};
   j.merge_patch(patch);
   return config_from_json(j).model;
 }

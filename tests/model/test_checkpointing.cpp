@@ -15,7 +15,8 @@ struct LossAndGrads {
 };
 
 LossAndGrads loss_and_grads(const std::string& checkpointing) {
-  const auto config = test::tiny_config({{"depth", 4}, {"block_pattern", "TMMT"}, {"activation_checkpointing", checkpointing}});
+  const auto config =
+      test::tiny_config({{"depth", 4}, {"block_pattern", "TMMT"}, {"activation_checkpointing", checkpointing}});
   auto model = test::make_model(config);
   test::perturb_zero_init(model);
   at::manual_seed(5);
@@ -72,7 +73,12 @@ TEST(CheckpointedFunction, KeepsOnlyItsInputAndRecomputesInBackward) {
 TEST(CheckpointedFunction, WithoutGradModeIsJustTheFunction) {
   at::NoGradGuard no_grad;
   int calls = 0;
-  const auto y = checkpointed([&calls](const at::Tensor& x) { ++calls; return x * 3.0; }, at::ones({2}));
+  const auto y = checkpointed(
+      [&calls](const at::Tensor& x) {
+        ++calls;
+        return x * 3.0;
+      },
+      at::ones({2}));
   EXPECT_EQ(calls, 1);
   EXPECT_FALSE(y.requires_grad());
   EXPECT_TRUE(at::equal(y, at::full({2}, 3.0)));

@@ -1,9 +1,9 @@
 // test_gpt.cpp — HybridGPT as a whole on tiny configs: the analytic parameter count against the
 // real model, the parameter names per block kind, forward shapes, the loss at init, gradients,
 // causality, the embedding→norm→head→softcap chain, and FLOPs per token worked out by hand.
-#include "hgpt/model/gpt.h"
 #include "hgpt/model/block_kinds.h"
 #include "hgpt/model/block_registry.h"
+#include "hgpt/model/gpt.h"
 #include "hgpt/model/sizes.h"
 
 #include "tests/model/model_test_util.h"
@@ -99,8 +99,10 @@ TEST(BlockRegistry, EveryKindBuildsItsBlockAndCountsItsParameters) {
       for (const auto& item : block->named_parameters()) {
         const auto n = item.value().numel();
         all += n;
-        if (small.count(item.key())) small_count += n;
-        else if (item.value().dim() == 2) matmul += n;
+        if (small.count(item.key()))
+          small_count += n;
+        else if (item.value().dim() == 2)
+          matmul += n;
       }
       const BlockSizes sizes = block_sizes(kind.symbol, c, /*cuda=*/false);
       EXPECT_EQ(sizes.params(), all);
@@ -249,8 +251,7 @@ TEST(HybridGPT, LogitsAtInitAreTheSoftcappedHeadOfTheNormedEmbedding) {
   const auto raw = at::matmul(norm(norm(e)), params["lm_head.weight"].to(at::kDouble).t());
   const auto expected = (15.0 * at::tanh(raw / 15.0)).view({2, 9, c.vocab_size});
   EXPECT_GT(raw.abs().max().item<double>(), 30.0);  // the cap is exercised
-  EXPECT_TRUE(at::allclose(logits, expected, 1e-4, 1e-4))
-      << (logits - expected).abs().max().item<double>();
+  EXPECT_TRUE(at::allclose(logits, expected, 1e-4, 1e-4)) << (logits - expected).abs().max().item<double>();
 }
 
 TEST(HybridGPT, BackwardGradsAreFiniteAtInitAndNonZeroOncePerturbed) {

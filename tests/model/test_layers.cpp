@@ -128,8 +128,12 @@ TEST(Mlp, IsReluSquaredBetweenTwoProjections) {
 
 TEST(ModelInit, ZeroedProjectionsUnitEmbeddingAndGenericAttention) {
   // dim 128 (4 heads of 32), vocab 300: large enough for sampling tolerances of a few percent.
-  const auto c = tiny_config({{"depth", 2}, {"aspect_ratio", 64}, {"head_dim", 32}, {"vocab_size", 300},
-                              {"block_pattern", "TM"}, {"mamba_use_mlp", true}});
+  const auto c = tiny_config({{"depth", 2},
+                              {"aspect_ratio", 64},
+                              {"head_dim", 32},
+                              {"vocab_size", 300},
+                              {"block_pattern", "TM"},
+                              {"mamba_use_mlp", true}});
   auto model = make_model(c);
   auto params = model->named_parameters();
   for (const char* name : {"lm_head.weight", "transformer.h.0.attn.c_proj.weight", "transformer.h.0.mlp.c_proj.weight",
@@ -141,9 +145,9 @@ TEST(ModelInit, ZeroedProjectionsUnitEmbeddingAndGenericAttention) {
   EXPECT_NEAR(wte.to(at::kDouble).mean().item<double>(), 0.0, 0.03);
   // 128 → 128: std 1/sqrt(128); c_fc 128 → 512: std 1/sqrt(128).
   const double s = 1.0 / std::sqrt(128.0);
-  for (const char* name : {"transformer.h.0.attn.c_q.weight", "transformer.h.0.attn.c_k.weight",
-                           "transformer.h.0.attn.c_v.weight", "transformer.h.0.mlp.c_fc.weight",
-                           "transformer.h.1.mlp.c_fc.weight", "transformer.h.1.mixer.in_proj.weight"}) {
+  for (const char* name :
+       {"transformer.h.0.attn.c_q.weight", "transformer.h.0.attn.c_k.weight", "transformer.h.0.attn.c_v.weight",
+        "transformer.h.0.mlp.c_fc.weight", "transformer.h.1.mlp.c_fc.weight", "transformer.h.1.mixer.in_proj.weight"}) {
     EXPECT_NEAR(std_of(params[name]), s, 0.05 * s) << name;
   }
   // x_proj 256 → dt_rank 8 + 2·16 = 40: std = 1/16 · sqrt(40/256).

@@ -106,8 +106,8 @@ TEST(ChunkedLoss, ModelLossEqualsCrossEntropyOfItsLogits) {
     return g;
   };
   const auto logits = model->forward(idx);
-  const auto plain = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {},
-                                            at::Reduction::Mean, -1);
+  const auto plain =
+      at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {}, at::Reduction::Mean, -1);
   const auto plain_grads = grads_of(plain);
   const auto chunked = model->loss(idx, targets);
   const auto chunked_grads = grads_of(chunked);
@@ -119,8 +119,8 @@ TEST(ChunkedLoss, ModelLossEqualsCrossEntropyOfItsLogits) {
   }
   at::NoGradGuard no_grad;
   const auto per_token = model->loss(idx, targets, /*per_token=*/true);
-  const auto plain_per_token = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {},
-                                                      at::Reduction::None, -1);
+  const auto plain_per_token =
+      at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {}, at::Reduction::None, -1);
   EXPECT_TRUE(at::allclose(per_token.view({-1}), plain_per_token, 1e-5, 1e-6));
 }
 

@@ -78,7 +78,7 @@ at::Tensor recompute_mixer(MambaMixer& m, const at::Tensor& hidden) {
   // Depthwise conv padded by d_conv − 1 on both sides; the first L outputs are the causal ones.
   const auto conv = at::conv1d(x_pre, m->conv1d->weight, m->conv1d->bias, /*stride=*/{1},
                                /*padding=*/{s.d_conv - 1}, /*dilation=*/{1}, /*groups=*/di);
-  const auto u = at::silu(conv.narrow(2, 0, L));                 // (B, di, L)
+  const auto u = at::silu(conv.narrow(2, 0, L));                            // (B, di, L)
   const auto x_dbl = at::matmul(u.transpose(1, 2), m->x_proj->weight.t());  // (B, L, r + 2N)
   const auto dt_low = x_dbl.narrow(2, 0, r);
   const auto Bm = x_dbl.narrow(2, r, N).transpose(1, 2).contiguous();
@@ -86,8 +86,8 @@ at::Tensor recompute_mixer(MambaMixer& m, const at::Tensor& hidden) {
   // dt_proj as a full Linear (bias included), then softplus: the step sizes Δ.
   const auto delta = at::softplus(at::matmul(dt_low, m->dt_proj->weight.t()) + m->dt_proj->bias)
                          .transpose(1, 2)
-                         .contiguous();                          // (B, di, L)
-  ops::ScanInputs in;  // the bare recurrence: no bias, no softplus, no D, no gate
+                         .contiguous();  // (B, di, L)
+  ops::ScanInputs in;                    // the bare recurrence: no bias, no softplus, no D, no gate
   in.u = u.contiguous();
   in.delta = delta;
   in.A = -at::exp(m->A_log);

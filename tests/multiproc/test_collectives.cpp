@@ -49,8 +49,8 @@ std::shared_ptr<ProcessGroup> worker_group(std::chrono::milliseconds timeout = 3
 // The i-th test tensor on rank r: arange(n)·(r+1) + i, in a few shapes, dtypes and layouts.
 std::vector<at::Tensor> mean_inputs(int r) {
   const std::vector<std::pair<std::vector<int64_t>, at::ScalarType>> shapes = {
-      {{3}, at::kFloat},       {{1000}, at::kFloat},  {{70000}, at::kFloat},  // > bucket
-      {{17}, at::kDouble},     {{0}, at::kFloat},     {{20, 30}, at::kFloat}};
+      {{3}, at::kFloat},   {{1000}, at::kFloat}, {{70000}, at::kFloat},  // > bucket
+      {{17}, at::kDouble}, {{0}, at::kFloat},    {{20, 30}, at::kFloat}};
   std::vector<at::Tensor> out;
   for (size_t i = 0; i < shapes.size(); ++i) {
     const auto& [shape, dtype] = shapes[i];
@@ -113,8 +113,7 @@ TEST(Worker, ConfigCheck) {
     std::printf("config mismatch: %s\n", e.what());
     EXPECT_TRUE(differ);
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("'matrix_lr' is 0.02 on rank 0 but 0.03 on rank 1"), std::string::npos)
-        << msg;
+    EXPECT_NE(msg.find("'matrix_lr' is 0.02 on rank 0 but 0.03 on rank 1"), std::string::npos) << msg;
   }
 }
 
@@ -178,8 +177,7 @@ std::vector<std::string> worker_argv(const std::string& name) {
 std::vector<ChildResult> run_workers(const std::string& name, int world_size,
                                      std::vector<std::pair<std::string, std::string>> env = {}) {
   env.push_back({"HGPT_TEST_WORKER", "1"});
-  const auto specs = hgpt::testing::torchrun_specs(worker_argv(name), world_size,
-                                                   hgpt::testing::free_tcp_port(), env);
+  const auto specs = hgpt::testing::torchrun_specs(worker_argv(name), world_size, hgpt::testing::free_tcp_port(), env);
   // Process start and library loading come on top of the failure bound.
   return hgpt::testing::run_processes(specs, std::chrono::seconds(failure_bound_s() + 40));
 }
@@ -187,8 +185,7 @@ std::vector<ChildResult> run_workers(const std::string& name, int world_size,
 // The worker really ran (was not skipped or filtered away) and passed.
 void expect_worker_passed(const ChildResult& r, int rank) {
   EXPECT_TRUE(r.ok()) << "rank " << rank << ": " << r.describe();
-  EXPECT_NE(r.output.find("[  PASSED  ] 1 test"), std::string::npos)
-      << "rank " << rank << ": " << r.describe();
+  EXPECT_NE(r.output.find("[  PASSED  ] 1 test"), std::string::npos) << "rank " << rank << ": " << r.describe();
 }
 
 TEST(MultiProc, CollectivesMatchReferences) {
@@ -205,8 +202,7 @@ TEST(MultiProc, DifferentConfigFailsOnEveryRankNamingTheKey) {
   const auto res = run_workers("ConfigCheck", 2, {{"HGPT_TEST_CONFIG_DIFFERS", "1"}});
   for (int r = 0; r < 2; ++r) {
     expect_worker_passed(res[r], r);  // the worker asserts that it threw with the key's name
-    EXPECT_NE(res[r].output.find("config mismatch: ranks disagree"), std::string::npos)
-        << res[r].describe();
+    EXPECT_NE(res[r].output.find("config mismatch: ranks disagree"), std::string::npos) << res[r].describe();
   }
 }
 
@@ -224,8 +220,7 @@ TEST(MultiProc, StuckPeerFailsTheOtherAtTheTimeout) {
 }
 
 TEST(MultiProc, MissingRankFailsRendezvous) {
-  auto specs = hgpt::testing::torchrun_specs(worker_argv("MissingRank"), 2,
-                                             hgpt::testing::free_tcp_port(),
+  auto specs = hgpt::testing::torchrun_specs(worker_argv("MissingRank"), 2, hgpt::testing::free_tcp_port(),
                                              {{"HGPT_TEST_WORKER", "1"}});
   specs.resize(1);  // only rank 0 starts
   const auto res = hgpt::testing::run_process(specs[0], std::chrono::seconds(failure_bound_s() + 40));
@@ -235,12 +230,11 @@ TEST(MultiProc, MissingRankFailsRendezvous) {
 TEST(MultiProc, MpirunLaunch) {
   const std::string mpirun = hgpt::testing::find_in_path("mpirun");
   if (mpirun.empty()) GTEST_SKIP() << "mpirun not found in PATH (Debian: openmpi-bin)";
-  const auto spec = hgpt::testing::mpirun_spec(
-      mpirun, worker_argv("Collectives"), 2,
-      {{"MASTER_ADDR", "127.0.0.1"},
-       {"MASTER_PORT", std::to_string(hgpt::testing::free_tcp_port())},
-       {"HGPT_TEST_WORKER", "1"},
-       {"HGPT_TEST_EXPECT_LAUNCHER", "mpirun"}});
+  const auto spec = hgpt::testing::mpirun_spec(mpirun, worker_argv("Collectives"), 2,
+                                               {{"MASTER_ADDR", "127.0.0.1"},
+                                                {"MASTER_PORT", std::to_string(hgpt::testing::free_tcp_port())},
+                                                {"HGPT_TEST_WORKER", "1"},
+                                                {"HGPT_TEST_EXPECT_LAUNCHER", "mpirun"}});
   const auto res = hgpt::testing::run_process(spec, std::chrono::seconds(failure_bound_s() + 60));
   EXPECT_TRUE(res.ok()) << res.describe();
   // Both ranks ran the worker test (each prints its own summary).

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -34,7 +34,7 @@ using hgpt::testing::ChildSpec;
 using Env = std::vector<std::pair<std::string, std::string>>;
 using namespace std::chrono_literals;
 
-constexpr auto kRunTimeout = 120s;  // one launch of base_train (all its ranks); a tiny run takes seconds
+constexpr auto kRunTimeout = 120s;         // one launch of base_train (all its ranks); a tiny run takes seconds
 constexpr double kDpTolerance = 1e-5;      // 2 ranks vs 1 rank × 2 micro-steps: summation order differs
 constexpr double kResumeTolerance = 1e-6;  // resumed vs uninterrupted at the same world size
 const char* kModelTag = "d2";              // base_train's default tag for depth 2
@@ -64,12 +64,23 @@ std::string base_train() { return std::string(HGPT_BUILD_DIR) + "/base_train"; }
 // micro-steps and 2 ranks 1 each. Checkpoints at steps 2 and 4, evals at 0, 2 and 4.
 std::vector<std::string> train_argv(const std::string& pattern, const fs::path& out_dir,
                                     std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {
-      base_train(), std::string(HGPT_SOURCE_DIR) + "/configs/tiny_cpu.json",
-      "--device=cpu", "--depth=2", "--aspect_ratio=32", "--head_dim=32", "--max_seq_len=32",
-      "--device_batch_size=4", "--total_batch_size=256", "--num_iterations=4", "--eval_every=2",
-      "--eval_tokens=256", "--sample_every=0", "--save_every=2", "--dist_timeout_s=20",
-      "--block_pattern=" + pattern, "--out_dir=" + out_dir.string()};
+  std::vector<std::string> argv = {base_train(),
+                                   std::string(HGPT_SOURCE_DIR) + "/configs/tiny_cpu.json",
+                                   "--device=cpu",
+                                   "--depth=2",
+                                   "--aspect_ratio=32",
+                                   "--head_dim=32",
+                                   "--max_seq_len=32",
+                                   "--device_batch_size=4",
+                                   "--total_batch_size=256",
+                                   "--num_iterations=4",
+                                   "--eval_every=2",
+                                   "--eval_tokens=256",
+                                   "--sample_every=0",
+                                   "--save_every=2",
+                                   "--dist_timeout_s=20",
+                                   "--block_pattern=" + pattern,
+                                   "--out_dir=" + out_dir.string()};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
@@ -82,8 +93,13 @@ ChildSpec single_spec(std::vector<std::string> argv) {
   ChildSpec spec;
   spec.argv = std::move(argv);
   spec.env = {kOneThread};
-  spec.unset_env = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
-                    "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+  spec.unset_env = {"RANK",
+                    "WORLD_SIZE",
+                    "LOCAL_RANK",
+                    "LOCAL_WORLD_SIZE",
+                    "OMPI_COMM_WORLD_RANK",
+                    "OMPI_COMM_WORLD_SIZE",
+                    "OMPI_COMM_WORLD_LOCAL_RANK",
                     "TORCHELASTIC_USE_AGENT_STORE"};
   return spec;
 }
@@ -98,13 +114,10 @@ std::string mpirun_path() { return hgpt::testing::find_in_path("mpirun"); }
 ChildSpec mpirun_two_ranks(const std::vector<std::string>& argv) {
   return hgpt::testing::mpirun_spec(
       mpirun_path(), argv, 2,
-      {{"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(hgpt::testing::free_tcp_port())},
-       kOneThread});
+      {{"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(hgpt::testing::free_tcp_port())}, kOneThread});
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // ------------------------------------------------------------------------------------------------
 // What a finished run left behind
@@ -112,7 +125,7 @@ bool contains(const std::string& text, const std::string& part) {
 struct RunRecord {
   std::map<int64_t, double> loss;      // training step (1-based, after the update) → logged loss
   std::map<int64_t, double> val_loss;  // step → validation loss
-  int64_t lines = 0;                    // records in the file (only rank 0 writes it)
+  int64_t lines = 0;                   // records in the file (only rank 0 writes it)
 };
 
 RunRecord read_metrics(const fs::path& file) {
@@ -137,8 +150,8 @@ fs::path model_file(const fs::path& out_dir, int64_t step) {
   return tag_dir(out_dir) / hgpt::train::model_file_name(step);
 }
 
-void expect_same_values(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
-                        double tol, const std::string& what) {
+void expect_same_values(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b, double tol,
+                        const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what << ": different steps logged";
   for (const auto& [step, va] : a) {
     ASSERT_TRUE(b.count(step)) << what << ": step " << step << " missing";
@@ -191,17 +204,19 @@ fs::path reference_run(const std::string& pattern, Launch launch) {
   const fs::path out = fresh_dir(key);
   const auto argv = train_argv(pattern, out);
   std::vector<ChildResult> results;
-  if (launch == Launch::kSingle) results = {hgpt::testing::run_process(single_spec(argv), kRunTimeout)};
-  else if (launch == Launch::kTorchrun) results = hgpt::testing::run_processes(two_rank_specs(argv), kRunTimeout);
-  else results = {hgpt::testing::run_process(mpirun_two_ranks(argv), kRunTimeout)};
+  if (launch == Launch::kSingle)
+    results = {hgpt::testing::run_process(single_spec(argv), kRunTimeout)};
+  else if (launch == Launch::kTorchrun)
+    results = hgpt::testing::run_processes(two_rank_specs(argv), kRunTimeout);
+  else
+    results = {hgpt::testing::run_process(mpirun_two_ranks(argv), kRunTimeout)};
 
   for (size_t i = 0; i < results.size(); ++i) {
     EXPECT_TRUE(results[i].ok()) << key << " process " << i << ": " << results[i].describe();
   }
   const std::string& rank0 = results[0].output;
-  const std::string expected_layout = launch == Launch::kSingle
-                                          ? "× 2 accumulation step(s) × 1 rank(s)"
-                                          : "× 1 accumulation step(s) × 2 rank(s)";
+  const std::string expected_layout =
+      launch == Launch::kSingle ? "× 2 accumulation step(s) × 1 rank(s)" : "× 1 accumulation step(s) × 2 rank(s)";
   EXPECT_TRUE(contains(rank0, expected_layout)) << key << ": " << results[0].describe();
   if (launch != Launch::kSingle) EXPECT_TRUE(contains(rank0, "backend gloo")) << results[0].describe();
   if (::testing::Test::HasFailure()) throw std::runtime_error("reference run " + key + " failed");
@@ -225,8 +240,7 @@ void expect_two_ranks_match_one(const std::string& pattern, Launch launch) {
 
   const double dw = max_weight_diff(model_file(one, 4), model_file(two, 4));
   EXPECT_LE(dw, kDpTolerance) << "final weights, 1 rank vs 2 ranks (" << launch_name(launch) << ")";
-  std::printf("%s, 1 rank vs 2 ranks (%s): max weight difference %g\n", pattern.c_str(),
-              launch_name(launch), dw);
+  std::printf("%s, 1 rank vs 2 ranks (%s): max weight difference %g\n", pattern.c_str(), launch_name(launch), dw);
   EXPECT_GT(max_weight_diff(model_file(one, 2), model_file(one, 4)), 1e-3) << "weights did not change";
   // Each rank wrote its own optimizer state.
   for (int r = 0; r < 2; ++r) {
@@ -237,13 +251,9 @@ void expect_two_ranks_match_one(const std::string& pattern, Launch launch) {
 // ------------------------------------------------------------------------------------------------
 // 2 ranks × device batch B ≡ 1 rank × 2 micro-steps of B
 
-TEST(TrainerDist, TwoRanksMatchOneRankTransformerTorchrun) {
-  expect_two_ranks_match_one("TT", Launch::kTorchrun);
-}
+TEST(TrainerDist, TwoRanksMatchOneRankTransformerTorchrun) { expect_two_ranks_match_one("TT", Launch::kTorchrun); }
 
-TEST(TrainerDist, TwoRanksMatchOneRankHybridTorchrun) {
-  expect_two_ranks_match_one("TM", Launch::kTorchrun);
-}
+TEST(TrainerDist, TwoRanksMatchOneRankHybridTorchrun) { expect_two_ranks_match_one("TM", Launch::kTorchrun); }
 
 TEST(TrainerDist, TwoRanksMatchOneRankTransformerMpirun) {
   if (mpirun_path().empty()) GTEST_SKIP() << "mpirun not found in PATH (Debian: openmpi-bin)";
@@ -278,8 +288,7 @@ TEST(TrainerDist, ResumeWithTwoRanksMatchesUninterruptedRun) {
   ASSERT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_file_name(2, 1)));
   ASSERT_FALSE(fs::exists(model_file(out, 4)));
 
-  const auto res = hgpt::testing::run_processes(
-      two_rank_specs(train_argv("TM", out, {"--resume=true"})), kRunTimeout);
+  const auto res = hgpt::testing::run_processes(two_rank_specs(train_argv("TM", out, {"--resume=true"})), kRunTimeout);
   for (int r = 0; r < 2; ++r) ASSERT_TRUE(res[r].ok()) << "rank " << r << ": " << res[r].describe();
   EXPECT_TRUE(contains(res[0].output, "at step 2")) << res[0].describe();
 
@@ -288,8 +297,7 @@ TEST(TrainerDist, ResumeWithTwoRanksMatchesUninterruptedRun) {
   // The resumed run trained steps 3 and 4 only, with the same losses.
   const std::map<int64_t, double> tail = {{3, uninterrupted.loss.at(3)}, {4, uninterrupted.loss.at(4)}};
   expect_same_values(resumed.loss, tail, kResumeTolerance, "training loss after resume");
-  const std::map<int64_t, double> val_tail = {{2, uninterrupted.val_loss.at(2)},
-                                              {4, uninterrupted.val_loss.at(4)}};
+  const std::map<int64_t, double> val_tail = {{2, uninterrupted.val_loss.at(2)}, {4, uninterrupted.val_loss.at(4)}};
   expect_same_values(resumed.val_loss, val_tail, kResumeTolerance, "validation loss after resume");
 
   const double dw = max_weight_diff(model_file(full, 4), model_file(out, 4));
@@ -299,8 +307,7 @@ TEST(TrainerDist, ResumeWithTwoRanksMatchesUninterruptedRun) {
 
 TEST(TrainerDist, ResumeWithFewerRanksIsRefused) {
   const fs::path out = copy_stopped_at_step_2(reference_run("TM", Launch::kTorchrun), "resume_2_to_1");
-  const auto res = hgpt::testing::run_process(single_spec(train_argv("TM", out, {"--resume=true"})),
-                                              kRunTimeout);
+  const auto res = hgpt::testing::run_process(single_spec(train_argv("TM", out, {"--resume=true"})), kRunTimeout);
   EXPECT_EQ(res.exit_code, 2) << res.describe();
   EXPECT_TRUE(contains(res.output, "error: ")) << res.describe();
   EXPECT_TRUE(contains(res.output, "written by 2 rank(s)")) << res.describe();
@@ -310,8 +317,7 @@ TEST(TrainerDist, ResumeWithFewerRanksIsRefused) {
 
 TEST(TrainerDist, ResumeWithMoreRanksIsRefusedOnEveryRank) {
   const fs::path out = copy_stopped_at_step_2(reference_run("TM", Launch::kSingle), "resume_1_to_2");
-  const auto res = hgpt::testing::run_processes(
-      two_rank_specs(train_argv("TM", out, {"--resume=true"})), kRunTimeout);
+  const auto res = hgpt::testing::run_processes(two_rank_specs(train_argv("TM", out, {"--resume=true"})), kRunTimeout);
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(res[r].exit_code, 2) << "rank " << r << ": " << res[r].describe();
     EXPECT_TRUE(contains(res[r].output, "written by 1 rank(s)")) << res[r].describe();
@@ -328,8 +334,8 @@ TEST(TrainerDist, ResumeWithMoreRanksIsRefusedOnEveryRank) {
 // kill happened and when rank 0 ended (date +%s%N: one clock for both).
 TEST(TrainerDist, KilledRankStopsTheOtherWithinTheBound) {
   const fs::path out = fresh_dir("killed");
-  const auto argv = train_argv("TM", out, {"--num_iterations=100000", "--eval_every=0",
-                                           "--save_every=0", "--log_every=1000"});
+  const auto argv =
+      train_argv("TM", out, {"--num_iterations=100000", "--eval_every=0", "--save_every=0", "--log_every=1000"});
   const fs::path metrics = tag_dir(out) / "metrics.jsonl";
   const fs::path kill_time = out / "kill_time", end_time = out / "end_time";
   const char* killer =
@@ -343,9 +349,8 @@ TEST(TrainerDist, KilledRankStopsTheOtherWithinTheBound) {
       "kill -KILL $pid; wait $pid; echo \"rank 1 wait status $?\"\n";
   const char* timed = "\"$@\"; rc=$?; date +%s%N > \"$END_TIME\"; exit $rc\n";
 
-  auto specs = two_rank_specs(argv, {{"METRICS", metrics.string()},
-                                     {"KILL_TIME", kill_time.string()},
-                                     {"END_TIME", end_time.string()}});
+  auto specs = two_rank_specs(
+      argv, {{"METRICS", metrics.string()}, {"KILL_TIME", kill_time.string()}, {"END_TIME", end_time.string()}});
   specs[0].argv.insert(specs[0].argv.begin(), {"/bin/sh", "-c", timed, "sh"});
   specs[1].argv.insert(specs[1].argv.begin(), {"/bin/sh", "-c", killer, "sh"});
   const auto res = hgpt::testing::run_processes(specs, kRunTimeout);
@@ -375,8 +380,8 @@ TEST(TrainerDist, KilledRankStopsTheOtherWithinTheBound) {
 // with 128 + SIGINT; the checkpoint is complete (meta written) and holds both ranks' optimizer files.
 TEST(TrainerDist, SigintStopsEveryRankWithOneCompleteCheckpoint) {
   const fs::path out = fresh_dir("sigint");
-  const auto argv = train_argv("TM", out, {"--num_iterations=100000", "--eval_every=0",
-                                           "--save_every=0", "--log_every=1000"});
+  const auto argv =
+      train_argv("TM", out, {"--num_iterations=100000", "--eval_every=0", "--save_every=0", "--log_every=1000"});
   const fs::path metrics = tag_dir(out) / "metrics.jsonl";
   const char* interrupter =
       "\"$@\" & pid=$!\n"
@@ -410,8 +415,7 @@ TEST(TrainerDist, DifferentConfigsStopEveryRankNamingTheKey) {
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(res[r].exit_code, 2) << "rank " << r << ": " << res[r].describe();
     EXPECT_TRUE(contains(res[r].output, "error: ")) << res[r].describe();
-    EXPECT_TRUE(contains(res[r].output, "key 'matrix_lr' is 0.005 on rank 0 but 0.03 on rank 1"))
-        << res[r].describe();
+    EXPECT_TRUE(contains(res[r].output, "key 'matrix_lr' is 0.005 on rank 0 but 0.03 on rank 1")) << res[r].describe();
   }
   EXPECT_FALSE(fs::exists(tag_dir(out) / "metrics.jsonl")) << "no training before the check";
 }

@@ -27,9 +27,8 @@ struct Options {
 };
 
 std::string describe(const Shape& s, const Options& o) {
-  return "B=" + std::to_string(s.batch) + " D=" + std::to_string(s.dim) + " L=" +
-         std::to_string(s.seqlen) + " N=" + std::to_string(s.dstate) + " z=" +
-         std::to_string(o.with_z) + " bias=" + std::to_string(o.with_bias) +
+  return "B=" + std::to_string(s.batch) + " D=" + std::to_string(s.dim) + " L=" + std::to_string(s.seqlen) +
+         " N=" + std::to_string(s.dstate) + " z=" + std::to_string(o.with_z) + " bias=" + std::to_string(o.with_bias) +
          " softplus=" + std::to_string(o.softplus) + " D_skip=" + std::to_string(o.with_D);
 }
 
@@ -41,8 +40,9 @@ ScanInputs random_inputs(const Shape& s, const Options& o, at::ScalarType dtype,
   auto rand = [&](at::IntArrayRef size) { return at::rand(size, gen, f64); };
   ScanInputs in;
   in.u = randn({s.batch, s.dim, s.seqlen}).to(dtype);
-  in.delta = (o.softplus ? randn({s.batch, s.dim, s.seqlen}) * 0.7 - 0.5
-                         : rand({s.batch, s.dim, s.seqlen}) * 0.5 + 0.05).to(dtype);
+  in.delta =
+      (o.softplus ? randn({s.batch, s.dim, s.seqlen}) * 0.7 - 0.5 : rand({s.batch, s.dim, s.seqlen}) * 0.5 + 0.05)
+          .to(dtype);
   in.A = (-(rand({s.dim, s.dstate}) * 1.5 + 0.2)).to(at::kFloat);
   in.B = randn({s.batch, s.dstate, s.seqlen}).to(dtype);
   in.C = randn({s.batch, s.dstate, s.seqlen}).to(dtype);
@@ -180,9 +180,8 @@ void expect_close(const at::Tensor& actual, const at::Tensor& expected, double r
   const double atol = atol_scale * std::max(e.abs().max().item<double>(), 1e-30);
   auto excess = (a - e).abs() - (e.abs() * rtol + atol);
   const double worst = excess.max().item<double>();
-  EXPECT_LE(worst, 0.0) << what << ": max |diff| = " << (a - e).abs().max().item<double>()
-                        << " at index " << excess.argmax().item<int64_t>() << ", max |expected| = "
-                        << e.abs().max().item<double>();
+  EXPECT_LE(worst, 0.0) << what << ": max |diff| = " << (a - e).abs().max().item<double>() << " at index "
+                        << excess.argmax().item<int64_t>() << ", max |expected| = " << e.abs().max().item<double>();
 }
 
 // ---- (1) the reference vs a scalar loop ----
@@ -292,8 +291,9 @@ TEST(SelectiveScanFusedCpu, Bf16InputsFollowTheReference) {
   expect_close(got.out, expected.out, 1e-2, 1e-2, "out");  // bf16 rounding of the output
   for (size_t i = 0; i < got.grads.size(); ++i) {
     if (!expected.grads[i].defined()) continue;
-    EXPECT_EQ(got.grads[i].scalar_type(), in.u.scalar_type() == at::kBFloat16 && (i == 2 || i == 5 || i == 7)
-                                              ? at::kFloat : at::kBFloat16) << kFieldNames[i];
+    EXPECT_EQ(got.grads[i].scalar_type(),
+              in.u.scalar_type() == at::kBFloat16 && (i == 2 || i == 5 || i == 7) ? at::kFloat : at::kBFloat16)
+        << kFieldNames[i];
     expect_close(got.grads[i], expected.grads[i], 2e-2, 2e-2, std::string("d") + kFieldNames[i]);
   }
 }
@@ -332,7 +332,8 @@ TEST(SelectiveScanFusedCpu, ChannelsLastViewsMatchContiguousInputs) {
     const auto contiguous = random_inputs(s, Options{}, at::kFloat, 40 + dim);
     ScanInputs views = contiguous;
     for (at::Tensor* t : {&views.u, &views.delta, &views.z}) *t = t->transpose(1, 2).contiguous().transpose(1, 2);
-    auto bc = at::cat({contiguous.B.transpose(1, 2), contiguous.C.transpose(1, 2), at::zeros({s.batch, s.seqlen, 3})}, 2);
+    auto bc =
+        at::cat({contiguous.B.transpose(1, 2), contiguous.C.transpose(1, 2), at::zeros({s.batch, s.seqlen, 3})}, 2);
     views.B = bc.narrow(2, 0, s.dstate).transpose(1, 2);
     views.C = bc.narrow(2, s.dstate, s.dstate).transpose(1, 2);
     ASSERT_EQ(views.u.stride(1), 1);
@@ -350,7 +351,8 @@ TEST(SelectiveScanFusedCpu, ChannelsLastViewsMatchContiguousInputs) {
     const auto expected = run_with_grads(ref_fn, cast_inputs(contiguous, at::kDouble), w);
     expect_close(a.out, expected.out, 1e-5, 1e-6, "out dim " + std::to_string(dim));
     for (size_t i = 0; i < a.grads.size(); ++i) {
-      expect_close(a.grads[i], expected.grads[i], 1e-5, 1e-5, std::string("d") + kFieldNames[i] + " dim " + std::to_string(dim));
+      expect_close(a.grads[i], expected.grads[i], 1e-5, 1e-5,
+                   std::string("d") + kFieldNames[i] + " dim " + std::to_string(dim));
     }
   }
 }
@@ -366,8 +368,7 @@ TEST(SelectiveScanFusedCpu, RunsTheKernelOfAtensCpuCapability) {
 TEST(SelectiveScanDispatch, AutoOnCpuIsTheFusedKernel) {
   auto in = random_inputs(Shape{1, 2, 10, 4}, Options{}, at::kFloat, 3);
   EXPECT_TRUE(at::equal(selective_scan(in).out, selective_scan(in, false, ScanImpl::FusedCpu).out));
-  EXPECT_TRUE(at::equal(selective_scan(in, false, ScanImpl::Reference).out,
-                        selective_scan_reference(in).out));
+  EXPECT_TRUE(at::equal(selective_scan(in, false, ScanImpl::Reference).out, selective_scan_reference(in).out));
 }
 
 TEST(SelectiveScanDispatch, CudaOnCpuTensorsIsAClearError) {

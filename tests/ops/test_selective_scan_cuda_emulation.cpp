@@ -86,7 +86,9 @@ template <typename V>
 using Lanes = std::vector<V>;  // one value per lane
 
 template <typename V>
-V shuffle_up(const Lanes<V>& v, int lane, int offset) { return lane >= offset ? v[lane - offset] : v[lane]; }
+V shuffle_up(const Lanes<V>& v, int lane, int offset) {
+  return lane >= offset ? v[lane - offset] : v[lane];
+}
 template <typename V>
 V shuffle_down(const Lanes<V>& v, int lane, int offset) {
   return lane + offset < kWarpSize ? v[lane + offset] : v[lane];
@@ -96,14 +98,16 @@ template <typename F>
 void warp_scan_forward(Lanes<Pair<F>>& v) {
   for (int offset = 1; offset < kWarpSize; offset *= 2) {
     const Lanes<Pair<F>> before = v;
-    for (int lane = 0; lane < kWarpSize; ++lane) v[lane] = forward_scan_step(before[lane], shuffle_up(before, lane, offset), lane, offset);
+    for (int lane = 0; lane < kWarpSize; ++lane)
+      v[lane] = forward_scan_step(before[lane], shuffle_up(before, lane, offset), lane, offset);
   }
 }
 template <typename F>
 void warp_scan_reverse(Lanes<Pair<F>>& v) {
   for (int offset = 1; offset < kWarpSize; offset *= 2) {
     const Lanes<Pair<F>> before = v;
-    for (int lane = 0; lane < kWarpSize; ++lane) v[lane] = reverse_scan_step(before[lane], shuffle_down(before, lane, offset), lane, offset);
+    for (int lane = 0; lane < kWarpSize; ++lane)
+      v[lane] = reverse_scan_step(before[lane], shuffle_down(before, lane, offset), lane, offset);
   }
 }
 template <typename F>
@@ -127,7 +131,7 @@ struct Problem {
 
 template <typename F>
 struct Results {
-  std::vector<F> out, checkpoints, last_state;                // forward
+  std::vector<F> out, checkpoints, last_state;                          // forward
   std::vector<F> du, ddelta, dz, dB, dC, dA_part, dD_part, dbias_part;  // backward
 };
 
@@ -144,7 +148,9 @@ void store_items(F* x, int64_t t_first, int valid, const F (&v)[kItems]) {
 }
 
 template <typename F>
-F nan_of() { return std::numeric_limits<F>::quiet_NaN(); }
+F nan_of() {
+  return std::numeric_limits<F>::quiet_NaN();
+}
 
 // ---- forward: one warp of block (b, d), as scan_fwd_kernel --------------------------------------
 template <typename F>
@@ -334,8 +340,8 @@ void backward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, BwdShare
         if (p.has_z) accumulate_y(l.C, states, l.y);
         const F x_after = apply(l.rev_suffix, x_after_warp(sh.rev_totals[totals], warp, warps, sh.x_carry[cur][n]));
         StateGrads<F> g;
-        const F x_first = walk_reverse(x_after, h_before, states, l.fwd, l.dt, l.u, l.B, l.C, l.dy, A_n, l.valid, g,
-                                       l.ddt, l.du);
+        const F x_first =
+            walk_reverse(x_after, h_before, states, l.fwd, l.dt, l.u, l.B, l.C, l.dy, A_n, l.valid, g, l.ddt, l.du);
         for (int i = 0; i < kItems; ++i) {
           sh.stripes[warp][0][first_item(lane) + i] = g.dB[i];
           sh.stripes[warp][1][first_item(lane) + i] = g.dC[i];
@@ -489,7 +495,8 @@ void check_case(const Case& c, uint64_t seed, double rtol, double atol, const st
   const auto round = [](const at::Tensor& t) { return t.to(c10::CppTypeToScalarType<F>::value).to(at::kDouble); };
   ops::ScanInputs in;
   in.u = round(at::randn({Bn, Dn, L}, gen, f64));
-  in.delta = round(c.softplus ? at::randn({Bn, Dn, L}, gen, f64) * 0.7 - 0.5 : at::rand({Bn, Dn, L}, gen, f64) * 0.5 + 0.05);
+  in.delta =
+      round(c.softplus ? at::randn({Bn, Dn, L}, gen, f64) * 0.7 - 0.5 : at::rand({Bn, Dn, L}, gen, f64) * 0.5 + 0.05);
   in.A = round(-(at::rand({Dn, N}, gen, f64) * 1.5 + 0.2));
   in.B = round(at::randn({Bn, N, L}, gen, f64));
   in.C = round(at::randn({Bn, N, L}, gen, f64));
@@ -501,7 +508,8 @@ void check_case(const Case& c, uint64_t seed, double rtol, double atol, const st
 
   // The oracle: the reference scan in fp64 through autograd.
   ops::ScanInputs ref = in;
-  std::vector<at::Tensor*> leaves_of = {&ref.u, &ref.delta, &ref.A, &ref.B, &ref.C, &ref.D_skip, &ref.z, &ref.delta_bias};
+  std::vector<at::Tensor*> leaves_of = {&ref.u, &ref.delta,  &ref.A, &ref.B,
+                                        &ref.C, &ref.D_skip, &ref.z, &ref.delta_bias};
   std::vector<at::Tensor> leaves;
   for (at::Tensor* t : leaves_of) {
     if (t->defined()) {
@@ -519,7 +527,8 @@ void check_case(const Case& c, uint64_t seed, double rtol, double atol, const st
   p.batch = Bn, p.dim = Dn, p.seqlen = L, p.dstate = N;
   p.has_z = c.with_z, p.has_D = true, p.has_bias = c.with_bias, p.softplus = c.softplus;
   p.u = values_of<F>(in.u), p.delta = values_of<F>(in.delta), p.z = values_of<F>(in.z), p.A = values_of<F>(in.A);
-  p.B = values_of<F>(in.B), p.C = values_of<F>(in.C), p.D = values_of<F>(in.D_skip), p.bias = values_of<F>(in.delta_bias);
+  p.B = values_of<F>(in.B), p.C = values_of<F>(in.C), p.D = values_of<F>(in.D_skip),
+  p.bias = values_of<F>(in.delta_bias);
   p.dout = values_of<F>(w);
   auto as_tensor = [](const std::vector<F>& v, at::IntArrayRef sizes) {
     return tensor_of(std::vector<double>(v.begin(), v.end()), sizes);
@@ -531,15 +540,14 @@ void check_case(const Case& c, uint64_t seed, double rtol, double atol, const st
     expect_close(as_tensor(r.out, {Bn, Dn, L}), expected.out.detach(), rtol, atol, "out " + what);
     expect_close(as_tensor(r.last_state, {Bn, Dn, N}), expected.last_state.detach(), rtol, atol, "last_state " + what);
     // The launcher sums the per-(batch, channel) partials over the batch.
-    const std::vector<at::Tensor> got = {
-        as_tensor(r.du, {Bn, Dn, L}),
-        as_tensor(r.ddelta, {Bn, Dn, L}),
-        as_tensor(r.dA_part, {Bn, Dn, N}).sum(0),
-        as_tensor(r.dB, {Bn, N, L}),
-        as_tensor(r.dC, {Bn, N, L}),
-        as_tensor(r.dD_part, {Bn, Dn}).sum(0),
-        c.with_z ? as_tensor(r.dz, {Bn, Dn, L}) : at::Tensor(),
-        c.with_bias ? as_tensor(r.dbias_part, {Bn, Dn}).sum(0) : at::Tensor()};
+    const std::vector<at::Tensor> got = {as_tensor(r.du, {Bn, Dn, L}),
+                                         as_tensor(r.ddelta, {Bn, Dn, L}),
+                                         as_tensor(r.dA_part, {Bn, Dn, N}).sum(0),
+                                         as_tensor(r.dB, {Bn, N, L}),
+                                         as_tensor(r.dC, {Bn, N, L}),
+                                         as_tensor(r.dD_part, {Bn, Dn}).sum(0),
+                                         c.with_z ? as_tensor(r.dz, {Bn, Dn, L}) : at::Tensor(),
+                                         c.with_bias ? as_tensor(r.dbias_part, {Bn, Dn}).sum(0) : at::Tensor()};
     for (size_t i = 0; i < got.size(); ++i) {
       ASSERT_EQ(got[i].defined(), expected_grads[i].defined()) << names[i];
       if (got[i].defined()) expect_close(got[i], expected_grads[i], rtol, atol, std::string(names[i]) + " " + what);

@@ -15,8 +15,7 @@ struct Scalars {  // one element of a parameter with its moments, in double
 };
 
 // The AdamW update of one element at step t (1-based), as documented in adamw.h.
-void reference_step(Scalars& s, double g, double lr, double wd, int t, double b1, double b2,
-                    double eps) {
+void reference_step(Scalars& s, double g, double lr, double wd, int t, double b1, double b2, double eps) {
   s.p *= 1.0 - lr * wd;
   s.m = b1 * s.m + (1.0 - b1) * g;
   s.v = b2 * s.v + (1.0 - b2) * g * g;
@@ -45,10 +44,8 @@ TEST(AdamW, TwoStepsMatchHandComputedUpdate) {
     u.mutable_grad() = at::tensor(gu[s], at::kFloat);
     opt.set_lr_mult(mults[s]);
     opt.step();
-    for (size_t i = 0; i < rw.size(); ++i)
-      reference_step(rw[i], gw[s][i], 0.1 * mults[s], 0.3, s + 1, b1, b2, eps);
-    for (size_t i = 0; i < ru.size(); ++i)
-      reference_step(ru[i], gu[s][i], 0.02 * mults[s], 0.0, s + 1, b1, b2, eps);
+    for (size_t i = 0; i < rw.size(); ++i) reference_step(rw[i], gw[s][i], 0.1 * mults[s], 0.3, s + 1, b1, b2, eps);
+    for (size_t i = 0; i < ru.size(); ++i) reference_step(ru[i], gu[s][i], 0.02 * mults[s], 0.0, s + 1, b1, b2, eps);
 
     const at::Tensor wf = w.detach().flatten();
     for (size_t i = 0; i < rw.size(); ++i)
@@ -59,8 +56,7 @@ TEST(AdamW, TwoStepsMatchHandComputedUpdate) {
   // State holds the moments of the reference.
   for (const auto& kv : opt.state_dict()) {
     if (kv.first == "w.exp_avg") EXPECT_NEAR(kv.second.flatten()[3].item<double>(), rw[3].m, 1e-6);
-    if (kv.first == "w.exp_avg_sq")
-      EXPECT_NEAR(kv.second.flatten()[3].item<double>(), rw[3].v, 1e-6);
+    if (kv.first == "w.exp_avg_sq") EXPECT_NEAR(kv.second.flatten()[3].item<double>(), rw[3].v, 1e-6);
     if (kv.first == "step") EXPECT_EQ(kv.second.item<int64_t>(), 2);
   }
 }
@@ -72,8 +68,7 @@ TEST(AdamW, FirstStepIsSignedLrWithoutDecay) {
   AdamW opt({AdamWGroup{{{"p", p}}, 0.01}});
   p.mutable_grad() = at::tensor(std::vector<double>{3.0, -0.5, 1e-3, -7.0, 0.25}, at::kFloat);
   opt.step();
-  const at::Tensor expected =
-      at::tensor(std::vector<double>{-0.01, 0.01, -0.01, 0.01, -0.01}, at::kFloat);
+  const at::Tensor expected = at::tensor(std::vector<double>{-0.01, 0.01, -0.01, 0.01, -0.01}, at::kFloat);
   EXPECT_TRUE(at::allclose(p.detach(), expected, 0, 1e-7));
 }
 

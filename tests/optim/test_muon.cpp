@@ -32,8 +32,7 @@ at::Tensor ns_reference(const at::Tensor& G, int steps) {
   auto [U, S, Vh] = at::linalg_svd(Gd, /*full_matrices=*/false);
   const double fro = Gd.norm().item<double>() + 1e-7;
   std::vector<double> mapped;
-  for (int64_t i = 0; i < S.size(0); ++i)
-    mapped.push_back(phi_iterated(S[i].item<double>() / fro, steps));
+  for (int64_t i = 0; i < S.size(0); ++i) mapped.push_back(phi_iterated(S[i].item<double>() / fro, steps));
   return at::mm(U * at::tensor(mapped, at::kDouble).unsqueeze(0), Vh);
 }
 
@@ -100,26 +99,22 @@ TEST(NewtonSchulz, CpuBf16AgreesWithFp32) {
     const at::Tensor X = zeropower_via_newton_schulz5(G, 5, at::kBFloat16);
     EXPECT_EQ(X.scalar_type(), at::kBFloat16);
     const at::Tensor Xf = X.to(at::kFloat), ref = zeropower_via_newton_schulz5(G, 5, at::kFloat);
-    EXPECT_TRUE(at::allclose(Xf, ref, 0, 3e-2)) << rows << "x" << cols << ": max diff "
-                                                << (Xf - ref).abs().max().item<double>();
+    EXPECT_TRUE(at::allclose(Xf, ref, 0, 3e-2))
+        << rows << "x" << cols << ": max diff " << (Xf - ref).abs().max().item<double>();
     const at::Tensor sv = at::linalg_svdvals(Xf.to(at::kDouble));
     EXPECT_GT(sv.min().item<double>(), 0.5);
     EXPECT_LT(sv.max().item<double>(), 1.5);
   }
 }
 
-TEST(NewtonSchulz, RejectsNon2D) {
-  EXPECT_ANY_THROW(zeropower_via_newton_schulz5(randn({4, 4, 4}, 4), 5, at::kFloat));
-}
+TEST(NewtonSchulz, RejectsNon2D) { EXPECT_ANY_THROW(zeropower_via_newton_schulz5(randn({4, 4, 4}, 4), 5, at::kFloat)); }
 
 // Newton–Schulz in the dtype Muon picks for CPU tensors on this machine, back in fp32.
 at::Tensor ns_as_muon_runs_it(const at::Tensor& u) {
   return zeropower_via_newton_schulz5(u, 5, newton_schulz_dtype(at::kCPU)).to(at::kFloat);
 }
 
-at::Tensor make_param(at::IntArrayRef sizes, uint64_t seed) {
-  return randn(sizes, seed).requires_grad_(true);
-}
+at::Tensor make_param(at::IntArrayRef sizes, uint64_t seed) { return randn(sizes, seed).requires_grad_(true); }
 
 // Two steps (momentum changed in between, lr multiplier != 1) on a tall and a wide matrix,
 // against the formulas written out with plain arithmetic.

@@ -25,8 +25,8 @@ at::Tensor randn(at::IntArrayRef sizes, uint64_t seed) {
 using Factory = std::function<std::unique_ptr<Optimizer>(const std::vector<at::Tensor>&)>;
 
 std::unique_ptr<Optimizer> make_adamw(const std::vector<at::Tensor>& ps) {
-  return std::make_unique<AdamW>(std::vector<AdamWGroup>{
-      AdamWGroup{{{"a", ps[0]}}, 0.05, 0.1}, AdamWGroup{{{"b", ps[1]}}, 0.01, 0.0}});
+  return std::make_unique<AdamW>(
+      std::vector<AdamWGroup>{AdamWGroup{{{"a", ps[0]}}, 0.05, 0.1}, AdamWGroup{{{"b", ps[1]}}, 0.01, 0.0}});
 }
 
 std::unique_ptr<Optimizer> make_muon(const std::vector<at::Tensor>& ps) {
@@ -45,8 +45,7 @@ std::vector<at::Tensor> clone_params(const std::vector<at::Tensor>& ps) {
 
 // Deterministic gradients for step s.
 void set_grads(const std::vector<at::Tensor>& ps, int s) {
-  for (size_t i = 0; i < ps.size(); ++i)
-    ps[i].mutable_grad() = randn(ps[i].sizes(), 1000 + 10 * s + i);
+  for (size_t i = 0; i < ps.size(); ++i) ps[i].mutable_grad() = randn(ps[i].sizes(), 1000 + 10 * s + i);
 }
 
 void step(Optimizer& opt, const std::vector<at::Tensor>& ps, int s) {
@@ -88,8 +87,7 @@ TEST(OptimizerState, KeysAreNamedAfterParams) {
   std::vector<at::Tensor> ps = make_params();
   std::vector<std::string> keys;
   for (const auto& kv : make_adamw(ps)->state_dict()) keys.push_back(kv.first);
-  EXPECT_EQ(keys, (std::vector<std::string>{"a.exp_avg", "a.exp_avg_sq", "b.exp_avg",
-                                            "b.exp_avg_sq", "step"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"a.exp_avg", "a.exp_avg_sq", "b.exp_avg", "b.exp_avg_sq", "step"}));
   keys.clear();
   for (const auto& kv : make_muon(ps)->state_dict()) keys.push_back(kv.first);
   EXPECT_EQ(keys, (std::vector<std::string>{"a.momentum_buffer", "b.momentum_buffer", "step"}));
@@ -160,8 +158,7 @@ TEST(ClipGradNorm, ScalesToMaxNormAndReturnsPreClipNorm) {
   EXPECT_NEAR(norm_in_double(ps), max_norm, 1e-5 * max_norm);
   // Every gradient scaled by the same factor (direction kept).
   const double factor = max_norm / (total + 1e-6);
-  for (size_t i = 0; i < ps.size(); ++i)
-    EXPECT_TRUE(at::allclose(ps[i].grad(), before[i] * factor, 1e-6, 1e-7));
+  for (size_t i = 0; i < ps.size(); ++i) EXPECT_TRUE(at::allclose(ps[i].grad(), before[i] * factor, 1e-6, 1e-7));
 }
 
 TEST(ClipGradNorm, LeavesSmallGradientsUnchanged) {

@@ -12,16 +12,16 @@ constexpr double kTol = 1e-12;
 TEST(LrMultiplier, WarmupFlatWarmdownWithFinalFrac) {
   // N = 100: warmup round(0.1·100) = 10 steps, warmdown round(0.2·100) = 20 steps, to 0.1.
   auto f = [](int64_t s) { return lr_multiplier(s, 100, 0.1, 0.2, 0.1); };
-  EXPECT_NEAR(f(0), 0.1, kTol);    // (0 + 1) / 10
-  EXPECT_NEAR(f(4), 0.5, kTol);    // (4 + 1) / 10
-  EXPECT_NEAR(f(9), 1.0, kTol);    // last warmup step reaches 1
-  EXPECT_NEAR(f(10), 1.0, kTol);   // flat
+  EXPECT_NEAR(f(0), 0.1, kTol);   // (0 + 1) / 10
+  EXPECT_NEAR(f(4), 0.5, kTol);   // (4 + 1) / 10
+  EXPECT_NEAR(f(9), 1.0, kTol);   // last warmup step reaches 1
+  EXPECT_NEAR(f(10), 1.0, kTol);  // flat
   EXPECT_NEAR(f(50), 1.0, kTol);
-  EXPECT_NEAR(f(80), 1.0, kTol);   // 80 <= N − warmdown: still flat
-  EXPECT_NEAR(f(81), 0.955, kTol); // p = 19/20: 0.95 + 0.05·0.1
-  EXPECT_NEAR(f(90), 0.55, kTol);  // p = 1/2: 0.5 + 0.5·0.1
-  EXPECT_NEAR(f(99), 0.145, kTol); // last training step, p = 1/20: 0.05 + 0.95·0.1
-  EXPECT_NEAR(f(100), 0.1, kTol);  // step N: exactly final_lr_frac
+  EXPECT_NEAR(f(80), 1.0, kTol);    // 80 <= N − warmdown: still flat
+  EXPECT_NEAR(f(81), 0.955, kTol);  // p = 19/20: 0.95 + 0.05·0.1
+  EXPECT_NEAR(f(90), 0.55, kTol);   // p = 1/2: 0.5 + 0.5·0.1
+  EXPECT_NEAR(f(99), 0.145, kTol);  // last training step, p = 1/20: 0.05 + 0.95·0.1
+  EXPECT_NEAR(f(100), 0.1, kTol);   // step N: exactly final_lr_frac
 }
 
 TEST(LrMultiplier, NoWarmupDecaysToZero) {

@@ -16,9 +16,9 @@ namespace hgpt::testing {
 namespace {
 
 ChildResult run_default(const std::vector<std::string>& extra) {
-  std::vector<std::string> argv = {kBaseTrain, kTinyConfig, "--device=cpu", "--device_batch_size=4",
-                                   "--num_iterations=6", "--save_every=3", "--eval_every=3",
-                                   "--eval_tokens=4096", "--sample_every=-1"};
+  std::vector<std::string> argv = {kBaseTrain,           kTinyConfig,      "--device=cpu",   "--device_batch_size=4",
+                                   "--num_iterations=6", "--save_every=3", "--eval_every=3", "--eval_tokens=4096",
+                                   "--sample_every=-1"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return run_process(base_train_spec(argv, /*threads=*/0), std::chrono::minutes(15));
 }

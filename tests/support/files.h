@@ -18,8 +18,9 @@ namespace hgpt::testing {
 
 // Removes a file or a folder with everything in it.
 inline void remove_tree(const std::string& path) {
-  ::nftw(path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-         FTW_DEPTH | FTW_PHYS);
+  ::nftw(
+      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 // A fresh folder under $TMPDIR (or /tmp), removed with everything in it when the object dies

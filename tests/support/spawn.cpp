@@ -51,7 +51,7 @@ std::vector<char*> as_argv(std::vector<std::string>& strings) {
 
 struct Running {
   pid_t pid = -1;
-  int fd = -1;       // read end of the output pipe, -1 once closed
+  int fd = -1;  // read end of the output pipe, -1 once closed
   bool reaped = false;
 };
 
@@ -133,14 +133,13 @@ void poll_pipes(std::vector<Running>& runs, int ms) {
 }  // namespace
 
 std::string ChildResult::describe() const {
-  std::string head = timed_out ? "timed out (killed)"
+  std::string head = timed_out     ? "timed out (killed)"
                      : term_signal ? "killed by signal " + std::to_string(term_signal)
                                    : "exit " + std::to_string(exit_code);
   return head + "\n--- output ---\n" + output + "\n--------------";
 }
 
-std::vector<ChildResult> run_processes(const std::vector<ChildSpec>& specs,
-                                       std::chrono::milliseconds timeout) {
+std::vector<ChildResult> run_processes(const std::vector<ChildSpec>& specs, std::chrono::milliseconds timeout) {
   std::vector<ChildResult> results(specs.size());
   std::vector<Running> runs;
   for (size_t i = 0; i < specs.size(); ++i) runs.push_back(start_child(specs[i], results[i]));
@@ -224,8 +223,7 @@ bool StreamingChild::read_until(const std::string& needle, std::chrono::millisec
 
 int StreamingChild::finish(std::chrono::milliseconds limit) {
   const auto deadline = Clock::now() + limit;
-  while (read_some(deadline)) {
-  }
+  while (read_some(deadline)) {}
   if (Clock::now() >= deadline) kill(-pid_, SIGKILL);
   int status = 0;
   waitpid(pid_, &status, 0);
@@ -247,21 +245,17 @@ bool StreamingChild::read_some(Clock::time_point deadline) {
   return !got.output.empty();
 }
 
-std::vector<ChildSpec> torchrun_specs(
-    const std::vector<std::string>& argv, int world_size, int port,
-    const std::vector<std::pair<std::string, std::string>>& extra_env) {
+std::vector<ChildSpec> torchrun_specs(const std::vector<std::string>& argv, int world_size, int port,
+                                      const std::vector<std::pair<std::string, std::string>>& extra_env) {
   std::vector<ChildSpec> specs;
   for (int r = 0; r < world_size; ++r) {
     ChildSpec s;
     s.argv = argv;
     s.unset_env = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
                    "TORCHELASTIC_USE_AGENT_STORE"};
-    s.env = {{"RANK", std::to_string(r)},
-             {"WORLD_SIZE", std::to_string(world_size)},
-             {"LOCAL_RANK", std::to_string(r)},
-             {"LOCAL_WORLD_SIZE", std::to_string(world_size)},
-             {"MASTER_ADDR", "127.0.0.1"},
-             {"MASTER_PORT", std::to_string(port)}};
+    s.env = {{"RANK", std::to_string(r)},       {"WORLD_SIZE", std::to_string(world_size)},
+             {"LOCAL_RANK", std::to_string(r)}, {"LOCAL_WORLD_SIZE", std::to_string(world_size)},
+             {"MASTER_ADDR", "127.0.0.1"},      {"MASTER_PORT", std::to_string(port)}};
     s.env.insert(s.env.end(), extra_env.begin(), extra_env.end());
     specs.push_back(std::move(s));
   }
@@ -277,8 +271,7 @@ ChildSpec mpirun_spec(const std::string& mpirun, const std::vector<std::string>&
     spec.argv.push_back(kv.first + "=" + kv.second);
   }
   spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
-  spec.unset_env = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                    "TORCHELASTIC_USE_AGENT_STORE"};
+  spec.unset_env = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "TORCHELASTIC_USE_AGENT_STORE"};
   return spec;
 }
 

@@ -32,17 +32,14 @@ struct ChildResult {
 // Starts every child, then waits until all have ended or `timeout` passed since the start; those
 // still running then are killed. Results are in the order of `specs`. A child that cannot be
 // started reports exit_code 127 with the reason in `output`.
-std::vector<ChildResult> run_processes(const std::vector<ChildSpec>& specs,
-                                       std::chrono::milliseconds timeout);
+std::vector<ChildResult> run_processes(const std::vector<ChildSpec>& specs, std::chrono::milliseconds timeout);
 ChildResult run_process(const ChildSpec& spec, std::chrono::milliseconds timeout);
 
 // `world_size` specs running `argv`, with torchrun's variables RANK, WORLD_SIZE, LOCAL_RANK,
 // LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT=port, plus `extra_env`; Open MPI's rank
 // variables are removed so the children see one launcher only.
-std::vector<ChildSpec> torchrun_specs(const std::vector<std::string>& argv, int world_size,
-                                      int port,
-                                      const std::vector<std::pair<std::string, std::string>>&
-                                          extra_env = {});
+std::vector<ChildSpec> torchrun_specs(const std::vector<std::string>& argv, int world_size, int port,
+                                      const std::vector<std::pair<std::string, std::string>>& extra_env = {});
 
 // One spec that runs `argv` as `np` ranks through Open MPI's launcher (`mpirun` = its path), allowing
 // root and oversubscription as CI needs; each `env` entry is set in every rank through `-x`.
@@ -75,8 +72,8 @@ class StreamingChild {
   bool reaped_ = false;
 };
 
-std::string self_exe();                        // this executable's path (/proc/self/exe)
-int free_tcp_port();                           // a loopback TCP port that was free just now
+std::string self_exe();                                // this executable's path (/proc/self/exe)
+int free_tcp_port();                                   // a loopback TCP port that was free just now
 std::string find_in_path(const std::string& program);  // "" when not found
 std::string get_env_or(const char* name, const std::string& fallback);
 

@@ -35,8 +35,7 @@ TEST(Spawn, ExitCodeEnvAndMergedOutput) {
 
 TEST(Spawn, ManyChildrenKeepTheirOrder) {
   std::vector<ChildSpec> specs;
-  for (int i = 0; i < 3; ++i) specs.push_back(sh("echo child" + std::to_string(i) + "; exit " +
-                                                 std::to_string(i)));
+  for (int i = 0; i < 3; ++i) specs.push_back(sh("echo child" + std::to_string(i) + "; exit " + std::to_string(i)));
   const auto rs = run_processes(specs, 20s);
   ASSERT_EQ(rs.size(), 3u);
   for (int i = 0; i < 3; ++i) {

@@ -9,10 +9,10 @@
 #include <cstdlib>
 
 #include "hgpt/data/shards.h"
+#include "hgpt/errors.h"
 #include "hgpt/tokenizer/documents.h"
 #include "hgpt/tokenizer/pseudo_text.h"
 #include "hgpt/tokenizer/tokenizer.h"
-#include "hgpt/errors.h"
 #include "tests/support/files.h"
 
 using namespace hgpt::data;
@@ -129,8 +129,8 @@ TEST(TokenizeTool, ShardsGiveBackDocumentsInOrderWithBos) {
 TEST(TokenizeTool, ValFractionTakesEvenlySpacedDocuments) {
   Corpus c;
   const std::string out = c.dir.file("shards");
-  ToolRun r = run_tokenize(c.dir, "--tokenizer " + c.dir.file("tok") + " --out " + out +
-                                      " --shard_size 64 --val_fraction 0.25 " + c.files);
+  ToolRun r = run_tokenize(
+      c.dir, "--tokenizer " + c.dir.file("tok") + " --out " + out + " --shard_size 64 --val_fraction 0.25 " + c.files);
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   std::vector<std::string> val_docs, train_docs;
   for (size_t i = 0; i < c.docs.size(); ++i) (i % 4 == 3 ? val_docs : train_docs).push_back(c.docs[i]);
@@ -140,7 +140,8 @@ TEST(TokenizeTool, ValFractionTakesEvenlySpacedDocuments) {
 
 TEST(TokenizeTool, BadInputExitsTwoNamingFileAndLine) {
   Corpus c;
-  write_text(c.dir.file("bad.jsonl"), "{\"text\": \"one\"}\n{\"text\": \"two\"}\n{\"text\": oops}\n{\"txt\": \"x\"}\n{\"text\": \"five\"}\n");
+  write_text(c.dir.file("bad.jsonl"),
+             "{\"text\": \"one\"}\n{\"text\": \"two\"}\n{\"text\": oops}\n{\"txt\": \"x\"}\n{\"text\": \"five\"}\n");
   const std::string base = "--tokenizer " + c.dir.file("tok") + " --out " + c.dir.file("s") + " --shard_size 1000 ";
   ToolRun r = run_tokenize(c.dir, base + c.dir.file("bad.jsonl"));
   EXPECT_EQ(r.exit_code, 2);

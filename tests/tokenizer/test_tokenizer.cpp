@@ -8,11 +8,11 @@
 #include <map>
 #include <random>
 
+#include "hgpt/errors.h"
 #include "hgpt/tokenizer/bits_per_byte.h"
 #include "hgpt/tokenizer/pseudo_text.h"
 #include "hgpt/tokenizer/tokenizer.h"
 #include "hgpt/tokenizer/utf8.h"
-#include "hgpt/errors.h"
 #include "tests/support/files.h"
 
 using namespace hgpt::tokenizer;
@@ -81,7 +81,8 @@ std::vector<std::string> tricky_texts() {
       "   leading and trailing   ",
       "\n",
       "",
-      "invalid: \xff\xfe abc\x80" "def \xe4\xb8 trunc \xc0\xaf overlong \xed\xa0\x80 surrogate \xf5\x80 end\xc3",
+      "invalid: \xff\xfe abc\x80"
+      "def \xe4\xb8 trunc \xc0\xaf overlong \xed\xa0\x80 surrogate \xf5\x80 end\xc3",
       "\x80\x81\x82",
       std::string("nul\0byte", 8),
       std::string(1000, 'a') + " " + std::string(700, ' ') + "x" + std::string(300, '!'),
@@ -228,8 +229,8 @@ TEST(TokenizerFiles, SaveLoadGivesSameEncoder) {
   TempDir dir;
   tok.save(dir.path());
   const std::string ranks = read_text(dir.file("tokenizer.tiktoken"));
-  EXPECT_EQ(ranks.substr(0, 5), "AA== ");                          // byte 0 in base64, rank 0
-  EXPECT_NE(ranks.find("\nYQ== 97\n"), std::string::npos);          // "a"
+  EXPECT_EQ(ranks.substr(0, 5), "AA== ");                   // byte 0 in base64, rank 0
+  EXPECT_NE(ranks.find("\nYQ== 97\n"), std::string::npos);  // "a"
   Tokenizer loaded = Tokenizer::load(dir.path());
   EXPECT_EQ(loaded.vocab_size(), tok.vocab_size());
   EXPECT_EQ(loaded.pattern(), tok.pattern());
@@ -257,7 +258,8 @@ TEST(TokenizerFiles, LoadsForeignTiktokenRanks) {
     return out;
   };
   std::string file;
-  for (int b = 0; b < 256; ++b) file += b64(std::string(1, static_cast<char>(255 - b))) + " " + std::to_string(b) + "\n";
+  for (int b = 0; b < 256; ++b)
+    file += b64(std::string(1, static_cast<char>(255 - b))) + " " + std::to_string(b) + "\n";
   const std::vector<std::string> merges = {"he", "ll", "llo", "hello", " w", "or", " wor", " world"};
   for (size_t i = 0; i < merges.size(); ++i) file += b64(merges[i]) + " " + std::to_string(300 + i) + "\n";
   write_text(dir.file("r.tiktoken"), file);
@@ -332,7 +334,8 @@ TEST(TokenizerFiles, MalformedFilesNameFileAndLine) {
   std::string bad = good_json;
   bad.replace(bad.find("\"vocab_size\": 269"), 17, "\"vocab_size\": 270");
   write_text(dir.file("tokenizer.json"), bad);
-  const int vocab_line = 1 + static_cast<int>(std::count(good_json.begin(), good_json.begin() + good_json.find("\"vocab_size\""), '\n'));
+  const int vocab_line =
+      1 + static_cast<int>(std::count(good_json.begin(), good_json.begin() + good_json.find("\"vocab_size\""), '\n'));
   expect_load_error(dir.path(), {"tokenizer.json:" + std::to_string(vocab_line) + ":", "vocab_size"});
   bad = good_json;
   bad.replace(bad.find("\"<|bos|>\": 260"), 14, "\"<|bos|>\": 100");

@@ -24,8 +24,10 @@ using namespace std::chrono_literals;
 // Same per-step losses (and EMA) to the bit; `from`: compare steps >= from only.
 void expect_same_steps(const std::vector<Json>& a, const std::vector<Json>& b, int64_t from = 1) {
   std::vector<Json> fa, fb;
-  for (const auto& j : a) if (j["step"].get<int64_t>() >= from) fa.push_back(j);
-  for (const auto& j : b) if (j["step"].get<int64_t>() >= from) fb.push_back(j);
+  for (const auto& j : a)
+    if (j["step"].get<int64_t>() >= from) fa.push_back(j);
+  for (const auto& j : b)
+    if (j["step"].get<int64_t>() >= from) fb.push_back(j);
   ASSERT_EQ(fa.size(), fb.size());
   ASSERT_FALSE(fa.empty());
   for (size_t i = 0; i < fa.size(); ++i) {
@@ -105,9 +107,10 @@ TEST(BaseTrain, ResumeRefusesAnotherArchitecture) {
   TempDir dir;
   const auto first = run_base_train({"--num_iterations=1", "--out_dir=" + dir.path()});
   ASSERT_TRUE(first.ok()) << first.describe();
-  for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
-           {"--block_pattern=MT", "block_pattern"}, {"--mamba_d_state=8", "mamba_d_state"},
-           {"--aspect_ratio=16", "aspect_ratio"}}) {
+  for (const auto& [flag, key] :
+       std::vector<std::pair<std::string, std::string>>{{"--block_pattern=MT", "block_pattern"},
+                                                        {"--mamba_d_state=8", "mamba_d_state"},
+                                                        {"--aspect_ratio=16", "aspect_ratio"}}) {
     const auto r = run_base_train({"--num_iterations=2", "--out_dir=" + dir.path(), "--resume=true", flag});
     EXPECT_EQ(r.exit_code, 2) << r.describe();
     EXPECT_NE(r.output.find("'" + key + "'"), std::string::npos) << flag << ": " << r.output;
@@ -207,11 +210,12 @@ TEST_F(FinishedRun, MetricsHaveStepAndEvalRecords) {
       EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
       EXPECT_GT(j["dt_ms"].get<double>(), 0.0);
       // tok/s is the step's tokens over its time.
-      EXPECT_NEAR(j["tok_per_s"].get<double>() * j["dt_ms"].get<double>() / 1e3, config.train.total_batch_size, 1e-6 * config.train.total_batch_size);
+      EXPECT_NEAR(j["tok_per_s"].get<double>() * j["dt_ms"].get<double>() / 1e3, config.train.total_batch_size,
+                  1e-6 * config.train.total_batch_size);
       // The multiplier logged for step n is the schedule's value at 0-based step n − 1.
       EXPECT_DOUBLE_EQ(j["lr_mult"].get<double>(),
-                       optim::lr_multiplier(step - 1, kSteps, config.train.warmup_ratio,
-                                            config.train.warmdown_ratio, config.train.final_lr_frac));
+                       optim::lr_multiplier(step - 1, kSteps, config.train.warmup_ratio, config.train.warmdown_ratio,
+                                            config.train.final_lr_frac));
       // The debiased EMA of one value, ((1−β)·loss)/(1−β): equal up to rounding.
       if (step == 1) EXPECT_DOUBLE_EQ(j["loss_ema"].get<double>(), j["loss"].get<double>());
     } else {
@@ -289,9 +293,9 @@ TEST_F(FinishedRun, CheckpointLoadsInPythonTorch) {
     ASSERT_TRUE(py["shapes"].contains(name)) << name;
     EXPECT_EQ(py["shapes"][name].get<std::vector<int64_t>>(), t.sizes().vec()) << name;
   }
-  for (const char* name : {"transformer.wte.weight", "transformer.h.0.attn.c_q.weight",
-                           "transformer.h.0.mlp.c_fc.weight", "transformer.h.1.mixer.in_proj.weight",
-                           "transformer.h.1.mixer.dt_proj.bias", "lm_head.weight"})
+  for (const char* name :
+       {"transformer.wte.weight", "transformer.h.0.attn.c_q.weight", "transformer.h.0.mlp.c_fc.weight",
+        "transformer.h.1.mixer.in_proj.weight", "transformer.h.1.mixer.dt_proj.bias", "lm_head.weight"})
     EXPECT_TRUE(by_name.count(name)) << name;
   EXPECT_EQ(py["lm_head_3_5"].get<double>(), by_name["lm_head.weight"][3][5].item<double>());
   EXPECT_EQ(py["a_log_7_2"].get<double>(), by_name["transformer.h.1.mixer.A_log"][7][2].item<double>());

@@ -27,8 +27,10 @@ std::vector<std::string> run_args(const std::string& out_dir) {
 std::vector<Json> essential(const std::string& metrics_path) {
   std::vector<Json> out;
   for (const auto& r : read_jsonl(metrics_path)) {
-    if (r.contains("loss")) out.push_back({{"step", r["step"]}, {"loss", r["loss"]}, {"loss_ema", r["loss_ema"]}});
-    else out.push_back({{"step", r["step"]}, {"val_loss", r["val_loss"]}});
+    if (r.contains("loss"))
+      out.push_back({{"step", r["step"]}, {"loss", r["loss"]}, {"loss_ema", r["loss_ema"]}});
+    else
+      out.push_back({{"step", r["step"]}, {"val_loss", r["val_loss"]}});
   }
   return out;
 }
@@ -60,7 +62,8 @@ class CrashConsistency : public ::testing::Test {
     reference_dir_ = new TempDir();
     const auto start = std::chrono::steady_clock::now();
     const auto r = run_base_train(run_args(reference_dir_->path()));
-    reference_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    reference_ms_ =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
     ASSERT_TRUE(r.ok()) << r.describe();
     reference_ = new std::vector<Json>(essential(reference_dir_->path() + "/d2/metrics.jsonl"));
   }

@@ -24,9 +24,15 @@ struct MemoryCase {
 };
 
 Config small_config(const MemoryCase& c) {
-  nlohmann::json j = {{"depth", 4},           {"aspect_ratio", 64},        {"head_dim", 64},
-                      {"vocab_size", 512},    {"max_seq_len", 128},        {"device_batch_size", 4},
-                      {"total_batch_size", 1024}, {"block_pattern", c.pattern}, {"activation_checkpointing", c.checkpointing},
+  nlohmann::json j = {{"depth", 4},
+                      {"aspect_ratio", 64},
+                      {"head_dim", 64},
+                      {"vocab_size", 512},
+                      {"max_seq_len", 128},
+                      {"device_batch_size", 4},
+                      {"total_batch_size", 1024},
+                      {"block_pattern", c.pattern},
+                      {"activation_checkpointing", c.checkpointing},
                       {"device", "cpu"}};
   return config_from_json(j);
 }
@@ -52,8 +58,9 @@ TEST_P(MemoryEstimate, WithinTwentyPercentOfTheMeasuredPeak) {
   const int64_t peak = measured_peak(config);
   const int64_t estimate = model::estimate_memory(config.model, config.train.device_batch_size, /*cuda=*/false).total();
   const double ratio = static_cast<double>(estimate) / static_cast<double>(peak);
-  std::printf("%s, checkpointing %s: peak %.2f MiB, estimate %.2f MiB, ratio %.3f\n", config.model.block_pattern.c_str(),
-              hgpt::to_string(config.model.activation_checkpointing), peak / 1048576.0, estimate / 1048576.0, ratio);
+  std::printf("%s, checkpointing %s: peak %.2f MiB, estimate %.2f MiB, ratio %.3f\n",
+              config.model.block_pattern.c_str(), hgpt::to_string(config.model.activation_checkpointing),
+              peak / 1048576.0, estimate / 1048576.0, ratio);
   EXPECT_GT(ratio, 0.8);
   EXPECT_LT(ratio, 1.2);
 }

@@ -17,30 +17,46 @@ namespace {
 using Json = nlohmann::json;
 
 // The records of a run that evaluated at steps 0 and 2 and trained steps 1..4, then a torn line.
-const std::string kRun =
-    R"({"step":0,"val_loss":5.0})" "\n"
-    R"({"step":1,"loss":4.0})" "\n"
-    R"({"step":2,"loss":3.5})" "\n"
-    R"({"step":2,"val_loss":3.6})" "\n"
-    R"({"step":3,"loss":3.0})" "\n"
-    R"({"step":4,"loss":2.5})" "\n"
-    R"({"step":5,"lo)";
+const std::string kRun = R"({"step":0,"val_loss":5.0})"
+                         "\n"
+                         R"({"step":1,"loss":4.0})"
+                         "\n"
+                         R"({"step":2,"loss":3.5})"
+                         "\n"
+                         R"({"step":2,"val_loss":3.6})"
+                         "\n"
+                         R"({"step":3,"loss":3.0})"
+                         "\n"
+                         R"({"step":4,"loss":2.5})"
+                         "\n"
+                         R"({"step":5,"lo)";
 
 std::string prefix(int64_t start_step) { return kRun.substr(0, train::metrics_prefix_to_keep(kRun, start_step)); }
 
 TEST(MetricsFile, KeepsTheRecordsBeforeTheResumeStep) {
   EXPECT_EQ(prefix(0), "");
-  EXPECT_EQ(prefix(1), R"({"step":0,"val_loss":5.0})" "\n" R"({"step":1,"loss":4.0})" "\n");
+  EXPECT_EQ(prefix(1), R"({"step":0,"val_loss":5.0})"
+                       "\n"
+                       R"({"step":1,"loss":4.0})"
+                       "\n");
   // Resuming at 2 evaluates step 2 again: its old evaluation goes, its training record stays.
-  EXPECT_EQ(prefix(2), R"({"step":0,"val_loss":5.0})" "\n" R"({"step":1,"loss":4.0})" "\n"
-                       R"({"step":2,"loss":3.5})" "\n");
+  EXPECT_EQ(prefix(2), R"({"step":0,"val_loss":5.0})"
+                       "\n"
+                       R"({"step":1,"loss":4.0})"
+                       "\n"
+                       R"({"step":2,"loss":3.5})"
+                       "\n");
   EXPECT_EQ(prefix(3).size(), kRun.find(R"({"step":4)"));
   // Everything complete, but never the torn line.
   EXPECT_EQ(prefix(100).size(), kRun.find(R"({"step":5)"));
 }
 
 TEST(MetricsFile, AGarbageLineEndsWhatIsKept) {
-  const std::string text = R"({"step":1,"loss":4.0})" "\n" "not json\n" R"({"step":2,"loss":3.5})" "\n";
+  const std::string text = R"({"step":1,"loss":4.0})"
+                           "\n"
+                           "not json\n"
+                           R"({"step":2,"loss":3.5})"
+                           "\n";
   EXPECT_EQ(train::metrics_prefix_to_keep(text, 10), text.find("not json"));
 }
 

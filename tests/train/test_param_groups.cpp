@@ -26,7 +26,8 @@ enum class Group { Muon, Embedding, Unembedding, MambaSmall, Unknown };
 Group expected_group(const std::string& name) {
   if (name == "transformer.wte.weight") return Group::Embedding;
   if (name == "lm_head.weight") return Group::Unembedding;
-  for (const char* s : {".mixer.A_log", ".mixer.D", ".mixer.conv1d.weight", ".mixer.conv1d.bias", ".mixer.dt_proj.bias"})
+  for (const char* s :
+       {".mixer.A_log", ".mixer.D", ".mixer.conv1d.weight", ".mixer.conv1d.bias", ".mixer.dt_proj.bias"})
     if (ends_with(name, s)) return Group::MambaSmall;
   for (const char* s : {".attn.c_q.weight", ".attn.c_k.weight", ".attn.c_v.weight", ".attn.c_proj.weight",
                         ".mlp.c_fc.weight", ".mlp.c_proj.weight", ".mixer.in_proj.weight", ".mixer.x_proj.weight",
@@ -53,7 +54,8 @@ TEST_P(ParamGroups, ShardedAcrossRanksEachParameterHasOneOwner) {
     size_t held = 0;
     for (auto* o : opt.all()) {
       for (const auto& p : o->params()) {
-        EXPECT_TRUE(owned.count(p.param.unsafeGetTensorImpl())) << p.name << " held by rank " << rank << " but not owned";
+        EXPECT_TRUE(owned.count(p.param.unsafeGetTensorImpl()))
+            << p.name << " held by rank " << rank << " but not owned";
         EXPECT_EQ(owners.count(p.name), 0u) << p.name << " held by two ranks";
         owners[p.name] = rank;
         owned_elements[rank] += p.param.numel();
@@ -118,8 +120,8 @@ INSTANTIATE_TEST_SUITE_P(Patterns, ParamGroups, ::testing::Values("TMTM", "TTTT"
 // One AdamW step from fresh state with lr_mult 1: m/(√v + eps)·√(1−β2)/(1−β1) = sign(g) up to
 // eps, so p ← p·(1 − lr·wd) − lr·sign(g) exactly reveals each group's lr and weight decay.
 TEST(ParamGroupsLr, AdamWGroupsUseScaledLrsAndNoDecayForMambaSmall) {
-  const Config config = tiny_config({"embedding_lr=0.3", "unembedding_lr=0.005", "mamba_lr=0.007",
-                                     "weight_decay=0.1", "matrix_lr=0.03"});
+  const Config config =
+      tiny_config({"embedding_lr=0.3", "unembedding_lr=0.005", "mamba_lr=0.007", "weight_decay=0.1", "matrix_lr=0.03"});
   auto gpt = train::build_model(config, at::kCPU);
   auto opt = train::build_optimizers(gpt, config);
   const double scale = std::pow(config.model.model_dim() / 768.0, -0.5);  // = sqrt(12) at width 64
@@ -137,10 +139,14 @@ TEST(ParamGroupsLr, AdamWGroupsUseScaledLrsAndNoDecayForMambaSmall) {
   for (const auto& p : opt.adamw->params()) {
     const Group g = expected_group(p.name);
     double lr = 0, wd = 0;
-    if (g == Group::Embedding) lr = 0.3 * scale, wd = 0.1;
-    else if (g == Group::Unembedding) lr = 0.005 * scale, wd = 0.1;
-    else if (g == Group::MambaSmall) lr = 0.007, wd = 0.0;
-    else FAIL() << p.name << " should not be in AdamW";
+    if (g == Group::Embedding)
+      lr = 0.3 * scale, wd = 0.1;
+    else if (g == Group::Unembedding)
+      lr = 0.005 * scale, wd = 0.1;
+    else if (g == Group::MambaSmall)
+      lr = 0.007, wd = 0.0;
+    else
+      FAIL() << p.name << " should not be in AdamW";
     const at::Tensor expected = before[p.name] * (1.0 - lr * wd) - lr * grad[p.name].sign();
     const double err = (p.param.detach() - expected).abs().max().item<double>();
     // fp32 rounding of values up to a few units; a wrong lr or decay is off by orders more.
@@ -155,8 +161,8 @@ TEST(ParamGroupsLr, AdamWGroupsUseScaledLrsAndNoDecayForMambaSmall) {
 // With newton_schulz_dtype "auto" (the dtype newton_schulz_dtype picks for the CPU) and pinned to
 // "fp32" and "bf16": each is the update computed by hand in that dtype.
 TEST(ParamGroupsLr, MuonUsesMatrixLr) {
-  for (auto [key, dtype] : {std::pair{"auto", optim::newton_schulz_dtype(at::kCPU)},
-                            {"fp32", at::kFloat}, {"bf16", at::kBFloat16}}) {
+  for (auto [key, dtype] :
+       {std::pair{"auto", optim::newton_schulz_dtype(at::kCPU)}, {"fp32", at::kFloat}, {"bf16", at::kBFloat16}}) {
     const Config config = tiny_config({"matrix_lr=0.03", std::string("newton_schulz_dtype=") + key});
     auto gpt = train::build_model(config, at::kCPU);
     auto opt = train::build_optimizers(gpt, config);

@@ -42,12 +42,13 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
   write_corpus(dir.file("corpus.txt"));
   const auto trained = run({kTokTrain, "--out", dir.file("tok"), "--vocab_size", "320", dir.file("corpus.txt")});
   ASSERT_TRUE(trained.ok()) << trained.describe();
-  const auto tokenized = run({kTokenize, "--tokenizer", dir.file("tok"), "--out", dir.file("shards"), "--shard_size", "4000",
-                              dir.file("corpus.txt")});
+  const auto tokenized = run({kTokenize, "--tokenizer", dir.file("tok"), "--out", dir.file("shards"), "--shard_size",
+                              "4000", dir.file("corpus.txt")});
   ASSERT_TRUE(tokenized.ok()) << tokenized.describe();
 
-  const auto result = run_base_train({"--data=" + dir.file("shards"), "--tokenizer=" + dir.file("tok"), "--vocab_size=320",
-                                      "--num_iterations=3", "--sample_every=3", "--out_dir=" + dir.file("out")});
+  const auto result =
+      run_base_train({"--data=" + dir.file("shards"), "--tokenizer=" + dir.file("tok"), "--vocab_size=320",
+                      "--num_iterations=3", "--sample_every=3", "--out_dir=" + dir.file("out")});
   ASSERT_TRUE(result.ok()) << result.describe();
   EXPECT_NE(result.output.find("sample: The capital of France is"), std::string::npos) << result.output;
   const auto records = read_jsonl(dir.file("out/d2/metrics.jsonl"));
@@ -66,7 +67,8 @@ TEST(RealData, VocabSmallerThanTheTokenizerIsRefused) {
   write_corpus(dir.file("corpus.txt"));
   ASSERT_TRUE(run({kTokTrain, "--out", dir.file("tok"), "--vocab_size", "320", dir.file("corpus.txt")}).ok());
   ASSERT_TRUE(run({kTokenize, "--tokenizer", dir.file("tok"), "--out", dir.file("shards"), "--shard_size", "4000",
-                   dir.file("corpus.txt")}).ok());
+                   dir.file("corpus.txt")})
+                  .ok());
   const auto result = run_base_train({"--data=" + dir.file("shards"), "--tokenizer=" + dir.file("tok"),
                                       "--vocab_size=300", "--out_dir=" + dir.file("out")});
   EXPECT_EQ(result.exit_code, 2) << result.describe();

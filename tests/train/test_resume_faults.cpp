@@ -26,7 +26,8 @@ struct SavedRun {
     EXPECT_TRUE(r.ok()) << r.describe();
   }
   ChildResult resume(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = {"--num_iterations=6", "--save_every=2", "--resume=true", "--out_dir=" + dir.path()};
+    std::vector<std::string> args = {"--num_iterations=6", "--save_every=2", "--resume=true",
+                                     "--out_dir=" + dir.path()};
     args.insert(args.end(), extra.begin(), extra.end());
     return run_base_train(args);
   }
@@ -39,7 +40,8 @@ void expect_one_error_line(const ChildResult& r, const std::vector<std::string>&
   EXPECT_EQ(r.output.rfind("error: ", 0), 0u) << r.output;
   EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "more than one line:\n" << r.output;
   EXPECT_EQ(r.output.find("frame #"), std::string::npos) << r.output;
-  for (const auto& n : needles) EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in: " << r.output;
+  for (const auto& n : needles)
+    EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in: " << r.output;
 }
 
 void edit_meta(const std::string& path, const std::function<void(Json&)>& edit) {
@@ -127,9 +129,8 @@ TEST(ResumeFaults, AFailedMetricsWriteStopsTheRunAndKeepsTheCheckpoint) {
 // finite weights that resume and train with a sane learning rate.
 TEST(ResumeFaults, DivergenceStopsBeforeTheUpdateAndLeavesAGoodCheckpoint) {
   TempDir dir;
-  const auto r = run_base_train({"--num_iterations=20", "--save_every=1", "--mamba_lr=1e30", "--grad_clip=0",
-                                 "--out_dir=" + dir.path()},
-                                "MM");
+  const auto r = run_base_train(
+      {"--num_iterations=20", "--save_every=1", "--mamba_lr=1e30", "--grad_clip=0", "--out_dir=" + dir.path()}, "MM");
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   for (const char* needle : {"error: ", "diverged at step", "micro-batch", "not updated"})
     EXPECT_NE(r.output.find(needle), std::string::npos) << "missing '" << needle << "' in: " << r.output;
@@ -138,9 +139,9 @@ TEST(ResumeFaults, DivergenceStopsBeforeTheUpdateAndLeavesAGoodCheckpoint) {
   ASSERT_TRUE(newest.has_value()) << r.output;
   for (const auto& [name, t] : train::load_tensor_dict(run + "/" + train::model_file_name(*newest)))
     EXPECT_TRUE(t.isfinite().all().item<bool>()) << name << " is not finite in checkpoint " << *newest;
-  const auto resumed = run_base_train({"--num_iterations=" + std::to_string(*newest + 2), "--save_every=1",
-                                       "--resume=true", "--out_dir=" + dir.path()},
-                                      "MM");
+  const auto resumed = run_base_train(
+      {"--num_iterations=" + std::to_string(*newest + 2), "--save_every=1", "--resume=true", "--out_dir=" + dir.path()},
+      "MM");
   EXPECT_TRUE(resumed.ok()) << "the newest checkpoint does not resume:\n" << resumed.describe();
 }
 

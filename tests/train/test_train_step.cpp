@@ -50,8 +50,8 @@ std::shared_ptr<dist::ProcessGroup> single_process_group() {
 }
 
 data::Loader synthetic_loader(const Config& config, int64_t batch) {
-  return data::Loader(data::LoaderSpec{"synthetic", "train", batch, config.model.sequence_len,
-                                       config.model.vocab_size, config.train.seed, 0, 1});
+  return data::Loader(data::LoaderSpec{"synthetic", "train", batch, config.model.sequence_len, config.model.vocab_size,
+                                       config.train.seed, 0, 1});
 }
 
 // Model from build_model, then every weight nudged by noise: at init lm_head and the output

@@ -27,12 +27,10 @@ inline const std::string kTinyConfig = std::string(HGPT_SOURCE_DIR) + "/configs/
 // evaluation until the end, no samples, a log line every step, and nanochat's learning rates
 // (tiny_cpu.json lowers them for its longer run; these tests want fast, large steps).
 inline std::vector<std::string> tiny_overrides(const std::string& pattern = "TM") {
-  return {"depth=2",           "aspect_ratio=32",       "head_dim=32",
-          "block_pattern=" + pattern, "max_seq_len=32", "device_batch_size=4",
-          "total_batch_size=128", "eval_every=-1",     "eval_tokens=256",
-          "sample_every=-1",   "save_every=-1",         "device=cpu",
-          "matrix_lr=0.02",    "embedding_lr=0.2",
-          "log_every=1"};  // tests read the per-step lines
+  return {"depth=2",         "aspect_ratio=32",     "head_dim=32",          "block_pattern=" + pattern,
+          "max_seq_len=32",  "device_batch_size=4", "total_batch_size=128", "eval_every=-1",
+          "eval_tokens=256", "sample_every=-1",     "save_every=-1",        "device=cpu",
+          "matrix_lr=0.02",  "embedding_lr=0.2",    "log_every=1"};  // tests read the per-step lines
 }
 
 inline Config tiny_config(std::vector<std::string> extra = {}, const std::string& pattern = "TM") {
@@ -55,8 +53,8 @@ inline std::vector<std::string> base_train_argv(const std::vector<std::string>& 
 inline ChildSpec base_train_spec(std::vector<std::string> argv, int threads = 1) {
   ChildSpec spec;
   spec.argv = std::move(argv);
-  spec.unset_env = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
-                    "OMPI_COMM_WORLD_LOCAL_RANK"};
+  spec.unset_env = {
+      "RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"};
   if (threads > 0) spec.env = {{"OMP_NUM_THREADS", std::to_string(threads)}};
   return spec;
 }

@@ -31,8 +31,8 @@
 namespace hgpt::data {
 
 struct LoaderSpec {
-  std::string data;      // "synthetic" or a directory of .bin shards
-  std::string split;     // "train" | "val"
+  std::string data;   // "synthetic" or a directory of .bin shards
+  std::string split;  // "train" | "val"
   int64_t batch_size = 0;
   int64_t seq_len = 0;
   int64_t vocab_size = 0;
@@ -42,8 +42,8 @@ struct LoaderSpec {
 };
 
 struct Batch {
-  at::Tensor inputs;       // (B, T) int64, CPU
-  at::Tensor targets;      // (B, T) int64, CPU; −1 = ignore
+  at::Tensor inputs;   // (B, T) int64, CPU
+  at::Tensor targets;  // (B, T) int64, CPU; −1 = ignore
   // Synthetic only (undefined tensors for shards):
   at::Tensor answer_task;  // (B, T) int8: Task of the answer at that *target* position, 0 elsewhere
   at::Tensor answer_span;  // (B, T) int64: id (unique within the batch) of the answer span a target

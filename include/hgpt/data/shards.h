@@ -52,9 +52,9 @@ class TokenShard {
 
   std::string path_;
   ShardHeader header_;
-  void* map_ = nullptr;     // whole file mapping (nullptr for an empty mapping)
+  void* map_ = nullptr;  // whole file mapping (nullptr for an empty mapping)
   size_t map_bytes_ = 0;
-  const unsigned char* tokens_ = nullptr;  // start of the token payload inside the mapping
+  const unsigned char* tokens_ = nullptr;       // start of the token payload inside the mapping
   mutable std::atomic<int64_t> max_token_{-1};  // -1: not computed yet (atomic: readers may share a shard)
 };
 

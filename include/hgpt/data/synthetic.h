@@ -21,20 +21,20 @@
 
 namespace hgpt::data {
 
-constexpr int64_t kByteVocab = 257;   // 256 bytes + <|bos|>
+constexpr int64_t kByteVocab = 257;  // 256 bytes + <|bos|>
 constexpr uint32_t kByteBos = 256;
 constexpr const char* kByteBosText = "<|bos|>";
 
 enum class Task : int8_t { None = 0, SelectiveCopy = 1, Induction = 2, AssociativeRecall = 3 };
-constexpr int kNumTasks = 3;          // tasks with answers (None excluded); index = int(task) - 1
+constexpr int kNumTasks = 3;  // tasks with answers (None excluded); index = int(task) - 1
 
 // "selective_copy", "induction", "assoc_recall"; "none" for Task::None.
 const char* task_name(Task task);
 
 struct Document {
-  std::vector<uint32_t> tokens;       // starts with kByteBos
-  std::vector<int8_t> task;           // per token: Task of the answer token at this position, else 0
-  std::vector<int32_t> span;          // per token: index of its answer span in this document, else -1
+  std::vector<uint32_t> tokens;  // starts with kByteBos
+  std::vector<int8_t> task;      // per token: Task of the answer token at this position, else 0
+  std::vector<int32_t> span;     // per token: index of its answer span in this document, else -1
 };
 
 // A document of a kind drawn from the seed (20% filler, 20% copy, 20% induction, 40% recall).

@@ -24,7 +24,7 @@ struct DistEnv {
   int local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  bool use_agent_store = false;  // torchrun's agent already hosts the TCPStore: every rank is a client
+  bool use_agent_store = false;     // torchrun's agent already hosts the TCPStore: every rank is a client
   std::string launcher = "single";  // "torchrun" | "mpirun" | "single"
 };
 
@@ -38,11 +38,11 @@ struct DistOptions {
   // Bound on rendezvous, on every collective and on store waits. A rank that dies makes the
   // others fail within about this long (Gloo usually notices a closed connection much sooner).
   std::chrono::milliseconds timeout{60000};
-  std::string gloo_interface;  // network interface for Gloo (e.g. "eth0"); empty → see gloo_host
-  std::string gloo_host;       // address/hostname Gloo binds to; empty → loopback when MASTER_ADDR
-                               // is local, else this machine's hostname
+  std::string gloo_interface;              // network interface for Gloo (e.g. "eth0"); empty → see gloo_host
+  std::string gloo_host;                   // address/hostname Gloo binds to; empty → loopback when MASTER_ADDR
+                                           // is local, else this machine's hostname
   std::int64_t bucket_bytes = 25ll << 20;  // all_reduce_mean_ packs tensors into buckets of this size
-  bool force_backend = false;  // build the real backend even for a world of 1 (tests, NCCL checks)
+  bool force_backend = false;              // build the real backend even for a world of 1 (tests, NCCL checks)
 };
 
 // A collective failed: a peer died, the network broke or the timeout passed. Not a user error:
@@ -56,15 +56,14 @@ class ProcessGroup {
   // world_size 1 → a no-op group (unless opts.force_backend). cuda → NCCL on cuda:local_rank (the
   // current CUDA device is set here, before any collective); else Gloo. Rank 0 hosts the TCPStore
   // unless env.use_agent_store.
-  static std::shared_ptr<ProcessGroup> create(const DistEnv& env, bool cuda,
-                                              const DistOptions& opts = {});
+  static std::shared_ptr<ProcessGroup> create(const DistEnv& env, bool cuda, const DistOptions& opts = {});
   ~ProcessGroup();
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
   int rank() const;
   int world_size() const;
-  bool is_distributed() const;  // true when collectives really communicate
+  bool is_distributed() const;       // true when collectives really communicate
   const char* backend_name() const;  // "nccl", "gloo" or "none"
 
   void all_reduce_sum_(at::Tensor& t);  // in place; t must be contiguous

@@ -15,9 +15,9 @@ namespace hgpt::infer {
 // Every layer's state for a batch of sequences that all stand at the same position.
 struct InferenceState {
   std::vector<std::unique_ptr<model::LayerState>> layers;  // per layer, from its block's new_state
-  model::Rotary rotary;                  // tables for positions 0 .. capacity−1
-  int64_t capacity = 0;                  // most positions the state can hold
-  int64_t length = 0;                    // positions consumed so far
+  model::Rotary rotary;                                    // tables for positions 0 .. capacity−1
+  int64_t capacity = 0;                                    // most positions the state can hold
+  int64_t length = 0;                                      // positions consumed so far
 
   // Bytes of the layers' states (not the rotary tables): for T layers the whole preallocated
   // capacity, for M layers the conv and SSM states.

@@ -36,7 +36,7 @@ struct Generation {
   std::vector<std::vector<uint32_t>> tokens;  // per sample, the new tokens (stop token excluded)
   int64_t prefill_tokens = 0;
   double prefill_seconds = 0.0, decode_seconds = 0.0;
-  int64_t decoded_tokens = 0;  // tokens fed back through decode steps, all samples together
+  int64_t decoded_tokens = 0;     // tokens fed back through decode steps, all samples together
   bool hit_length_limit = false;  // stopped at max_seq_len before max_tokens
 };
 

@@ -22,8 +22,8 @@ class LayerState {
 
 // What a block's forward receives besides x.
 struct LayerContext {
-  Rotary rotary;                 // tables from position 0 on, covering every position in use
-  LayerState* state = nullptr;   // inference: this layer's state (see BlockImpl::new_state); training: null
+  Rotary rotary;                // tables from position 0 on, covering every position in use
+  LayerState* state = nullptr;  // inference: this layer's state (see BlockImpl::new_state); training: null
 };
 
 // A residual update of x (B, T, C). With a state: a fresh one (from new_state) is filled from the

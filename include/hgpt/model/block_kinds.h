@@ -11,8 +11,8 @@
 namespace hgpt::model {
 
 struct BlockKindInfo {
-  std::string name;                  // "transformer"
-  char symbol;                       // 'T'
+  std::string name;                    // "transformer"
+  char symbol;                         // 'T'
   std::vector<std::string> spellings;  // accepted block_pattern list entries, lower case: "t", "transformer", ...
   ActivationCheckpointing checkpoint_group;
 };

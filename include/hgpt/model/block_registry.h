@@ -26,7 +26,7 @@ struct BlockSizes {
 };
 
 // What each kind's file provides (src/model/<id>_block.cpp).
-#define HGPT_BLOCK_KIND(id, symbol, aliases, group)                \
+#define HGPT_BLOCK_KIND(id, symbol, aliases, group)                        \
   std::shared_ptr<BlockImpl> make_##id##_block(const ModelConfig& config); \
   BlockSizes id##_block_sizes(const ModelConfig& config, bool cuda);
 #include "hgpt/model/block_kinds.def"

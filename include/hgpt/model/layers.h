@@ -6,7 +6,6 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
-
 namespace hgpt::model {
 
 // norm(x) = x · rsqrt(mean(x²) + eps), eps = the dtype's machine epsilon (PyTorch's rms_norm default).

@@ -18,7 +18,7 @@ int64_t loss_chunk_rows(int64_t vocab_size);
 // softcap) against targets (N), 0 where the target is -1 (ignored). hidden (N, d), weight (V, d).
 // The matmul runs in the autocast dtype when autocast is on for hidden's device (as lm_head would),
 // else in hidden's dtype; everything after it in fp32. Differentiable in hidden and weight.
-at::Tensor softcapped_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight,
-                                    const at::Tensor& targets, double softcap, int64_t chunk_rows);
+at::Tensor softcapped_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                    double softcap, int64_t chunk_rows);
 
 }  // namespace hgpt::model

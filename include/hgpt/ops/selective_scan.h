@@ -38,8 +38,7 @@ struct ScanOutputs {
 };
 
 // Differentiable with respect to every floating input (autograd); dispatches on `impl`.
-ScanOutputs selective_scan(const ScanInputs& in, bool return_last_state = false,
-                           ScanImpl impl = ScanImpl::Auto);
+ScanOutputs selective_scan(const ScanInputs& in, bool return_last_state = false, ScanImpl impl = ScanImpl::Auto);
 
 // The reference: plain ATen ops over the sequence, differentiable through ATen's autograd.
 // Slow; the oracle every other implementation is tested against.

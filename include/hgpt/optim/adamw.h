@@ -29,8 +29,7 @@ struct AdamWGroup {
 // State keys: "<name>.exp_avg", "<name>.exp_avg_sq" (fp32, param's shape and device), "step".
 class AdamW : public Optimizer {
  public:
-  explicit AdamW(std::vector<AdamWGroup> groups, double beta1 = 0.8, double beta2 = 0.95,
-                 double eps = 1e-10);
+  explicit AdamW(std::vector<AdamWGroup> groups, double beta1 = 0.8, double beta2 = 0.95, double eps = 1e-10);
 
   void step() override;
 
@@ -38,7 +37,7 @@ class AdamW : public Optimizer {
   StateDict live_state() const override;
 
  private:
-  struct Slot {  // one parameter with its state
+  struct Slot {    // one parameter with its state
     size_t index;  // into params()
     at::Tensor exp_avg;
     at::Tensor exp_avg_sq;

@@ -40,8 +40,8 @@ at::ScalarType newton_schulz_dtype(const at::Device& device);
 // State keys: "<name>.momentum_buffer", "step".
 class Muon : public Optimizer {
  public:
-  explicit Muon(std::vector<NamedParam> params, double lr = 0.02, double momentum = 0.95,
-                bool nesterov = true, int ns_steps = 5);
+  explicit Muon(std::vector<NamedParam> params, double lr = 0.02, double momentum = 0.95, bool nesterov = true,
+                int ns_steps = 5);
 
   void step() override;
 

@@ -11,8 +11,8 @@ namespace hgpt::optim {
 //   step <  warmup            → (step + 1) / warmup
 //   step <= N − warmdown      → 1
 //   otherwise                 → p + (1 − p)·final_lr_frac,  p = (N − step) / warmdown
-double lr_multiplier(int64_t step, int64_t num_iterations, double warmup_ratio,
-                     double warmdown_ratio, double final_lr_frac);
+double lr_multiplier(int64_t step, int64_t num_iterations, double warmup_ratio, double warmdown_ratio,
+                     double final_lr_frac);
 
 // nanochat's get_muon_momentum(it): f = min(step / 300, 1); (1 − f)·0.85 + f·0.95.
 double muon_momentum(int64_t step);

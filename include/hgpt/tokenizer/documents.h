@@ -26,7 +26,7 @@ class DocumentReader {
   DocumentReader& operator=(const DocumentReader&) = delete;
   // Next document; false when all files are read.
   bool next(std::string& doc);
-  int64_t bytes_read() const { return bytes_read_; }  // input bytes consumed so far
+  int64_t bytes_read() const { return bytes_read_; }    // input bytes consumed so far
   int64_t total_bytes() const { return total_bytes_; }  // sum of the files' sizes
   int64_t bad_files() const { return bad_files_; }
   int64_t bad_lines() const { return bad_lines_; }

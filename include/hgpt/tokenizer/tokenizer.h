@@ -41,7 +41,7 @@ struct TrainOptions {
   int64_t vocab_size = 65536;  // including the special tokens
   std::string pattern = kDefaultSplitPattern;
   std::vector<std::string> special_tokens = default_special_tokens();
-  int threads = 0;  // 0: all hardware threads
+  int threads = 0;                                     // 0: all hardware threads
   std::function<void(const TrainProgress&)> progress;  // optional; called from the calling thread
 };
 

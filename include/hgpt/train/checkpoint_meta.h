@@ -3,8 +3,8 @@
 // fuzzed on its own.
 #pragma once
 
-#include "hgpt/train/checkpoint_files.h"
 #include <nlohmann/json.hpp>
+#include "hgpt/train/checkpoint_files.h"
 
 #include <cstdint>
 #include <optional>
@@ -15,10 +15,10 @@ namespace hgpt::train {
 struct CheckpointMeta {
   int64_t step = 0;
   int world_size = 1;
-  nlohmann::json config;     // the resolved config the checkpoint was trained with (an object)
-  nlohmann::json val;        // the last validation record (an object, or null before any)
+  nlohmann::json config;       // the resolved config the checkpoint was trained with (an object)
+  nlohmann::json val;          // the last validation record (an object, or null before any)
   int64_t train_position = 0;  // the training loader's position
-  double loss_ema = 0.0;     // LossEma's state
+  double loss_ema = 0.0;       // LossEma's state
   int64_t loss_ema_count = 0;
   std::string rng_state_cpu;  // the CPU generator's state, raw bytes
 };

@@ -19,9 +19,9 @@ class Tokenizer;
 namespace hgpt::train {
 
 struct EvalResult {
-  double loss = 0.0;   // mean nats per counted target token, over all ranks
-  double bpb = -1.0;   // bits per byte (nanochat's definition); < 0 when byte lengths are unknown
-  int64_t tokens = 0;  // counted target tokens over all ranks
+  double loss = 0.0;      // mean nats per counted target token, over all ranks
+  double bpb = -1.0;      // bits per byte (nanochat's definition); < 0 when byte lengths are unknown
+  int64_t tokens = 0;     // counted target tokens over all ranks
   data::TaskScore tasks;  // exact-match answers (synthetic corpus), summed over ranks
 };
 

@@ -3,8 +3,8 @@
 #pragma once
 
 #include "hgpt/config.h"
-#include "hgpt/errors.h"
 #include "hgpt/data/loader.h"
+#include "hgpt/errors.h"
 #include "hgpt/model/gpt.h"
 #include "hgpt/train/context.h"
 
