@@ -11,7 +11,8 @@
 #
 # Environment knobs: HGPT_SKIP_APT=1 skips step 1, HGPT_SKIP_BUILD=1 stops after step 3,
 # HGPT_BUILD_DIR (default build), HGPT_CMAKE_ARGS (extra configure arguments), HGPT_BUILD_TARGETS
-# (build only these targets, e.g. "base_train"; default: everything).
+# (build only these targets, e.g. "base_train"; default: everything), HGPT_CUDA (AUTO, ON or OFF:
+# the CMake option; a build folder configured with another value is configured again).
 set -euo pipefail
 
 # The one pinned LibTorch: PyPI's torch 2.11.0 wheel is a CUDA 13 build (cu130), as on the GPU
@@ -74,9 +75,19 @@ if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   args=(-S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release)
   [[ -n "$torch_prefix" ]] && args+=("-DCMAKE_PREFIX_PATH=$torch_prefix")
   [[ -x "$VENV/bin/python" ]] && args+=("-DPython3_EXECUTABLE=$VENV/bin/python")
-  command -v ccache >/dev/null && args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  # ccache caches files compiled with a precompiled header only when told to ignore the
+  # header's time stamps and macros (the build's own PCH is rebuilt whenever its inputs change).
+  ccache_launcher="env;CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime;ccache"
+  command -v ccache >/dev/null && args+=("-DCMAKE_CXX_COMPILER_LAUNCHER=$ccache_launcher" -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  [[ -n "${HGPT_CUDA:-}" ]] && args+=("-DHGPT_CUDA=$HGPT_CUDA")
   # shellcheck disable=SC2086
   cmake "${args[@]}" ${HGPT_CMAKE_ARGS:-}
+fi
+# HGPT_CUDA asked for, and the build folder was configured otherwise: configure it again.
+cached_cuda=$(sed -n 's/^HGPT_CUDA:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
+if [[ -n "${HGPT_CUDA:-}" && "$cached_cuda" != "$HGPT_CUDA" ]]; then
+  log "configuring $BUILD_DIR with HGPT_CUDA=$HGPT_CUDA (was $cached_cuda)"
+  cmake -S . -B "$BUILD_DIR" "-DHGPT_CUDA=$HGPT_CUDA" >/dev/null
 fi
 if [[ -n "${HGPT_BUILD_TARGETS:-}" ]]; then
   log "building $HGPT_BUILD_TARGETS in $BUILD_DIR"

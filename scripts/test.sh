@@ -4,6 +4,7 @@
 # Tests labelled gpu skip with a message on machines without a CUDA device.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/setup.sh"
+# The tests compile the CUDA code wherever LibTorch and nvcc allow (HGPT_CUDA=AUTO), GPU or not.
+HGPT_CUDA="${HGPT_CUDA:-AUTO}" bash "$ROOT/scripts/setup.sh"
 cd "$ROOT/build"
 ctest --output-on-failure --parallel "${HGPT_TEST_JOBS:-2}" "$@"
