@@ -43,13 +43,7 @@ testing::ChildSpec base_train_spec(const std::vector<std::string>& args) {
   spec.argv = {kBaseTrain};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   // A single process whatever launcher runs the tests.
-  spec.unset_env = {"RANK",
-                    "WORLD_SIZE",
-                    "LOCAL_RANK",
-                    "LOCAL_WORLD_SIZE",
-                    "OMPI_COMM_WORLD_RANK",
-                    "OMPI_COMM_WORLD_SIZE",
-                    "OMPI_COMM_WORLD_LOCAL_RANK"};
+  spec.unset_env = testing::launcher_variables();
   spec.cwd = temp().path();  // anything written by mistake lands in the temp folder
   return spec;
 }

@@ -31,6 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using hgpt::testing::ChildResult;
 using hgpt::testing::ChildSpec;
+using hgpt::testing::launcher_variables;
 using Env = std::vector<std::pair<std::string, std::string>>;
 using namespace std::chrono_literals;
 
@@ -93,14 +94,7 @@ ChildSpec single_spec(std::vector<std::string> argv) {
   ChildSpec spec;
   spec.argv = std::move(argv);
   spec.env = {kOneThread};
-  spec.unset_env = {"RANK",
-                    "WORLD_SIZE",
-                    "LOCAL_RANK",
-                    "LOCAL_WORLD_SIZE",
-                    "OMPI_COMM_WORLD_RANK",
-                    "OMPI_COMM_WORLD_SIZE",
-                    "OMPI_COMM_WORLD_LOCAL_RANK",
-                    "TORCHELASTIC_USE_AGENT_STORE"};
+  spec.unset_env = launcher_variables();
   return spec;
 }
 

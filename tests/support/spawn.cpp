@@ -245,6 +245,18 @@ bool StreamingChild::read_some(Clock::time_point deadline) {
   return !got.output.empty();
 }
 
+const std::vector<std::string>& launcher_variables() {
+  static const std::vector<std::string> names = {"RANK",
+                                                 "WORLD_SIZE",
+                                                 "LOCAL_RANK",
+                                                 "LOCAL_WORLD_SIZE",
+                                                 "OMPI_COMM_WORLD_RANK",
+                                                 "OMPI_COMM_WORLD_SIZE",
+                                                 "OMPI_COMM_WORLD_LOCAL_RANK",
+                                                 "TORCHELASTIC_USE_AGENT_STORE"};
+  return names;
+}
+
 std::vector<ChildSpec> torchrun_specs(const std::vector<std::string>& argv, int world_size, int port,
                                       const std::vector<std::pair<std::string, std::string>>& extra_env) {
   std::vector<ChildSpec> specs;

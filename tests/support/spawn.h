@@ -20,6 +20,10 @@ struct ChildSpec {
   std::string cwd;  // empty: inherit
 };
 
+// The variables a launcher (torchrun, Open MPI) sets to make a process one rank of a job: a child
+// that must run alone whatever launched the tests has them removed (ChildSpec::unset_env).
+const std::vector<std::string>& launcher_variables();
+
 struct ChildResult {
   int exit_code = -1;      // the exit status when the child exited normally, else -1
   int term_signal = 0;     // the signal that ended it, else 0

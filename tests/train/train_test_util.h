@@ -53,8 +53,7 @@ inline std::vector<std::string> base_train_argv(const std::vector<std::string>& 
 inline ChildSpec base_train_spec(std::vector<std::string> argv, int threads = 1) {
   ChildSpec spec;
   spec.argv = std::move(argv);
-  spec.unset_env = {
-      "RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"};
+  spec.unset_env = launcher_variables();
   if (threads > 0) spec.env = {{"OMP_NUM_THREADS", std::to_string(threads)}};
   return spec;
 }
