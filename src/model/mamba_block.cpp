@@ -143,10 +143,7 @@ std::unique_ptr<LayerState> MambaBlockImpl::new_state(int64_t capacity) const {
   return std::make_unique<MambaState>();  // filled by the prefill: its size does not grow with capacity
 }
 
-int64_t MambaState::bytes() const {
-  auto of = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; };
-  return of(conv) + of(ssm);
-}
+int64_t MambaState::bytes() const { return bytes_of(conv) + bytes_of(ssm); }
 
 std::vector<std::string> MambaBlockImpl::small_parameters() const {
   std::vector<std::string> names;

@@ -82,10 +82,7 @@ std::unique_ptr<LayerState> TransformerBlockImpl::new_state(int64_t capacity) co
   return cache;
 }
 
-int64_t KVCache::bytes() const {
-  auto of = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; };
-  return of(k) + of(v);
-}
+int64_t KVCache::bytes() const { return bytes_of(k) + bytes_of(v); }
 
 void TransformerBlockImpl::init_weights() {
   attn->init_weights();

@@ -18,6 +18,9 @@ class LayerState {
  public:
   virtual ~LayerState() = default;
   virtual int64_t bytes() const = 0;  // memory it holds (for a preallocated cache, all of it)
+
+ protected:
+  static int64_t bytes_of(const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; }
 };
 
 // What a block's forward receives besides x.
