@@ -3,10 +3,15 @@
 
     python3 scripts/block_patterns.py NAME DEPTH     # prints the pattern, e.g. TTTTTTTTTTTTMMMMMMMM
 
-NAME is a strategy (case-insensitive) or a literal pattern of T/M letters, which passes through:
+NAME is a strategy (case-insensitive) or a literal pattern of T/M/2 letters (2 = Mamba-2),
+which passes through:
 
     all-T            every layer a Transformer block
     all-M            every layer a Mamba block
+    all-M2           every layer a Mamba-2 block
+    nemotron         Mamba-2 with few attention layers spaced evenly, none first or last, as in
+                     Nemotron-H and Megatron-LM's hybrids: round(8% of the layers), at least one,
+                     at layers floor((i + 1/2) · depth / n). At depth 20: 2 T at layers 5 and 15
     alternating      T M T M ..., attention first
     early-T-late-M   the first 60% of the layers T (rounded), the rest M: 12 T + 8 M at depth 20
     strategic        attention at key positions, the rest Mamba: the first tenth of the layers
@@ -23,7 +28,9 @@ pattern.
 """
 import sys
 
-STRATEGIES = ("all-T", "all-M", "alternating", "early-T-late-M", "strategic")
+STRATEGIES = ("all-T", "all-M", "alternating", "early-T-late-M", "strategic", "all-M2", "nemotron")
+LETTERS = {"T", "M", "2"}
+SHOWN = {"2": "M2"}  # how compact() spells a symbol
 
 
 class PatternError(ValueError):
@@ -36,6 +43,12 @@ def strategic_positions(depth):
     late = depth - tenth
     positions = set(range(tenth)) | {(depth - 1) // 2} | set(range(late, depth)) | {late - 2}
     return {p for p in positions if 0 <= p < depth}
+
+
+def nemotron_positions(depth, ratio=0.08):
+    """Layers that get attention in the Nemotron-style stack (0-based)."""
+    n = max(1, round(ratio * depth))
+    return {int((i + 0.5) * depth / n) for i in range(n)}
 
 
 def expand(name, depth):
@@ -55,29 +68,35 @@ def expand(name, depth):
     if key == "strategic":
         t_layers = strategic_positions(depth)
         return "".join("T" if i in t_layers else "M" for i in range(depth))
+    if key == "all-m2":
+        return "2" * depth
+    if key == "nemotron":
+        t_layers = nemotron_positions(depth)
+        return "".join("T" if i in t_layers else "2" for i in range(depth))
     literal = name.strip().upper()
-    if literal and set(literal) <= {"T", "M"}:
+    if literal and set(literal) <= LETTERS:
         if len(literal) != depth:
             raise PatternError(f"pattern '{name}' has {len(literal)} layers but the model has depth {depth}; "
                                f"give {depth} letters or a strategy name ({', '.join(STRATEGIES)})")
         return literal
-    raise PatternError(f"unknown block pattern '{name}': use T/M letters (e.g. TMTM) or one of "
+    raise PatternError(f"unknown block pattern '{name}': use T/M/2 letters (e.g. TMTM, TT22) or one of "
                        f"{', '.join(STRATEGIES)}")
 
 
 def compact(pattern):
-    """A short spelling: 'T×12 M×8', '(T M)×10', 'T×2 M×7 T M×6 T M T×2'."""
+    """A short spelling: 'T×12 M×8', '(T M)×10', 'T×2 M×7 T M×6 T M T×2', 'M2×5 T M2×9 T M2×4'."""
     if not pattern:
         return "T×0"
-    for unit_len in range(2, len(pattern) // 2 + 1):  # the whole pattern a repeated unit?
+    shown = lambda symbol: SHOWN.get(symbol, symbol)
+    for unit_len in range(2, min(4, len(pattern) // 2) + 1):  # the whole pattern a short repeated unit?
         unit = pattern[:unit_len]
         if len(pattern) % unit_len == 0 and unit * (len(pattern) // unit_len) == pattern and len(set(unit)) > 1:
-            return f"({' '.join(unit)})×{len(pattern) // unit_len}"
+            return f"({' '.join(shown(u) for u in unit)})×{len(pattern) // unit_len}"
     runs, start = [], 0
     for i in range(1, len(pattern) + 1):
         if i == len(pattern) or pattern[i] != pattern[start]:
             n = i - start
-            runs.append(pattern[start] if n == 1 else f"{pattern[start]}×{n}")
+            runs.append(shown(pattern[start]) if n == 1 else f"{shown(pattern[start])}×{n}")
             start = i
     return " ".join(runs)
 

@@ -219,15 +219,27 @@ BLOCK_KINDS_DEF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                "block_kinds.def")
 
 
+def registry_entries():
+    """(symbol, shown name) of each block kind, in the registry's order; the shown name is the
+    first alias in capitals ("M2"), else the symbol, as the trainer prints it."""
+    with open(BLOCK_KINDS_DEF, encoding="utf-8") as f:
+        found = re.findall(r"^HGPT_BLOCK_KIND\(\s*\w+\s*,\s*'(.)'\s*,\s*\"([^\"]*)\"", f.read(), flags=re.MULTILINE)
+    return [(symbol, aliases.split("|")[0].upper() if aliases else symbol) for symbol, aliases in found]
+
+
 def registry_symbols():
     """The pattern symbols of the block kinds, in the registry's order."""
-    with open(BLOCK_KINDS_DEF, encoding="utf-8") as f:
-        return re.findall(r"^HGPT_BLOCK_KIND\(\s*\w+\s*,\s*'(.)'", f.read(), flags=re.MULTILINE)
+    return [symbol for symbol, _ in registry_entries()]
+
+
+def kind_name(symbol):
+    """The name a column shows for a kind's symbol ("M2" for '2')."""
+    return dict(registry_entries()).get(symbol, symbol)
 
 
 def block_kinds(runs):
-    """The kinds the runs' parameter split names, in the registry's order (unknown ones last)."""
-    named = {kind for run in runs for kind in run.info.get("parameters_by_block", {})}
+    """The kinds some run has parameters in, in the registry's order (unknown ones last)."""
+    named = {kind for run in runs for kind, count in run.info.get("parameters_by_block", {}).items() if count}
     kinds = [k for k in registry_symbols() if k in named] + sorted(named - set(registry_symbols()))
     return kinds or registry_symbols()
 
@@ -235,7 +247,7 @@ def block_kinds(runs):
 def run_table(runs):
     tasks = task_keys(runs)
     kinds = block_kinds(runs)
-    header = (["run", "block pattern", f"parameters ({' / '.join(kinds)})", "FLOPs/token", "tokens trained", "status",
+    header = (["run", "block pattern", f"parameters ({' / '.join(kind_name(k) for k in kinds)})", "FLOPs/token", "tokens trained", "status",
                "final loss (EMA)", "val loss", "val bpb"] + tasks +
               ["median tok/s", "train time (s)", "device", "world size"])
     rows = []

@@ -203,9 +203,16 @@ const std::vector<KeySpec>& key_table() {
     pattern.doc = "one block kind per layer; null: all T";
     k.push_back(pattern);
     k.push_back(make_key("mamba_d_state", Kind::Int, m, &M::mamba_d_state, "Mamba's SSM state size, 1..64"));
-    k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv, "Mamba's causal conv width, 2..4"));
-    k.push_back(make_key("mamba_expand", Kind::Int, m, &M::mamba_expand, "d_inner = expand × model_dim"));
-    k.push_back(make_key("mamba_use_mlp", Kind::Bool, m, &M::mamba_use_mlp, "an MLP after each Mamba mixer"));
+    k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv, "causal conv width of Mamba 1 and 2, 2..4"));
+    k.push_back(
+        make_key("mamba_expand", Kind::Int, m, &M::mamba_expand, "d_inner = expand × model_dim (Mamba 1 and 2)"));
+    k.push_back(make_key("mamba_use_mlp", Kind::Bool, m, &M::mamba_use_mlp, "an MLP after each Mamba (1 or 2) mixer"));
+    k.push_back(make_key("mamba2_d_state", Kind::Int, m, &M::mamba2_d_state, "Mamba-2's SSM state size, 1..256"));
+    k.push_back(make_key("mamba2_headdim", Kind::Int, m, &M::mamba2_headdim,
+                         "Mamba-2's head size; nheads = d_inner / headdim"));
+    k.push_back(make_key("mamba2_ngroups", Kind::Int, m, &M::mamba2_ngroups, "Mamba-2's B/C groups; divides nheads"));
+    k.push_back(make_key("mamba2_chunk_size", Kind::Int, m, &M::mamba2_chunk_size, "Mamba-2's scan chunk, 1..1024"));
+    k.back().architecture = false;  // the chunking changes rounding only, never a weight
     k.push_back(make_choice("activation_checkpointing", m, &M::activation_checkpointing,
                             "which blocks recompute their activations in backward"));
     k.back().architecture = false;  // changes what backward recomputes, never a weight: a resume may change it
@@ -294,7 +301,7 @@ const KeySpec& find_key(const std::string& key, const std::string& where) {
 // The pattern's spellings, from the block-kind registry: "\"T\"/\"transformer\" or \"M\"/\"mamba\"".
 std::string pattern_entries_text() {
   std::vector<std::string> kinds;
-  for (const auto& kind : model::block_kinds()) kinds.push_back(std::string(1, kind.symbol) + "\"/\"" + kind.name);
+  for (const auto& kind : model::block_kinds()) kinds.push_back(kind.short_name + "\"/\"" + kind.name);
   return quoted_list(kinds);
 }
 
@@ -306,7 +313,7 @@ std::string pattern_symbols_text() {
 
 std::string pattern_kind_text() {
   std::vector<std::string> spelled;
-  for (const auto& kind : model::block_kinds()) spelled.push_back(std::string(1, kind.symbol));
+  for (const auto& kind : model::block_kinds()) spelled.push_back(kind.short_name);
   for (const auto& kind : model::block_kinds()) spelled.push_back(kind.name);
   std::string example;
   for (const auto& kind : model::block_kinds()) example += std::string(2, kind.symbol);
@@ -475,6 +482,27 @@ int64_t grad_accum_steps(const Config& c, int world_size) {
   return c.train.total_batch_size / per_step;
 }
 
+// Mamba-2's keys: their ranges always, the head and group split only when the pattern has M2 layers.
+void check_mamba2(const ModelConfig& m) {
+  require(m.mamba2_d_state >= 1 && m.mamba2_d_state <= 256, "mamba2_d_state",
+          "must be in 1..256, got " + std::to_string(m.mamba2_d_state));
+  require(m.mamba2_headdim >= 1, "mamba2_headdim",
+          "must be a positive integer, got " + std::to_string(m.mamba2_headdim));
+  require(m.mamba2_ngroups >= 1, "mamba2_ngroups",
+          "must be a positive integer, got " + std::to_string(m.mamba2_ngroups));
+  require(m.mamba2_chunk_size >= 1 && m.mamba2_chunk_size <= 1024, "mamba2_chunk_size",
+          "must be in 1..1024 (each chunk holds Q × Q decay masks), got " + std::to_string(m.mamba2_chunk_size));
+  if (m.count('2') == 0) return;
+  const int64_t d_inner = m.mamba_expand * m.model_dim();
+  require(d_inner % m.mamba2_headdim == 0, "mamba2_headdim",
+          "d_inner = mamba_expand × model_dim = " + std::to_string(d_inner) + " is not divisible by mamba2_headdim " +
+              std::to_string(m.mamba2_headdim) + "; choose a headdim that divides it");
+  const int64_t nheads = d_inner / m.mamba2_headdim;
+  require(nheads % m.mamba2_ngroups == 0, "mamba2_ngroups",
+          "nheads = d_inner / mamba2_headdim = " + std::to_string(nheads) + " is not divisible by mamba2_ngroups " +
+              std::to_string(m.mamba2_ngroups) + "; choose a divisor of " + std::to_string(nheads));
+}
+
 void validate(const Config& c, int world_size) {
   const ModelConfig& m = c.model;
   const TrainConfig& t = c.train;
@@ -512,6 +540,7 @@ void validate(const Config& c, int world_size) {
           "must be in 1..64 (the scan kernels hold the state in registers), got " + std::to_string(m.mamba_d_state));
   require(m.mamba_d_conv >= 2 && m.mamba_d_conv <= 4, "mamba_d_conv",
           "must be in 2..4 (Mamba's causal depthwise convolution), got " + std::to_string(m.mamba_d_conv));
+  check_mamba2(m);
   require(!t.data.empty(), "data", "must be \"synthetic\" or a directory of token shards");
   require(!t.out_dir.empty(), "out_dir", "must not be empty");
   require(t.model_tag.find('/') == std::string::npos && t.model_tag != "." && t.model_tag != "..", "model_tag",

@@ -38,6 +38,11 @@ struct ModelConfig {
   int64_t mamba_d_conv = 4;
   int64_t mamba_expand = 2;
   bool mamba_use_mlp = false;
+  // Mamba-2 (pattern symbol '2'); d_conv, expand and use_mlp are mamba_*'s.
+  int64_t mamba2_d_state = 128;
+  int64_t mamba2_headdim = 64;      // nheads = mamba_expand × model_dim / headdim
+  int64_t mamba2_ngroups = 1;       // B and C shared by nheads / ngroups heads
+  int64_t mamba2_chunk_size = 256;  // the chunked scan's Q
   ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::None;
 
   // Derived shape (valid after validation).
@@ -67,7 +72,7 @@ struct TrainConfig {
   double embedding_lr = 0.2;
   double unembedding_lr = 0.004;
   double matrix_lr = 0.02;
-  double mamba_lr = 0.004;  // AdamW lr of Mamba's A_log, D, conv1d and dt_proj.bias
+  double mamba_lr = 0.004;  // AdamW lr of the Mamba mixers' small tensors (A_log, D, conv1d, dt biases, norm)
   double weight_decay = 0.0;
   double grad_clip = 1.0;  // <= 0 disables
   double warmup_ratio = 0.0;

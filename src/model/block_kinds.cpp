@@ -21,12 +21,20 @@ std::vector<std::string> spellings(const char* name, char symbol, const std::str
   }
   return out;
 }
+
+// The list entry the docs and messages show: the first alias in capitals ("M2"), else the symbol.
+std::string short_name(char symbol, const std::string& aliases) {
+  if (aliases.empty()) return std::string(1, symbol);
+  std::string first = aliases.substr(0, aliases.find('|'));
+  for (auto& ch : first) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return first;
+}
 }  // namespace
 
 const std::vector<BlockKindInfo>& block_kinds() {
   static const std::vector<BlockKindInfo> kinds = {
 #define HGPT_BLOCK_KIND(id, symbol, aliases, group) \
-  {#id, symbol, spellings(#id, symbol, aliases), ActivationCheckpointing::group},
+  {#id, symbol, short_name(symbol, aliases), spellings(#id, symbol, aliases), ActivationCheckpointing::group},
 #include "hgpt/model/block_kinds.def"
   };
   return kinds;

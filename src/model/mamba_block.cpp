@@ -3,6 +3,7 @@
 #include "hgpt/model/mamba_block.h"
 
 #include "hgpt/model/block_registry.h"
+#include "hgpt/model/causal_conv.h"
 #include "hgpt/ops/selective_scan.h"
 
 #include <ATen/ATen.h>
@@ -46,35 +47,18 @@ void MambaMixerImpl::init_weights() {
   dt_proj->bias.copy_(dt + at::log(-at::expm1(-dt)));
 }
 
-// conv1d over time with padding d_conv−1, first L outputs kept, on x (B, L, d_inner):
-// y_t = bias + Σ_k w_k · x_{t−(K−1)+k}. Written as K shifted multiply-adds rather than
-// at::conv1d, whose grouped (depthwise) path is slow on CPUs; the parameters stay those of the
-// conv1d module (mamba's names and shapes).
-at::Tensor MambaMixerImpl::causal_depthwise_conv(const at::Tensor& x) {
-  const int64_t L = x.size(1), K = shape.d_conv;
-  const auto padded = at::constant_pad_nd(x, {0, 0, K - 1, 0});
-  const auto weight = conv1d->weight.squeeze(1).t().to(x.scalar_type());  // (K, d_inner)
-  auto y = at::addcmul(conv1d->bias.to(x.scalar_type()), padded.narrow(1, 0, L), weight.select(0, 0));
-  for (int64_t k = 1; k < K; ++k) y = at::addcmul(y, padded.narrow(1, k, L), weight.select(0, k));
-  return y;
-}
-
 // Every activation stays (B, L, channels), the layout of the linear layers: no transposed copies.
 // The scan takes (B, channels, L) views of them, which its CPU kernel reads in place.
 // With a state (inference), the prefill also leaves the conv and SSM states for decoding, and a
 // state that is already filled means one decoding step.
 at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden, MambaState* state) {
   if (state && state->ssm.defined()) return step(hidden, *state);
-  const int64_t L = hidden.size(1), di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
+  const int64_t di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
   const auto xz = in_proj(hidden);  // (B, L, 2·di)
-  if (state) {  // the conv's next window starts with the last d_conv−1 inputs (zeros before the start)
-    const int64_t K = shape.d_conv;
-    const auto x_in = xz.narrow(2, 0, di).transpose(1, 2);  // (B, di, L)
-    state->conv =
-        at::constant_pad_nd(x_in, {std::max<int64_t>(0, K - 1 - L), 0}).narrow(2, -(K - 1), K - 1).contiguous();
-  }
-  const auto x = at::silu(causal_depthwise_conv(xz.narrow(2, 0, di)));  // (B, L, di)
-  const auto x_dbl = x_proj(x);                                         // (B, L, r + 2N)
+  // the conv's next window starts with the last d_conv−1 inputs (zeros before the start)
+  if (state) state->conv = conv_state_after(xz.narrow(2, 0, di), shape.d_conv);
+  const auto x = at::silu(causal_depthwise_conv(xz.narrow(2, 0, di), conv1d));  // (B, L, di)
+  const auto x_dbl = x_proj(x);                                                 // (B, L, r + 2N)
   // dt_proj's weight only: its bias enters the scan as delta_bias (before the softplus).
   const auto delta = at::linear(x_dbl.narrow(2, 0, r), dt_proj->weight);  // (B, L, di)
 
@@ -102,12 +86,8 @@ at::Tensor MambaMixerImpl::step(const at::Tensor& hidden, MambaState& state) {
   TORCH_CHECK(hidden.size(1) == 1, "MambaMixer::step takes one position, got ", hidden.size(1));
   const int64_t di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
   const auto xz = in_proj(hidden.squeeze(1));  // (B, 2·di)
-  auto x = xz.narrow(1, 0, di);
   const auto z = xz.narrow(1, di, di);
-  const auto window = at::cat({state.conv, x.unsqueeze(2).to(state.conv.scalar_type())}, 2);  // (B, di, d_conv)
-  state.conv = window.narrow(2, 1, shape.d_conv - 1);
-  const auto weight = conv1d->weight.squeeze(1).to(window.scalar_type());  // (di, d_conv)
-  x = at::silu((window * weight).sum(2) + conv1d->bias.to(window.scalar_type()));
+  const auto x = at::silu(causal_conv_step(xz.narrow(1, 0, di), state.conv, conv1d));
   const auto x_dbl = x_proj(x);  // (B, r + 2N)
   const auto dt = x_dbl.narrow(1, 0, r);
   const auto dtype = state.ssm.scalar_type();

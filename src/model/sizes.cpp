@@ -50,19 +50,20 @@ MemoryEstimate estimate_memory(const ModelConfig& c, int64_t batch, bool cuda) {
   // (a = 2 under bf16 autocast, 4 in fp32). A checkpointed block keeps only its input; its
   // activations come back for one block at a time.
   const int64_t d = c.model_dim(), f = 4, a = cuda ? 2 : 4;
-  int64_t kept = 0, recompute = 0;
+  int64_t kept = 0, recompute = 0, workspace = 0;
   for (const auto& kind : block_kinds()) {
     const int64_t layers = c.count(kind.symbol);
     if (layers == 0) continue;
-    const int64_t per_token = block_sizes(kind.symbol, c, cuda).activation_bytes_per_token;
+    const BlockSizes one = block_sizes(kind.symbol, c, cuda);
     const bool checkpointed = c.checkpoints(kind.symbol);
-    kept += layers * (checkpointed ? d * f : per_token);
-    if (checkpointed) recompute = std::max(recompute, per_token);
+    kept += layers * (checkpointed ? d * f : one.activation_bytes_per_token);
+    if (checkpointed) recompute = std::max(recompute, one.activation_bytes_per_token);
+    workspace = std::max(workspace, one.workspace_bytes_per_token);
   }
   // Head: the final norm's input and output, the head's input in the matmul dtype.
   const int64_t head = 2 * d * f + d * a;
   const int64_t tokens = batch * c.sequence_len;
-  m.activations = tokens * (kept + recompute + head);
+  m.activations = tokens * (kept + recompute + workspace + head);
   // The chunked loss's backward (lm_loss.h): about three fp32 chunks of logits and an fp32 buffer
   // for lm_head's gradient. Under autocast: the bf16 copies of the weights that the forward casts.
   const int64_t chunk_rows = std::min(tokens, loss_chunk_rows(c.vocab_size));

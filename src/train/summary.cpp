@@ -102,12 +102,13 @@ std::string human(double v, const char* unit) {
   out << v << " " << prefixes[i] << unit;
   return out.str();
 }
-// "T blocks 786432, M blocks 466432", in registry order.
+// "T blocks 786432, M blocks 466432, M2 blocks 512000", in registry order.
 std::string blocks_text(const nlohmann::json& by_kind) {
   std::ostringstream out;
   for (const auto& kind : model::block_kinds()) {
     const std::string symbol(1, kind.symbol);
-    if (by_kind.contains(symbol)) out << (out.tellp() > 0 ? ", " : " ") << symbol << " blocks " << by_kind[symbol];
+    if (by_kind.contains(symbol))
+      out << (out.tellp() > 0 ? ", " : " ") << kind.short_name << " blocks " << by_kind[symbol];
   }
   return out.str();
 }

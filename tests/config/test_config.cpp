@@ -62,7 +62,7 @@ TEST(ConfigFiles, EveryShippedConfigLoads) {
     Config c;
     ASSERT_NO_THROW(c = load_config(path));
     EXPECT_EQ(static_cast<int64_t>(c.model.block_pattern.size()), c.model.depth);
-    EXPECT_EQ(c.model.count('T') + c.model.count('M'), c.model.depth);
+    EXPECT_EQ(c.model.count('T') + c.model.count('M') + c.model.count('2'), c.model.depth);
   }
 }
 
@@ -87,6 +87,14 @@ TEST(ConfigFiles, EachConfigHasTheShapeItsNameSays) {
   EXPECT_EQ(rtx.train.device_batch_size, 4);
   EXPECT_EQ(rtx.train.total_batch_size, 524288);
   EXPECT_EQ(grad_accum_steps(rtx, 1), 524288 / (4 * 1024));
+
+  const auto m2 = load_config(kConfigs + "/mamba2_d20.json");
+  EXPECT_EQ(m2.model.block_pattern, std::string(20, '2'));
+  EXPECT_EQ(m2.model.mamba2_d_state, 128);
+
+  // Nemotron-H style: two attention layers spaced evenly in Mamba-2, none first or last.
+  const auto nemotron = load_config(kConfigs + "/hybrid_nemotron_d20.json");
+  EXPECT_EQ(nemotron.model.block_pattern, std::string(5, '2') + "T" + std::string(9, '2') + "T" + std::string(4, '2'));
 
   const auto tiny = load_config(kConfigs + "/tiny_cpu.json");
   EXPECT_EQ(tiny.model.depth, 4);
@@ -231,12 +239,48 @@ TEST(ConfigJson, RoundTripsEveryShippedConfig) {
 }
 
 TEST(ConfigValidation, GradAccumulationDividesOrNamesTotalBatchSize) {
+  const auto m2 = load_config(kConfigs + "/mamba2_d20.json");
+  EXPECT_EQ(m2.model.block_pattern, std::string(20, '2'));
+  EXPECT_EQ(m2.model.mamba2_d_state, 128);
+
+  // Nemotron-H style: two attention layers spaced evenly in Mamba-2, none first or last.
+  const auto nemotron = load_config(kConfigs + "/hybrid_nemotron_d20.json");
+  EXPECT_EQ(nemotron.model.block_pattern, std::string(5, '2') + "T" + std::string(9, '2') + "T" + std::string(4, '2'));
+
   const auto tiny = load_config(kConfigs + "/tiny_cpu.json");  // 2048 tokens = 8 × 256 per rank
   EXPECT_EQ(grad_accum_steps(tiny, 1), 1);
   const auto msg = user_error([&] { load_config(kConfigs + "/tiny_cpu.json", {}, /*world_size=*/2); });
   EXPECT_NE(msg.find("total_batch_size"), std::string::npos) << msg;
   const auto big = load_config(kConfigs + "/tiny_cpu.json", {"total_batch_size=8192"}, 2);
   EXPECT_EQ(grad_accum_steps(big, 2), 2);  // 8192 / (8 · 256 · 2)
+}
+
+// Mamba-2's keys: one error naming the key; the head and group split only matters with M2 layers.
+TEST(ConfigValidation, Mamba2KeysNameTheKeyThatIsWrong) {
+  const json m2 = {{"depth", 2}, {"aspect_ratio", 32}, {"head_dim", 16}, {"block_pattern", json::array({"M2", "t"})}};
+  const auto ok = config_from_json(m2);  // d_inner 128, headdim 64: 2 heads
+  EXPECT_EQ(ok.model.block_pattern, "2T");
+  EXPECT_EQ(config_from_json(json{{"depth", 1}, {"block_pattern", json::array({"mamba2"})}}).model.block_pattern, "2");
+  struct Bad {
+    json patch;
+    std::string key;
+  };
+  for (const auto& bad :
+       {Bad{{{"mamba2_headdim", 48}}, "mamba2_headdim"},                         // 128 / 48
+        Bad{{{"mamba2_headdim", 32}, {"mamba2_ngroups", 3}}, "mamba2_ngroups"},  // 4 heads / 3
+        Bad{{{"mamba2_d_state", 0}}, "mamba2_d_state"}, Bad{{{"mamba2_d_state", 257}}, "mamba2_d_state"},
+        Bad{{{"mamba2_chunk_size", 0}}, "mamba2_chunk_size"}, Bad{{{"mamba2_ngroups", 0}}, "mamba2_ngroups"}}) {
+    json j = m2;
+    j.merge_patch(bad.patch);
+    const auto msg = user_error([&] { config_from_json(j); });
+    EXPECT_EQ(msg.rfind("config key '" + bad.key + "'", 0), 0u) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  // Without M2 layers a headdim that does not divide is no error: the key is unused.
+  json no_m2 = m2;
+  no_m2["block_pattern"] = "TM";
+  no_m2["mamba2_headdim"] = 48;
+  EXPECT_NO_THROW(config_from_json(no_m2));
 }
 
 TEST(ConfigValidation, HeadsMustDivideAndGqaMustDivideHeads) {
@@ -252,12 +296,13 @@ TEST(ConfigValidation, HeadsMustDivideAndGqaMustDivideHeads) {
   EXPECT_EQ(ok.model.kv_heads(), 2);
 }
 
-// The keys a resume must match come from the key table: every model key but max_seq_len and
-// activation_checkpointing.
+// The keys a resume must match come from the key table: every model key but max_seq_len,
+// activation_checkpointing and mamba2_chunk_size.
 TEST(ConfigKeys, ArchitectureKeysAreTheModelKeysButSequenceLength) {
-  const std::vector<std::string> expected = {"depth",        "aspect_ratio",  "head_dim",      "n_kv_head",
-                                             "vocab_size",   "block_pattern", "mamba_d_state", "mamba_d_conv",
-                                             "mamba_expand", "mamba_use_mlp"};
+  const std::vector<std::string> expected = {"depth",         "aspect_ratio",  "head_dim",       "n_kv_head",
+                                             "vocab_size",    "block_pattern", "mamba_d_state",  "mamba_d_conv",
+                                             "mamba_expand",  "mamba_use_mlp", "mamba2_d_state", "mamba2_headdim",
+                                             "mamba2_ngroups"};
   EXPECT_EQ(architecture_keys(), expected);
 }
 

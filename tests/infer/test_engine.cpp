@@ -1,6 +1,6 @@
 // test_engine.cpp — the inference engine against the model's full forward: prefill + one token at
 // a time gives the logits of the full forward at every position, for every kind of block pattern
-// (T, M, mixes, Mamba with MLP, GQA) and prompts around the conv width; the Mamba step against
+// (T, M, M2, mixes, Mamba with MLP, GQA) and prompts around the conv width; the Mamba step against
 // its formula worked out by hand in double; the state's size.
 #include "hgpt/errors.h"
 #include "hgpt/infer/engine.h"
@@ -36,6 +36,20 @@ std::vector<Case> cases() {
   }
   out.push_back({"TM_mamba_mlp", {{"block_pattern", "TM"}, {"mamba_use_mlp", true}}});
   out.push_back({"TM_gqa", {{"block_pattern", "TM"}, {"n_kv_head", 2}}});
+  // Mamba-2 (symbol '2'): 8 heads of 16 in 2 groups, chunk 8, so prompts of 7, 8, 9 and 40
+  // tokens end inside, at and past chunk boundaries.
+  const nlohmann::json m2 = {
+      {"mamba2_headdim", 16}, {"mamba2_ngroups", 2}, {"mamba2_d_state", 16}, {"mamba2_chunk_size", 8}};
+  for (std::string p : {"2", "T2", "2M", "T2M2", "M2T"}) {
+    nlohmann::json patch = m2;
+    patch["depth"] = p.size();
+    patch["block_pattern"] = p;
+    out.push_back({p, patch});
+  }
+  nlohmann::json with_mlp = m2;
+  with_mlp["block_pattern"] = "2T";
+  with_mlp["mamba_use_mlp"] = true;
+  out.push_back({"2T_mamba_mlp", with_mlp});
   for (auto& c : out) c.patch["max_seq_len"] = 64, c.patch["total_batch_size"] = 128;
   return out;
 }
@@ -66,7 +80,7 @@ TEST(Engine, PrefillAndDecodeEqualTheFullForward) {
     auto model = make_model(config);
     perturb_zero_init(model);
     Engine engine(model);
-    for (int64_t prompt : {int64_t{1}, d_conv - 1, d_conv, int64_t{40}}) {
+    for (int64_t prompt : {int64_t{1}, d_conv - 1, d_conv, int64_t{7}, int64_t{9}, int64_t{40}}) {
       const auto tokens = random_tokens(3, prompt + decode_steps, config.vocab_size, 17 + prompt);
       at::Tensor want;
       {
@@ -105,6 +119,27 @@ TEST(Engine, StateBytesAreTheCachesAndStates) {
   const int64_t mamba =
       B * config.mamba_expand * config.model_dim() * (config.mamba_d_conv - 1 + config.mamba_d_state) * 4;
   EXPECT_EQ(state.bytes(), kv + 2 * mamba);
+}
+
+// A Mamba-2 layer keeps its conv window over x, B and C and its (heads, headdim, d_state) state.
+TEST(Engine, Mamba2StateIsItsConvWindowAndItsHeadsStates) {
+  const auto config = tiny_config({{"depth", 2},
+                                   {"block_pattern", "T2"},
+                                   {"mamba2_headdim", 16},
+                                   {"mamba2_ngroups", 2},
+                                   {"mamba2_d_state", 16},
+                                   {"max_seq_len", 64},
+                                   {"total_batch_size", 128}});
+  auto model = make_model(config);
+  Engine engine(model);
+  const int64_t B = 3, capacity = 50;
+  auto state = engine.new_state(capacity);
+  engine.forward(random_tokens(B, 7, config.vocab_size, 1), state);
+  const int64_t kv = 2 * B * config.kv_heads() * capacity * config.attn_head_dim() * 4;
+  const int64_t d_inner = config.mamba_expand * config.model_dim(), heads = d_inner / 16;
+  const int64_t conv = B * (d_inner + 2 * 2 * 16) * (config.mamba_d_conv - 1) * 4;
+  const int64_t ssm = B * heads * 16 * 16 * 4;
+  EXPECT_EQ(state.bytes(), kv + conv + ssm);
 }
 
 TEST(Engine, RefusesMoreThanMaxSeqLen) {

@@ -114,10 +114,12 @@ class BlockPatterns(unittest.TestCase):
     def test_strategies_at_depth_20_match_the_named_configs(self):
         for name, config in [("all-T", "transformer_d20"), ("all-M", "mamba_d20"),
                              ("alternating", "hybrid_alternating_d20"), ("early-T-late-M", "hybrid_early_t_late_m_d20"),
-                             ("strategic", "hybrid_strategic_d20")]:
+                             ("strategic", "hybrid_strategic_d20"), ("all-M2", "mamba2_d20"),
+                             ("nemotron", "hybrid_nemotron_d20")]:
             with open(os.path.join(SOURCE_DIR, "configs", config + ".json")) as f:
                 pattern = json.load(f).get("block_pattern") or ["T"] * 20
-            self.assertEqual(block_patterns.expand(name, 20), "".join(pattern), name)
+            symbols = "".join("2" if entry == "M2" else entry for entry in pattern)
+            self.assertEqual(block_patterns.expand(name, 20), symbols, name)
 
     def test_strategic_d20_is_the_19_entry_list_with_one_more_mamba_block_before_the_middle(self):
         original = ["T", "T"] + ["M"] * 6 + ["T"] + ["M"] * 6 + ["T", "M", "T", "T"]
@@ -131,16 +133,22 @@ class BlockPatterns(unittest.TestCase):
             for name in block_patterns.STRATEGIES:
                 p = block_patterns.expand(name.upper(), depth)
                 self.assertEqual(len(p), depth, (name, depth))
-                self.assertLessEqual(set(p), {"T", "M"})
+                self.assertLessEqual(set(p), {"T", "M", "2"})
             strategic = block_patterns.expand("strategic", depth)
             self.assertEqual(strategic[0], "T")
             self.assertEqual(strategic[-1], "T")
             self.assertEqual(strategic[(depth - 1) // 2], "T")
         self.assertEqual(block_patterns.expand("early-T-late-M", 4), "TTMM")
         self.assertEqual(block_patterns.expand("alternating", 5), "TMTMT")
+        for depth in range(3, 65):  # Nemotron-style: about 8% attention, spaced evenly, never first or last
+            p = block_patterns.expand("nemotron", depth)
+            self.assertEqual(p.count("T"), max(1, round(0.08 * depth)), depth)
+            self.assertEqual((p[0], p[-1]), ("2", "2"), depth)
+        self.assertEqual(block_patterns.expand("nemotron", 20), "2" * 5 + "T" + "2" * 9 + "T" + "2" * 4)
 
     def test_literal_patterns_and_bad_names(self):
         self.assertEqual(block_patterns.expand("tmmt", 4), "TMMT")
+        self.assertEqual(block_patterns.expand("t2m2", 4), "T2M2")
         with self.assertRaisesRegex(block_patterns.PatternError, "3 layers but the model has depth 4"):
             block_patterns.expand("TMT", 4)
         with self.assertRaisesRegex(block_patterns.PatternError, "unknown block pattern 'zigzag'"):
@@ -151,6 +159,8 @@ class BlockPatterns(unittest.TestCase):
         self.assertEqual(block_patterns.compact("TM" * 10), "(T M)×10")
         self.assertEqual(block_patterns.compact("TM"), "T M")
         self.assertEqual(block_patterns.compact("TTMTTM"), "(T T M)×2")
+        self.assertEqual(block_patterns.compact("22222T222"), "M2×5 T M2×3")
+        self.assertEqual(block_patterns.compact("T2T2"), "(T M2)×2")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // test_memory_estimate.cpp — the dry-run's memory estimate against the real peak of training on
 // the CPU (fp32): tensor bytes live at the high-water mark over building the model and two
-// optimizer steps of two micro-steps each, for a T-only, an M-only and a hybrid config, with and
+// optimizer steps of two micro-steps each, for a T-only, an M-only, an M2-only and hybrid configs, with and
 // without activation checkpointing. The estimate must be within ±20% of the measured peak.
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
@@ -67,7 +67,9 @@ TEST_P(MemoryEstimate, WithinTwentyPercentOfTheMeasuredPeak) {
 
 INSTANTIATE_TEST_SUITE_P(SmallConfigs, MemoryEstimate,
                          ::testing::Values(MemoryCase{"TTTT", "none"}, MemoryCase{"MMMM", "none"},
-                                           MemoryCase{"TMTM", "none"}, MemoryCase{"TMTM", "all"}),
+                                           MemoryCase{"TMTM", "none"}, MemoryCase{"TMTM", "all"},
+                                           MemoryCase{"2222", "none"}, MemoryCase{"T2M2", "none"},
+                                           MemoryCase{"2222", "mamba"}),
                          [](const auto& info) { return info.param.pattern + "_" + info.param.checkpointing; });
 
 }  // namespace

@@ -45,6 +45,13 @@ class BlockImpl : public torch::nn::Module {
   virtual std::unique_ptr<LayerState> new_state(int64_t capacity) const = 0;
 };
 
+// A parameter a kind gives to AdamW at mamba_lr, without weight decay, rather than to Muon (a
+// mixer's small tensors): its name inside the block and its element count, for the size estimates.
+struct SmallParameter {
+  std::string name;
+  int64_t numel;
+};
+
 // The state a block gets back, as the type it made (a mismatch is a programming error).
 template <class State>
 State& state_as(LayerState* state) {

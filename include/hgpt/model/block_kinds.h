@@ -13,6 +13,7 @@ namespace hgpt::model {
 struct BlockKindInfo {
   std::string name;                    // "transformer"
   char symbol;                         // 'T'
+  std::string short_name;              // the list entry shown in docs and messages: "T", "M2"
   std::vector<std::string> spellings;  // accepted block_pattern list entries, lower case: "t", "transformer", ...
   ActivationCheckpointing checkpoint_group;
 };

@@ -22,6 +22,9 @@ struct BlockSizes {
   // Bytes per token that autograd keeps for the backward (eager mode, each tensor once), with
   // matmul outputs in bf16 under CUDA autocast and fp32 on CPUs.
   int64_t activation_bytes_per_token = 0;
+  // Bytes per token a layer's backward holds only while it runs, beyond what autograd keeps (the
+  // chunked scan's Q × Q decay masks and their gradients): the peak adds the largest once.
+  int64_t workspace_bytes_per_token = 0;
   int64_t params() const { return matmul_params + small_params + other_params; }
 };
 

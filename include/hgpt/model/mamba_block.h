@@ -14,12 +14,7 @@ struct MambaShape {
   int64_t dt_rank() const { return (dim + 15) / 16; }
 };
 
-// The mixer's small tensors (A_log, D, conv1d, dt_proj.bias): AdamW without weight decay at
-// mamba_lr, not Muon. Names inside the block, with their element counts for the size estimates.
-struct SmallParameter {
-  std::string name;
-  int64_t numel;
-};
+// The mixer's small tensors (A_log, D, conv1d, dt_proj.bias).
 std::vector<SmallParameter> mamba_small_parameters(const MambaShape& shape);
 
 // The recurrent state of one Mamba layer after a prefix, for decoding one token at a time:
@@ -43,9 +38,6 @@ class MambaMixerImpl : public torch::nn::Module {
   at::Tensor step(const at::Tensor& x, MambaState& state);
   // Mamba's own init (A_log, D, dt_proj) and the generic/zero init of the other matrices.
   void init_weights();
-
-  // The causal depthwise convolution over time of x (B, L, d_inner) with conv1d's weight and bias.
-  at::Tensor causal_depthwise_conv(const at::Tensor& x);
 
   MambaShape shape;
   torch::nn::Linear in_proj{nullptr}, x_proj{nullptr}, dt_proj{nullptr}, out_proj{nullptr};
