@@ -1,8 +1,8 @@
-// bench_generate.cpp — inference speed and state size of all-T, all-M and alternating models of
+// bench_generate.cpp — inference speed and state size of all-T, all-M, all-M2 and alternating models of
 // equal depth and width: prefill tokens/s, decode tokens/s (median time per token after warm-up)
 // and the bytes of state each sequence carries, at several context lengths and batch sizes.
 //
-//   bench_generate [--depth 4] [--dim 512] [--head_dim 64] [--patterns all_T,all_M,alternating]
+//   bench_generate [--depth 4] [--dim 512] [--head_dim 64] [--patterns all_T,all_M,all_M2,alternating]
 //                  [--contexts 256,1024,4096] [--batches 1,8] [--decode_steps 16] [--warmup 3]
 //                  [--device auto] [--json]
 //
@@ -12,7 +12,8 @@
 // the d20 configs. CUDA runs under bf16 autocast as training does; CPU runs in fp32.
 // Decode at context C means one new token per sequence with C tokens already in the state.
 // State bytes are counted from the state's tensors: for T layers the key/value cache holding C
-// positions, for M layers the conv and SSM states (independent of C).
+// positions, for M and M2 layers the conv and SSM states (independent of C). M2 layers use the
+// Mamba-2 defaults (d_state 128, headdim 64).
 #include "hgpt/cli.h"
 #include "hgpt/config.h"
 #include "hgpt/cpu_memory.h"
@@ -40,7 +41,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   int64_t depth = 4, dim = 512, head_dim = 64, vocab = 65536;
-  std::vector<std::string> patterns = {"all_T", "all_M", "alternating"};
+  std::vector<std::string> patterns = {"all_T", "all_M", "all_M2", "alternating"};
   std::vector<int64_t> contexts = {256, 1024, 4096}, batches = {1, 8};
   int decode_steps = 16, warmup = 3;
   std::string device = "auto";
@@ -49,9 +50,11 @@ struct Options {
 
 std::string block_pattern(const std::string& name, int64_t depth) {
   std::string p;
-  for (int64_t i = 0; i < depth; ++i) p += name == "all_T" ? 'T' : name == "all_M" ? 'M' : "TM"[i % 2];
-  if (name != "all_T" && name != "all_M" && name != "alternating") {
-    throw hgpt::UserError("--patterns: unknown '" + name + "'; use all_T, all_M, alternating");
+  for (int64_t i = 0; i < depth; ++i) {
+    p += name == "all_T" ? 'T' : name == "all_M" ? 'M' : name == "all_M2" ? '2' : "TM"[i % 2];
+  }
+  if (name != "all_T" && name != "all_M" && name != "all_M2" && name != "alternating") {
+    throw hgpt::UserError("--patterns: unknown '" + name + "'; use all_T, all_M, all_M2, alternating");
   }
   return p;
 }
@@ -176,7 +179,9 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     app.add_option("--head_dim", o.head_dim, "attention head width")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--patterns", o.patterns, "all_T, all_M, alternating")->delimiter(',')->capture_default_str();
+    app.add_option("--patterns", o.patterns, "all_T, all_M, all_M2, alternating")
+        ->delimiter(',')
+        ->capture_default_str();
     app.add_option("--contexts", o.contexts, "context lengths")
         ->delimiter(',')
         ->capture_default_str()

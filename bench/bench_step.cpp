@@ -17,6 +17,7 @@
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
+#include "hgpt/model/block_kinds.h"
 #include "hgpt/model/gpt.h"
 #include "hgpt/model/sizes.h"
 #include "hgpt/optim/optimizer.h"
@@ -95,7 +96,7 @@ nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& o
       }
       y.backward(grad);
     });
-    blocks.push_back({{"kind", std::string(1, block->kind())}, {"fwd_bwd_ms", ms * accum}});
+    blocks.push_back({{"kind", hgpt::model::find_block_kind(block->kind())->short_name}, {"fwd_bwd_ms", ms * accum}});
   }
   clear_grads();
   const auto b = loader.next();

@@ -578,6 +578,9 @@ Config config_from_json(const json& object, const std::vector<std::string>& over
       const std::string text = item.substr(eq + 1);
       value = json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (value.is_discarded()) value = text;  // not JSON: a plain string such as a path or "TTMM"
+      // A string key keeps digits as its text: --block_pattern=2222 (all Mamba-2), --model_tag=123.
+      const Kind kind = find_key(key, where).kind;
+      if ((kind == Kind::String || kind == Kind::Pattern) && (value.is_number() || value.is_boolean())) value = text;
       // Command-line bytes need not be UTF-8, but JSON strings (and so to_json(), meta files) must.
       try {
         (void)value.dump();

@@ -5,6 +5,7 @@
 // bitwise the same for any number of threads.
 #include "selective_scan_dispatch.h"
 
+#include "cpu_capability.h"
 #include "selective_scan_cpu_kernel.h"
 
 #include <ATen/ATen.h>
@@ -21,28 +22,9 @@ namespace {
 using cpu_scan::Rows;
 using cpu_scan::ScanArgs;
 
-// ---- Which compiled kernel runs: ATen's CPU capability (ATEN_CPU_CAPABILITY may lower it),
-// capped at what this build compiled (only DEFAULT off x86-64).
-enum class Capability { Default, Avx2, Avx512 };
-
-Capability capability() {
-  static const Capability cap = [] {
-    const std::string aten = at::get_cpu_capability();
-    (void)aten;
-#ifdef HGPT_SCAN_HAVE_AVX512
-    if (aten == "AVX512") return Capability::Avx512;
-#endif
-#ifdef HGPT_SCAN_HAVE_AVX2
-    if (aten == "AVX2" || aten == "AVX512") return Capability::Avx2;
-#endif
-    return Capability::Default;
-  }();
-  return cap;
-}
-
 template <typename T>
 void run_tasks(const ScanArgs<T>& a, bool backward, int64_t begin, int64_t end, T* scratch) {
-  switch (capability()) {
+  switch (cpu_capability()) {
 #ifdef HGPT_SCAN_HAVE_AVX512
     case Capability::Avx512:
       return backward ? cpu_scan::AVX512::bwd_tasks(a, begin, end, scratch)
@@ -213,16 +195,7 @@ ScanGrads bwd_impl(const ScanSaved& saved, const at::Tensor& dout) {
 
 }  // namespace
 
-const char* scan_cpu_capability() {
-  switch (capability()) {
-    case Capability::Avx512:
-      return "AVX512";
-    case Capability::Avx2:
-      return "AVX2";
-    default:
-      return "DEFAULT";
-  }
-}
+const char* scan_cpu_capability() { return cpu_capability_name(); }
 
 int scan_cpu_threads_used(int64_t batch, int64_t dim) {
   const int64_t tasks = batch * tasks_per_batch(dim);

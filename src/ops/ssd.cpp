@@ -13,9 +13,9 @@
 //   own state    S  = (U ∘ w)ᵀ · B,     w_s = exp(seg[Q−1][s])         (headdim, d_state)
 //   recurrence   H_{c+1} = exp(Σ a) · H_c + S_c,  H_0 = initial_state
 //   from state   Y += exp(acum_t) · (C · H_cᵀ),   acum_t = a_0 + … + a_t
-// The matrix products run through ATen's batched GEMMs; the decay terms (decay_terms) and their
-// gradient (segsum_grad) and the chunk-to-chunk recurrence are the non-GEMM parts, the fused CPU
-// loops of ssd_cpu.cpp where the tensors are on a CPU, ATen ops elsewhere.
+// The matrix products run through ATen's batched GEMMs. The non-GEMM parts are in ssd_parts.h:
+// the decay mask applied to C·Bᵀ and its backward (fused loops where the tensors are on a CPU,
+// ATen ops elsewhere), and the chunk-to-chunk recurrence.
 #include "hgpt/ops/ssd.h"
 
 #include "ssd_parts.h"
@@ -26,11 +26,12 @@
 
 #include <algorithm>
 #include <optional>
+#include <vector>
 
 namespace hgpt::ops {
 namespace {
 
-using detail::DecayTerms;
+using detail::MaskedDecay;
 
 struct Dims {
   int64_t batch, L, heads, headdim, groups, dstate, Q, chunks;
@@ -87,14 +88,58 @@ at::Tensor by_head(const at::Tensor& t, const Dims& d) {
   return t.reshape({d.batch, d.chunks, d.heads, t.size(-2), t.size(-1)});
 }
 
+// ---- Products with the causal (lower-triangular) Q × Q matrices, in blocks of kTriangleBlock rows:
+// only the blocks on and below the diagonal are multiplied (about 5/8 of the work at Q = 256).
+constexpr int64_t kTriangleBlock = 64;
+
+// M·U for M (…, Q, Q) zero above the diagonal and U (…, Q, k).
+at::Tensor lower_times(const at::Tensor& M, const at::Tensor& U) {
+  const int64_t Q = M.size(-1);
+  if (Q <= kTriangleBlock) return at::matmul(M, U);
+  std::vector<at::Tensor> rows;
+  for (int64_t i = 0; i < Q; i += kTriangleBlock) {
+    const int64_t n = std::min(kTriangleBlock, Q - i);
+    rows.push_back(at::matmul(M.narrow(-2, i, n).narrow(-1, 0, i + n), U.narrow(-2, 0, i + n)));
+  }
+  return at::cat(rows, -2);
+}
+
+// Mᵀ·G for the same M and G (…, Q, k).
+at::Tensor lower_transposed_times(const at::Tensor& M, const at::Tensor& G) {
+  const int64_t Q = M.size(-1);
+  if (Q <= kTriangleBlock) return at::matmul(M.transpose(-1, -2), G);
+  std::vector<at::Tensor> rows;
+  for (int64_t j = 0; j < Q; j += kTriangleBlock) {
+    const int64_t n = std::min(kTriangleBlock, Q - j);
+    rows.push_back(at::matmul(M.narrow(-2, j, Q - j).narrow(-1, j, n).transpose(-1, -2), G.narrow(-2, j, Q - j)));
+  }
+  return at::cat(rows, -2);
+}
+
+// G·Uᵀ (…, Q, Q) on and below the diagonal blocks; zero in the blocks above.
+at::Tensor lower_outer(const at::Tensor& G, const at::Tensor& U) {
+  const int64_t Q = G.size(-2);
+  if (Q <= kTriangleBlock) return at::matmul(G, U.transpose(-1, -2));
+  auto sizes = G.sizes().vec();
+  sizes.back() = Q;
+  auto out = at::zeros(sizes, G.options());
+  for (int64_t i = 0; i < Q; i += kTriangleBlock) {
+    const int64_t n = std::min(kTriangleBlock, Q - i);
+    out.narrow(-2, i, n)
+        .narrow(-1, 0, i + n)
+        .copy_(at::matmul(G.narrow(-2, i, n), U.narrow(-2, 0, i + n).transpose(-1, -2)));
+  }
+  return out;
+}
+
 // What forward and backward both compute from the inputs.
 struct Recomputed {
   Dims d;
   at::Tensor xc, dtc, Bc, Cc;  // chunked inputs
-  DecayTerms decay;
-  at::Tensor CB;  // (batch, chunk, group, Q, Q): C·Bᵀ
-  at::Tensor M;   // (batch, chunk, head, Q, Q): CB ∘ Lm
-  at::Tensor U;   // (batch, chunk, head, Q, headdim): dt ∘ x
+  at::Tensor a;                // dt·A (batch, chunk, head, Q)
+  at::Tensor CB;               // (batch, chunk, group, Q, Q): C·Bᵀ
+  MaskedDecay decay;           // M = CB ∘ Lm and the decays
+  at::Tensor U;                // (batch, chunk, head, Q, headdim): dt ∘ x
 };
 
 Recomputed recompute(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
@@ -106,9 +151,9 @@ Recomputed recompute(const at::Tensor& x, const at::Tensor& dt, const at::Tensor
   r.dtc = to_chunks(dt, r.d, dtype);
   r.Bc = to_chunks(B, r.d, dtype);
   r.Cc = to_chunks(C, r.d, dtype);
-  r.decay = detail::decay_terms(r.dtc, A.to(dtype));
+  r.a = r.dtc * A.to(dtype).view({1, 1, -1, 1});
   r.CB = at::matmul(r.Cc, r.Bc.transpose(-1, -2));
-  r.M = by_head(by_group(r.decay.Lm, r.d) * r.CB.unsqueeze(3), r.d);
+  r.decay = detail::masked_decay(r.a, r.CB);
   r.U = r.xc * r.dtc.unsqueeze(-1);
   return r;
 }
@@ -121,7 +166,7 @@ Forward ssd_forward(const at::Tensor& x, const at::Tensor& dt, const at::Tensor&
                     const at::Tensor& C, const at::Tensor& initial_state, int64_t chunk_size) {
   const Recomputed r = recompute(x, dt, A, B, C, chunk_size);
   const Dims& d = r.d;
-  auto Y = at::matmul(r.M, r.U);  // inside each chunk
+  auto Y = lower_times(r.decay.M, r.U);  // inside each chunk
   const auto Uw = r.U * r.decay.w.unsqueeze(-1);
   const auto own = by_head(at::matmul(by_group(Uw, d).transpose(-1, -2), r.Bc.unsqueeze(3)), d);
   Forward f;
@@ -158,10 +203,10 @@ Grads ssd_backward(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& 
       dH_out, chunk_states, r.decay.chunk_decay, dfinal.defined() ? dfinal.to(dtype) : at::Tensor(), dinit, dlog_decay);
 
   // Inside the chunk: Y = M·U with M = CB ∘ Lm.
-  const auto dM = at::matmul(dY, r.U.transpose(-1, -2));
-  auto dU = at::matmul(r.M.transpose(-1, -2), dY);
-  const auto dCB = by_group(dM * r.decay.Lm, d).sum(3);
-  const auto dseg = dM * r.M;  // d/d seg[t][s] = dM ∘ CB ∘ Lm
+  const auto dM = lower_outer(dY, r.U);
+  auto dU = lower_transposed_times(r.decay.M, dY);
+  at::Tensor dCB, da_mask;
+  detail::masked_decay_backward(r.a, r.CB, dM, dCB, da_mask);
 
   // The chunk's own state: S = (U ∘ w)ᵀ · B.
   const auto V = by_head(at::matmul(r.Bc.unsqueeze(3), by_group(dOwn, d).transpose(-1, -2)), d);  // B·dSᵀ
@@ -173,8 +218,7 @@ Grads ssd_backward(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& 
   dB.add_(at::matmul(dCB.transpose(-1, -2), r.Cc));
 
   // Every path back to a = dt·A: the mask, acum, w and the chunk decay.
-  const auto da = detail::segsum_grad(dseg) + detail::suffix_sum(dacum) + detail::exclusive_prefix_sum(dR) +
-                  dlog_decay.unsqueeze(-1);
+  const auto da = da_mask + detail::suffix_sum(dacum) + detail::exclusive_prefix_sum(dR) + dlog_decay.unsqueeze(-1);
   const auto Ac = A.to(dtype).view({1, 1, d.heads, 1});
   Grads g;
   g.dx = from_chunks(dU * r.dtc.unsqueeze(-1), d, x.scalar_type());

@@ -1,26 +1,28 @@
-// ssd_parts.h — the non-GEMM parts of the chunked SSD (ssd.cpp): the decay terms of each chunk,
-// the gradient of its masked segment sums, and the recurrence of states from chunk to chunk. Each
-// has an ATen-op form (any device) and a fused form for CPUs (ssd_cpu_kernel.cpp), picked by the
-// tensors' device. Tensors are (batch, chunk, head, Q[, Q]) and contiguous.
+// ssd_parts.h — the non-GEMM parts of the chunked SSD (ssd.cpp): each chunk's decay mask applied
+// to C·Bᵀ and its backward (ATen ops on any device, fused loops on CPUs: ssd_cpu_kernel.cpp), and
+// the recurrence of states from chunk to chunk. Tensors are (batch, chunk, head or group, Q[, Q]),
+// contiguous.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 namespace hgpt::ops::detail {
 
-// From a = dt·A over each chunk (dt (batch, chunk, head, Q), A (head)):
-struct DecayTerms {
-  at::Tensor Lm;           // (…, Q, Q): exp(a_{s+1} + … + a_t) for s ≤ t, 0 above the diagonal
-  at::Tensor w;            // (…, Q): exp(a_{s+1} + … + a_{Q−1}), the decay from s to the chunk's end
-  at::Tensor acum_exp;     // (…, Q): exp(a_0 + … + a_t), the decay from the chunk's start to t
+// The chunk's decay-masked C·Bᵀ from a = dt·A (batch, chunk, head, Q) and CB (batch, chunk, group,
+// Q, Q), each head reading its group's CB:
+struct MaskedDecay {
+  at::Tensor M;            // (…, head, Q, Q): CB[t][s]·exp(a_{s+1} + … + a_t) for s ≤ t, 0 above
+  at::Tensor w;            // (…, head, Q): exp(a_{s+1} + … + a_{Q−1}), the decay from s to the chunk's end
+  at::Tensor acum_exp;     // (…, head, Q): exp(a_0 + … + a_t), the decay from the chunk's start to t
   at::Tensor chunk_decay;  // (batch, chunk, head): exp(a_0 + … + a_{Q−1})
 };
 // The segment sums are running sums along each row (never a difference of two cumulative sums,
 // which loses the small sums next to the diagonal once the cumulative sums are large).
-DecayTerms decay_terms(const at::Tensor& dt, const at::Tensor& A);
-
-// d/d a_k of Σ dseg[t][s]·seg[t][s] with seg[t][s] = a_{s+1} + … + a_t: Σ_{t ≥ k} Σ_{s < k} dseg[t][s].
-at::Tensor segsum_grad(const at::Tensor& dseg);
+enum class MaskImpl { Auto, Aten };  // Auto: the fused loops on CPUs, ATen ops elsewhere
+MaskedDecay masked_decay(const at::Tensor& a, const at::Tensor& CB, MaskImpl impl = MaskImpl::Auto);
+// Its backward from dM: d CB (summed over each group's heads) and the mask's part of d a.
+void masked_decay_backward(const at::Tensor& a, const at::Tensor& CB, const at::Tensor& dM, at::Tensor& dCB,
+                           at::Tensor& da, MaskImpl impl = MaskImpl::Auto);
 
 // Σ_{t ≥ k} v_t and Σ_{s < k} v_s along the last dimension.
 at::Tensor suffix_sum(const at::Tensor& v);

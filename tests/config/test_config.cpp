@@ -276,6 +276,9 @@ TEST(ConfigValidation, Mamba2KeysNameTheKeyThatIsWrong) {
     EXPECT_EQ(msg.rfind("config key '" + bad.key + "'", 0), 0u) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
+  // On the command line a pattern of digits stays a pattern.
+  EXPECT_EQ(config_from_json(json{{"depth", 4}}, {"block_pattern=2222"}).model.block_pattern, "2222");
+  EXPECT_EQ(config_from_json(json{{"depth", 2}}, {"block_pattern=T2"}).model.block_pattern, "T2");
   // Without M2 layers a headdim that does not divide is no error: the key is unused.
   json no_m2 = m2;
   no_m2["block_pattern"] = "TM";

@@ -2,6 +2,7 @@
 // float64 (written here from the Mamba-2 paper's definition, not from the chunked algorithm), and
 // its gradients against float64 finite differences.
 #include "hgpt/ops/ssd.h"
+#include "src/ops/ssd_parts.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -83,6 +84,31 @@ TEST(Ssd, MatchesTheSequentialRecurrenceInFloat64) {
       }
     }
   }
+}
+
+// Chunks longer than the blocks the causal products are split into (64 rows), with a partial block.
+TEST(Ssd, LongChunksMatchTheRecurrenceInFloat64) {
+  for (const int64_t Q : {int64_t{100}, int64_t{256}}) {
+    const Shape s{1, 2 * Q + 37, 3, 8, 1, 16};
+    auto in = random_inputs(s, at::kDouble, 41 + Q, true);
+    in.chunk_size = Q;
+    const auto got = ssd(in);
+    const auto want = sequential(in);
+    EXPECT_LT(max_rel_error(got.y, want.y), 1e-12) << describe(s, Q);
+    EXPECT_LT(max_rel_error(got.final_state, want.final_state), 1e-12) << describe(s, Q);
+  }
+  // And the gradients there, against the chunk of 16 the finite-difference test checks.
+  const Shape s{1, 150, 2, 4, 1, 8};
+  auto in = random_inputs(s, at::kDouble, 43, false);
+  const auto dy = at::randn({s.batch, s.L, s.heads, s.headdim}, at::kDouble);
+  auto grads_at = [&](int64_t Q) {
+    SsdInputs v = in;
+    v.chunk_size = Q;
+    for (auto* t : {&v.x, &v.dt, &v.A, &v.B, &v.C}) *t = t->detach().clone().requires_grad_(true);
+    return torch::autograd::grad({(ssd(v).y * dy).sum()}, {v.x, v.dt, v.A, v.B, v.C});
+  };
+  const auto small = grads_at(16), large = grads_at(128);
+  for (size_t i = 0; i < small.size(); ++i) EXPECT_LT(max_rel_error(large[i], small[i]), 1e-11) << "input " << i;
 }
 
 // fp32 compute follows the float64 recurrence to fp32 rounding, at the default chunk size too.
@@ -181,6 +207,33 @@ TEST(Ssd, DeterministicAtAnyThreadCount) {
   const auto four = run();
   at::set_num_threads(before);
   for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(at::equal(one[i], four[i])) << "output " << i;
+}
+
+// The fused CPU mask against its ATen-op form (the one other devices run), forward and backward,
+// including a tail chunk length that is not a multiple of the vector width.
+TEST(SsdMask, FusedCpuLoopsMatchTheAtenOps) {
+  for (const int64_t Q : {int64_t{1}, int64_t{13}, int64_t{64}}) {
+    for (const auto dtype : {at::kFloat, at::kDouble}) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(29 + Q);
+      const auto opts = at::TensorOptions().dtype(dtype);
+      const int64_t batch = 2, chunks = 3, groups = 2, heads = 6;
+      const auto a = -at::rand({batch, chunks, heads, Q}, gen, opts) * 2.0;
+      const auto CB = at::randn({batch, chunks, groups, Q, Q}, gen, opts);
+      const auto dM = at::randn({batch, chunks, heads, Q, Q}, gen, opts);
+      const auto fused = detail::masked_decay(a, CB);
+      const auto aten = detail::masked_decay(a, CB, detail::MaskImpl::Aten);
+      const double tol = dtype == at::kFloat ? 1e-5 : 1e-12;
+      EXPECT_TRUE(at::allclose(fused.M, aten.M, tol, tol)) << "Q=" << Q;
+      EXPECT_TRUE(at::allclose(fused.w, aten.w, tol, tol)) << "Q=" << Q;
+      EXPECT_TRUE(at::allclose(fused.acum_exp, aten.acum_exp, tol, tol)) << "Q=" << Q;
+      EXPECT_TRUE(at::allclose(fused.chunk_decay, aten.chunk_decay, tol, tol)) << "Q=" << Q;
+      at::Tensor dCB_f, da_f, dCB_a, da_a;
+      detail::masked_decay_backward(a, CB, dM, dCB_f, da_f);
+      detail::masked_decay_backward(a, CB, dM, dCB_a, da_a, detail::MaskImpl::Aten);
+      EXPECT_TRUE(at::allclose(dCB_f, dCB_a, tol, tol)) << "Q=" << Q;
+      EXPECT_TRUE(at::allclose(da_f, da_a, 10 * tol, 10 * tol)) << "Q=" << Q << " " << (da_f - da_a).abs().max();
+    }
+  }
 }
 
 TEST(Ssd, BadShapesAreClearErrors) {
