@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # device_check.sh — the whole GPU check in one run of at most 8 minutes on one GPU: build (only the
 # targets needed), the `gpu` tests (the CUDA scan against the fp64 reference at test and
-# production scale, fp16, mixed dtypes, non-contiguous inputs, extreme values), compute-sanitizer
-# (memcheck, racecheck, synccheck) over the scan, bench_scan at B=8 D=2560 L=2048 N=16 against
-# the physical bounds, bench_step on the d20 configs and rtx3070_d16 with peak memory,
+# production scale, fp16, mixed dtypes, non-contiguous inputs, extreme values; Mamba-2's chunked
+# scan and block against the CPU), compute-sanitizer (memcheck, racecheck, synccheck) over the
+# scan, bench_scan at B=8 D=2560 L=2048 N=16 against the physical bounds, bench_ssd at a Mamba-2
+# d20 layer's shape, bench_step on the d20 configs (mamba2_d20 too) and rtx3070_d16 with peak memory,
 # bench_generate (inference) at d20 width, and a short
 # base_train over NCCL at world size 1.
 #
@@ -33,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --dry-run) DRY_RUN=1 ;;
     --budget) BUDGET="$2"; shift ;;
     --budget=*) BUDGET="${1#*=}" ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     -*) echo "error: unknown option '$1' (use --dry-run, --budget SECONDS, RESULT_DIR)"; exit 2 ;;
     *) RESULTS="$1" ;;
   esac
@@ -119,6 +120,12 @@ if scan:
         ratio = f"{fwd / bound:.2f}x" if bound and fwd else "-"
         bwd = f"{(fb - fwd) / fwd:.2f}" if fwd and fb else "-"
         rows.append(f"| {r.get('impl')} | {r.get('shape')} | {fwd} | {fb} | {bwd} | {ratio} | {r.get('gb_per_s')} |")
+ssd = [r for p in sorted(res.glob("bench_ssd*.jsonl")) for r in lines(p)]
+if ssd:
+    rows += ["", "| SSD pass | device | dtype | B, L, heads, headdim, N, Q | ms |", "|---|---|---|---|---|"]
+    for r in ssd:
+        rows.append(f"| {r.get('pass')} | {r.get('device')} | {r.get('dtype')} | {r.get('batch')}, {r.get('seq')}, "
+                    f"{r.get('heads')}, {r.get('headdim')}, {r.get('dstate')}, {r.get('chunk')} | {r.get('median_ms')} |")
 steps = [r for p in sorted(res.glob("step_*.jsonl")) for r in lines(p)]
 if steps:
     rows += ["", "| config | pattern | ckpt | ms/step | tok/s | MFU % | peak MiB | estimate MiB | note |", "|---|---|---|---|---|---|---|---|---|"]
@@ -135,7 +142,7 @@ PYEOF
 }
 
 # ---- the steps ------------------------------------------------------------------------------
-TARGETS=(hgpt base_train bench_scan bench_step bench_generate test_gpu)
+TARGETS=(hgpt base_train bench_scan bench_ssd bench_step bench_generate test_gpu)
 if [[ $DRY_RUN == 1 ]]; then
   echo "device_check (dry run on the CPU, build dir $BUILD), budget ${BUDGET}s"
   step build 300 cmake --build "$BUILD" --target "${TARGETS[@]}"
@@ -182,18 +189,30 @@ else
     --gpu-dim 2560 --gpu-seqlen 2048 --gpu-dstate 16 --gpu-dtype bf16 --gpu-channels-last --warmup 3 --repeats 10
 fi
 
+# Mamba-2's chunked scan (its tests are in gpu_tests): forward and forward + backward at a d20
+# layer's shape with 80 heads (B=4, L=2048, headdim 64, N=128), fp32 and bf16; the CPU mode times
+# the CPU op at the benchmark shape of docs/BENCHMARKS.md.
+if [[ $DRY_RUN == 1 ]]; then
+  bench bench_ssd 60 "$BUILD/bench_ssd" --json --batch 2 --seq 512 --heads 4 --headdim 32 --dstate 32 --repeats 2 --warmup 1
+else
+  for dtype in fp32 bf16; do
+    bench "bench_ssd_$dtype" 30 "$BUILD/bench_ssd" --json --device cuda --dtype "$dtype" --batch 4 --seq 2048 \
+      --heads 80 --headdim 64 --dstate 128 --chunk 256 --repeats 10 --warmup 3
+  done
+fi
+
 # Training steps: tok/s, MFU (the honest FLOP count), peak memory next to the estimate. The d20
 # configs on the built-in corpus (no token shards on the device) with 2 micro-steps per step;
 # rtx3070_d16 at its own settings (seq 1024, device batch 4) with 4 micro-steps.
 if [[ $DRY_RUN == 1 ]]; then
   SMALL=(--device=cpu --data=synthetic --depth=2 --aspect_ratio=64 --max_seq_len=64 --device_batch_size=2
          --total_batch_size=256 --vocab_size=1024 --steps 2 --warmup 1)
-  declare -A PATTERN=([transformer_d20]=TT [mamba_d20]=MM [hybrid_alternating_d20]=TM [rtx3070_d16]=TM)
-  for cfg in transformer_d20 mamba_d20 hybrid_alternating_d20 rtx3070_d16; do
+  declare -A PATTERN=([transformer_d20]=TT [mamba_d20]=MM [mamba2_d20]=22 [hybrid_alternating_d20]=TM [rtx3070_d16]=TM)
+  for cfg in transformer_d20 mamba_d20 mamba2_d20 hybrid_alternating_d20 rtx3070_d16; do
     bench "step_$cfg" 60 "$BUILD/bench_step" "configs/$cfg.json" "${SMALL[@]}" --block_pattern="${PATTERN[$cfg]}" --json
   done
 else
-  for cfg in transformer_d20 mamba_d20 hybrid_alternating_d20; do
+  for cfg in transformer_d20 mamba_d20 mamba2_d20 hybrid_alternating_d20; do
     bench "step_$cfg" 35 "$BUILD/bench_step" "configs/$cfg.json" --device=cuda --data=synthetic \
       --total_batch_size=131072 --steps 2 --warmup 1 --json
   done
