@@ -72,10 +72,14 @@ TEST(BaseTrain, SameSeedGivesBitwiseIdenticalLosses) {
 }
 
 // N uninterrupted steps (checkpoint at k) vs a new process resuming from a copy of the step-k
-// checkpoint alone: the same losses after k and the same final weights and optimizer state.
-TEST(BaseTrain, ResumeReproducesUninterruptedRun) {
+// checkpoint alone: the same losses after k and the same final weights and optimizer state; for
+// the default T M pattern and for one with a Mamba-2 block.
+class BaseTrainResume : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BaseTrainResume, ReproducesUninterruptedRun) {
   TempDir dir;
-  const std::vector<std::string> common = {"--num_iterations=6", "--save_every=3", "--eval_every=3"};
+  const std::vector<std::string> common = {"--num_iterations=6", "--save_every=3", "--eval_every=3",
+                                           "--block_pattern=" + GetParam()};
   auto args = common;
   args.push_back("--out_dir=" + dir.file("full"));
   const auto full = run_base_train(args);
@@ -102,6 +106,8 @@ TEST(BaseTrain, ResumeReproducesUninterruptedRun) {
   const auto val_b = train::read_meta(dir.file("resumed/d2"), 6).at("val");
   EXPECT_EQ(val_a.at("val_loss").get<double>(), val_b.at("val_loss").get<double>());
 }
+
+INSTANTIATE_TEST_SUITE_P(Patterns, BaseTrainResume, ::testing::Values("TM", "T2"));
 
 TEST(BaseTrain, ResumeRefusesAnotherArchitecture) {
   TempDir dir;

@@ -26,8 +26,8 @@ enum class Group { Muon, Embedding, Unembedding, MambaSmall, Unknown };
 Group expected_group(const std::string& name) {
   if (name == "transformer.wte.weight") return Group::Embedding;
   if (name == "lm_head.weight") return Group::Unembedding;
-  for (const char* s :
-       {".mixer.A_log", ".mixer.D", ".mixer.conv1d.weight", ".mixer.conv1d.bias", ".mixer.dt_proj.bias"})
+  for (const char* s : {".mixer.A_log", ".mixer.D", ".mixer.conv1d.weight", ".mixer.conv1d.bias", ".mixer.dt_proj.bias",
+                        ".mixer.dt_bias", ".mixer.norm.weight"})
     if (ends_with(name, s)) return Group::MambaSmall;
   for (const char* s : {".attn.c_q.weight", ".attn.c_k.weight", ".attn.c_v.weight", ".attn.c_proj.weight",
                         ".mlp.c_fc.weight", ".mlp.c_proj.weight", ".mixer.in_proj.weight", ".mixer.x_proj.weight",
@@ -104,10 +104,11 @@ TEST_P(ParamGroups, EveryParameterInExactlyOneOptimizerOfItsGroup) {
     }
   }
   EXPECT_TRUE(seen.empty()) << "optimizers hold a tensor the model does not have: " << seen.begin()->first;
-  const int64_t m_layers = config.model.count('M');
-  EXPECT_EQ(mamba_small, 5 * m_layers);
-  // T: 4 attention + 2 MLP matrices; M: 4 mixer matrices + 2 MLP (mamba_use_mlp).
-  EXPECT_EQ(matrices, 6 * config.model.count('T') + 6 * m_layers);
+  const int64_t m_layers = config.model.count('M'), m2_layers = config.model.count('2');
+  EXPECT_EQ(mamba_small, 5 * m_layers + 6 * m2_layers);
+  // T: 4 attention + 2 MLP matrices; M: 4 mixer matrices + 2 MLP (mamba_use_mlp); M2: in_proj,
+  // out_proj + 2 MLP.
+  EXPECT_EQ(matrices, 6 * config.model.count('T') + 6 * m_layers + 4 * m2_layers);
 
   // The optimizers hold the model's own tensors (not copies).
   auto params = gpt->named_parameters(true);
@@ -115,7 +116,7 @@ TEST_P(ParamGroups, EveryParameterInExactlyOneOptimizerOfItsGroup) {
   for (const auto& p : opt.adamw->params()) EXPECT_TRUE(p.param.is_same(params[p.name])) << p.name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Patterns, ParamGroups, ::testing::Values("TMTM", "TTTT", "MMMM"));
+INSTANTIATE_TEST_SUITE_P(Patterns, ParamGroups, ::testing::Values("TMTM", "TTTT", "MMMM", "2222", "T2M2"));
 
 // One AdamW step from fresh state with lr_mult 1: m/(√v + eps)·√(1−β2)/(1−β1) = sign(g) up to
 // eps, so p ← p·(1 − lr·wd) − lr·sign(g) exactly reveals each group's lr and weight decay.
