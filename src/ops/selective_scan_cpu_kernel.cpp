@@ -13,6 +13,8 @@
 //             checkpoint, then walk it backwards carrying q[n] = a_{t+1}·∂L/∂h_{t+1}.
 #include "src/ops/selective_scan_cpu_kernel.h"
 
+#include "src/ops/cpu_vec.h"
+
 #include <ATen/cpu/vec/vec.h>
 
 #ifndef CPU_CAPABILITY
@@ -23,25 +25,14 @@ namespace hgpt::ops::cpu_scan {
 namespace CPU_CAPABILITY {
 namespace {
 
-template <typename T>
-using Vec = at::vec::Vectorized<T>;
+using cpu_vec::CPU_CAPABILITY::load;
+using cpu_vec::CPU_CAPABILITY::store;
+using cpu_vec::CPU_CAPABILITY::Vec;
 
 inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Loads/stores of `n` channels (a full vector, or the tail of the task's channel range: the
-// missing lanes read as 0, which keeps their states and gradients 0).
-template <typename T>
-inline Vec<T> load(const T* p, int64_t n) {
-  return n == Vec<T>::size() ? Vec<T>::loadu(p) : Vec<T>::loadu(p, n);
-}
-template <typename T>
-inline void store(const Vec<T>& v, T* p, int64_t n) {
-  if (n == Vec<T>::size()) {
-    v.store(p);
-  } else {
-    v.store(p, static_cast<int>(n));
-  }
-}
+// Loads/stores of `n` channels (cpu_vec.h) take a full vector or the tail of the task's channel
+// range: the missing lanes read as 0, which keeps their states and gradients 0.
 template <typename T>
 inline Vec<T> load_or_zero(const T* p, int64_t n) {
   return p ? load(p, n) : Vec<T>(T(0));

@@ -8,41 +8,25 @@
 // M[t][s] = CB[t][s]·exp(seg_t[s]); the backward recomputes the same rows.
 #include "src/ops/ssd_cpu_kernel.h"
 
-#include <ATen/cpu/vec/vec.h>
+#include "src/ops/cpu_vec.h"
 
 #include <cmath>
-
-#ifndef CPU_CAPABILITY
-#error "compile with -DCPU_CAPABILITY=DEFAULT|AVX2|AVX512"
-#endif
 
 namespace hgpt::ops::ssd_cpu {
 namespace CPU_CAPABILITY {
 namespace {
 
-template <typename T>
-using Vec = at::vec::Vectorized<T>;
+using cpu_vec::CPU_CAPABILITY::load;
+using cpu_vec::CPU_CAPABILITY::store;
+using cpu_vec::CPU_CAPABILITY::Vec;
 
-// out[i] = f(i) for i in [0, n), whole vectors and a tail.
+// f(i, lanes) over [0, n): whole vectors, then a tail.
 template <typename T, typename F>
 inline void for_vectors(int64_t n, const F& f) {
   constexpr int64_t W = Vec<T>::size();
   int64_t i = 0;
   for (; i + W <= n; i += W) f(i, W);
   if (i < n) f(i, n - i);
-}
-
-template <typename T>
-inline Vec<T> load(const T* p, int64_t n) {
-  return n == Vec<T>::size() ? Vec<T>::loadu(p) : Vec<T>::loadu(p, n);
-}
-template <typename T>
-inline void store(const Vec<T>& v, T* p, int64_t n) {
-  if (n == Vec<T>::size()) {
-    v.store(p);
-  } else {
-    v.store(p, static_cast<int>(n));
-  }
 }
 
 template <typename T>
