@@ -2,6 +2,7 @@
 // over repeats after warm-up, on the CPU (and on a CUDA device when there is one, --device cuda).
 // One JSON line per measurement with --json. Its baseline is bench/ssd_torch.py (the same math in
 // plain PyTorch ops with autograd) at the same shape.
+#include "hgpt/cpu_memory.h"
 #include "hgpt/ops/ssd.h"
 
 #include <ATen/ATen.h>
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", o.dtype, "x, B, C dtype (dt and A stay fp32)")->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_flag("--json", o.json, "one JSON object per measurement");
   CLI11_PARSE(app, argc, argv);
+  hgpt::keep_freed_cpu_memory();  // as in training: freed buffers stay in the heap for the next pass
   if (o.device == "cuda" && !at::hasCUDA()) {
     std::fprintf(stderr, "error: --device cuda but no CUDA device is visible\n");
     return 2;

@@ -66,15 +66,16 @@ void Mamba2MixerImpl::init_weights() {
   norm->weight.fill_(1.0);
 }
 
-// The in_proj output's parts, in mamba_ssm's order z, x, B, C, dt (the conv sees x, B, C).
+// The in_proj output's parts, in mamba_ssm's order z, x, B, C, dt (the conv sees x, B, C). One
+// split rather than three narrows: its backward assembles the gradient once, where each narrow's
+// would zero-fill a whole in_proj-sized gradient.
 namespace {
 struct Parts {
   at::Tensor z, xBC, dt;
 };
 Parts split(const at::Tensor& zxbcdt, const Mamba2Shape& s) {
-  const int64_t di = s.d_inner(), last = zxbcdt.dim() - 1;
-  return {zxbcdt.narrow(last, 0, di), zxbcdt.narrow(last, di, s.conv_dim()),
-          zxbcdt.narrow(last, di + s.conv_dim(), s.nheads())};
+  const auto parts = at::split_with_sizes(zxbcdt, {s.d_inner(), s.conv_dim(), s.nheads()}, -1);
+  return {parts[0], parts[1], parts[2]};
 }
 }  // namespace
 
@@ -86,9 +87,10 @@ at::Tensor Mamba2MixerImpl::forward(const at::Tensor& hidden, Mamba2State* state
   if (state) state->conv = conv_state_after(parts.xBC, s.d_conv);
   const auto xBC = at::silu(causal_depthwise_conv(parts.xBC, conv1d));  // (B, L, conv_dim)
   ops::SsdInputs in;
-  in.x = xBC.narrow(2, 0, di).view({batch, L, s.nheads(), s.headdim});
-  in.B = xBC.narrow(2, di, GN).view({batch, L, s.ngroups, s.d_state});
-  in.C = xBC.narrow(2, di + GN, GN).view({batch, L, s.ngroups, s.d_state});
+  const auto x_B_C = at::split_with_sizes(xBC, {di, GN, GN}, 2);
+  in.x = x_B_C[0].view({batch, L, s.nheads(), s.headdim});
+  in.B = x_B_C[1].view({batch, L, s.ngroups, s.d_state});
+  in.C = x_B_C[2].view({batch, L, s.ngroups, s.d_state});
   in.dt = at::softplus(parts.dt.to(at::kFloat) + dt_bias);
   in.A = -at::exp(A_log);
   in.chunk_size = s.chunk_size;
