@@ -35,7 +35,6 @@ using detail::MaskedDecay;
 
 struct Dims {
   int64_t batch, L, heads, headdim, groups, dstate, Q, chunks;
-  int64_t heads_per_group() const { return heads / groups; }
   int64_t padded() const { return chunks * Q; }
 };
 
@@ -80,10 +79,8 @@ at::Tensor from_chunks(const at::Tensor& t, const Dims& d, at::ScalarType dtype)
   return seq.narrow(1, 0, d.L).to(dtype);
 }
 
-// A head tensor (batch, chunk, heads, ·, ·) seen as (batch, chunk, groups, heads-per-group, ·, ·).
-at::Tensor by_group(const at::Tensor& t, const Dims& d) {
-  return t.view({d.batch, d.chunks, d.groups, d.heads_per_group(), t.size(-2), t.size(-1)});
-}
+// Head tensors by group (ssd_parts.h) and back.
+at::Tensor by_group(const at::Tensor& t, const Dims& d) { return detail::by_group(t, d.groups); }
 at::Tensor by_head(const at::Tensor& t, const Dims& d) {
   return t.reshape({d.batch, d.chunks, d.heads, t.size(-2), t.size(-1)});
 }
@@ -251,7 +248,6 @@ class SsdFn : public torch::autograd::Function<SsdFn> {
     const bool has_init = ctx->saved_data["has_initial_state"].toBool();
     auto g = ssd_backward(s[0], s[1], s[2], s[3], s[4], s[5], grad_outputs[0], grad_outputs[1],
                           ctx->saved_data["chunk_size"].toInt(), has_init);
-    if (has_init) g.dinit = g.dinit.to(s[5].scalar_type());
     return {g.dx, g.ddt, g.dA, g.dB, g.dC, g.dinit, at::Tensor()};
   }
 };

@@ -27,11 +27,6 @@ at::Tensor above_diagonal(int64_t Q, const at::Tensor& like) {
 
 namespace {
 
-// A head tensor (batch, chunk, heads, Q, Q) seen by group, to meet CB (batch, chunk, groups, Q, Q).
-at::Tensor by_group(const at::Tensor& t, int64_t groups) {
-  return t.view({t.size(0), t.size(1), groups, t.size(2) / groups, t.size(3), t.size(4)});
-}
-
 // seg[t][s] = Σ_{s < k ≤ t} a_k: a_t copied along each row, kept where t > s, summed down the columns.
 at::Tensor segment_sums(const at::Tensor& a) {
   const int64_t Q = a.size(-1);
@@ -117,6 +112,10 @@ void mask_tasks(const ssd_cpu::MaskArgs<T>& p, bool backward) {
 bool fused(const at::Tensor& a, MaskImpl impl) { return impl == MaskImpl::Auto && a.is_cpu(); }
 
 }  // namespace
+
+at::Tensor by_group(const at::Tensor& t, int64_t groups) {
+  return t.view({t.size(0), t.size(1), groups, t.size(2) / groups, t.size(3), t.size(4)});
+}
 
 MaskedDecay masked_decay(const at::Tensor& a_in, const at::Tensor& CB_in, MaskImpl impl) {
   if (!fused(a_in, impl)) return masked_decay_aten(a_in, CB_in);

@@ -8,6 +8,10 @@
 
 namespace hgpt::ops::detail {
 
+// A head tensor (batch, chunk, heads, ·, ·) seen as (batch, chunk, groups, heads-per-group, ·, ·),
+// so that it meets its group's tensor (batch, chunk, groups, 1, ·, ·) by broadcasting.
+at::Tensor by_group(const at::Tensor& t, int64_t groups);
+
 // The chunk's decay-masked C·Bᵀ from a = dt·A (batch, chunk, head, Q) and CB (batch, chunk, group,
 // Q, Q), each head reading its group's CB:
 struct MaskedDecay {
