@@ -3,6 +3,7 @@
 
 #include "hgpt/errors.h"
 #include "hgpt/model/block_kinds.h"
+#include "hgpt/model/hybrid_layer_pattern.h"
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <type_traits>
 
@@ -202,6 +204,21 @@ const std::vector<KeySpec>& key_table() {
     pattern.architecture = true;
     pattern.doc = "one block kind per layer; null: all T";
     k.push_back(pattern);
+    k.push_back(make_key("hybrid_layer_pattern", Kind::String, m, &M::hybrid_layer_pattern,
+                         "Megatron-LM's layers: M Mamba-2, * attention, - MLP"));
+    k.back().architecture = false;  // it resolves into block_pattern and depth, which are
+    k.push_back(make_key("hybrid_attention_ratio", Kind::Float, m, &M::hybrid_attention_ratio,
+                         "attention share of depth, Megatron-LM's allocation; -1: unused"));
+    k.back().architecture = false;
+    k.push_back(make_key("hybrid_mlp_ratio", Kind::Float, m, &M::hybrid_mlp_ratio,
+                         "MLP share of depth, Megatron-LM's allocation; -1: unused"));
+    k.back().architecture = false;
+    k.push_back(make_key("attn_window", Kind::Int, m, &M::attn_window,
+                         "positions an S layer's query sees; -1: max_seq_len/4, up to a multiple of 128"));
+    k.back().architecture = false;  // no weight depends on it
+    k.push_back(make_key("window_pattern", Kind::String, m, &M::window_pattern,
+                         "S/L tiled over the T and S layers, last L; \"\": none"));
+    k.back().architecture = false;  // it resolves into block_pattern, which is
     k.push_back(make_key("mamba_d_state", Kind::Int, m, &M::mamba_d_state, "Mamba's SSM state size, 1..64"));
     k.push_back(make_key("mamba_d_conv", Kind::Int, m, &M::mamba_d_conv, "causal conv width of Mamba 1 and 2, 2..4"));
     k.push_back(
@@ -541,6 +558,9 @@ void validate(const Config& c, int world_size) {
   require(m.mamba_d_conv >= 2 && m.mamba_d_conv <= 4, "mamba_d_conv",
           "must be in 2..4 (Mamba's causal depthwise convolution), got " + std::to_string(m.mamba_d_conv));
   check_mamba2(m);
+  require(m.attn_window >= 1 && m.attn_window <= kMaxSeqLen, "attn_window",
+          "must be -1 (a quarter of max_seq_len, rounded up to a multiple of 128) or 1.." + std::to_string(kMaxSeqLen) +
+              " positions, got " + std::to_string(m.attn_window));
   require(!t.data.empty(), "data", "must be \"synthetic\" or a directory of token shards");
   require(!t.out_dir.empty(), "out_dir", "must not be empty");
   require(t.model_tag.find('/') == std::string::npos && t.model_tag != "." && t.model_tag != "..", "model_tag",
@@ -561,10 +581,102 @@ void validate(const Config& c, int world_size) {
   grad_accum_steps(c, world_size);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The layers: block_pattern, or Megatron-LM's string or ratios, then the windows of the attention
+// layers. A saved config holds both the keys given and what they resolved to, so given together
+// they must agree.
+
+namespace {
+
+// Megatron-LM's string from hybrid_layer_pattern or the ratios, or "" when neither is given.
+std::string megatron_layers(ModelConfig& m, const std::set<std::string>& given) {
+  const bool ratios = m.hybrid_attention_ratio != -1 || m.hybrid_mlp_ratio != -1;
+  const double attention = std::max(0.0, m.hybrid_attention_ratio), mlp = std::max(0.0, m.hybrid_mlp_ratio);
+  if (ratios) {
+    for (auto [v, key] :
+         {std::pair{m.hybrid_attention_ratio, "hybrid_attention_ratio"}, {m.hybrid_mlp_ratio, "hybrid_mlp_ratio"}}) {
+      require(v == -1 || (v >= 0 && v <= 1), key, "must be in [0, 1] (or -1: unused), got " + json(v).dump());
+    }
+    require(attention + mlp <= 1, "hybrid_mlp_ratio",
+            "hybrid_attention_ratio + hybrid_mlp_ratio must be at most 1 (the rest are Mamba-2 layers), got " +
+                json(attention + mlp).dump());
+  }
+  const std::string& text = m.hybrid_layer_pattern;
+  if (text.empty()) {
+    if (!ratios || m.depth < 1 || m.depth > kMaxDepth) return "";  // validate() reports a bad depth
+    return model::allocate_hybrid_layers(m.depth, attention, mlp);
+  }
+  const int64_t layers = static_cast<int64_t>(text.size());
+  require(model::block_pattern_from_megatron(text).has_value(), "hybrid_layer_pattern",
+          "takes Megatron-LM's symbols M (Mamba-2), * (attention) and - (MLP), one per layer, got \"" + text + "\"");
+  require(!given.count("depth") || m.depth == layers, "depth",
+          "is " + std::to_string(m.depth) + " but hybrid_layer_pattern has " + std::to_string(layers) +
+              " layers; leave depth out (the string's length is the depth)");
+  m.depth = layers;
+  if (ratios) {
+    // As Megatron-LM checks an override pattern against the ratios: the same count of each kind.
+    const std::string allocated = model::allocate_hybrid_layers(layers, attention, mlp);
+    for (char kind : {'*', '-'}) {
+      require(std::count(text.begin(), text.end(), kind) == std::count(allocated.begin(), allocated.end(), kind),
+              "hybrid_layer_pattern",
+              "\"" + text + "\" does not have the counts of attention and MLP layers the ratios give (\"" + allocated +
+                  "\"); fix the string or leave the ratios out");
+    }
+  }
+  return text;
+}
+
+// window_pattern over the T and S layers (the last one always full, as nanochat's last layer).
+void apply_window_pattern(ModelConfig& m) {
+  const std::string& w = m.window_pattern;
+  if (w.empty()) return;
+  require(std::all_of(w.begin(), w.end(),
+                      [](char ch) {
+                        return std::toupper(static_cast<unsigned char>(ch)) == 'S' ||
+                               std::toupper(static_cast<unsigned char>(ch)) == 'L';
+                      }),
+          "window_pattern",
+          "takes S (sliding window) and L (full attention) letters, like \"SSSL\", got \"" + w + "\"");
+  std::vector<size_t> attention;
+  for (size_t i = 0; i < m.block_pattern.size(); ++i) {
+    if (m.block_pattern[i] == 'T' || m.block_pattern[i] == 'S') attention.push_back(i);
+  }
+  require(!attention.empty(), "window_pattern",
+          "tiles over the T and S layers, but block_pattern has none; leave it out or add T layers");
+  for (size_t k = 0; k < attention.size(); ++k) {
+    const bool windowed = std::toupper(static_cast<unsigned char>(w[k % w.size()])) == 'S';
+    m.block_pattern[attention[k]] = windowed && k + 1 < attention.size() ? 'S' : 'T';
+  }
+}
+
+void resolve_layers(ModelConfig& m, const std::set<std::string>& given) {
+  const std::string megatron = megatron_layers(m, given);
+  if (!megatron.empty()) {
+    const std::string ours = *model::block_pattern_from_megatron(megatron);
+    require(m.block_pattern.empty() || m.block_pattern == ours, "block_pattern",
+            "differs from the layers of hybrid_layer_pattern or the hybrid ratios (\"" + megatron +
+                "\"); give one or the other");
+    require(!m.mamba_use_mlp, "mamba_use_mlp",
+            "must be false with Megatron-LM's layers: its M is a Mamba-2 mixer alone, its MLPs are the - layers");
+    m.block_pattern = ours;
+  }
+  // null block_pattern: all T (validate() reports a depth out of range before the pattern).
+  if (m.block_pattern.empty() && m.depth > 0 && m.depth <= kMaxDepth) m.block_pattern.assign(m.depth, 'T');
+  apply_window_pattern(m);
+  // nanochat's short window: a quarter of the sequence, rounded up to a multiple of 128.
+  if (m.attn_window == -1 && m.sequence_len > 0) m.attn_window = ((m.sequence_len + 3) / 4 + 127) / 128 * 128;
+}
+
+}  // namespace
+
 Config config_from_json(const json& object, const std::vector<std::string>& overrides, int world_size) {
   if (!object.is_object()) throw UserError("config: the top level must be a JSON object of key: value");
   Config config;
-  for (const auto& [key, value] : object.items()) apply_key(config, key, value, "config: ");
+  std::set<std::string> given;
+  for (const auto& [key, value] : object.items()) {
+    apply_key(config, key, value, "config: ");
+    given.insert(key);
+  }
   for (const auto& item : overrides) {
     const auto eq = item.find('=');
     std::string key = item.substr(0, eq);
@@ -589,11 +701,9 @@ Config config_from_json(const json& object, const std::vector<std::string>& over
       }
     }
     apply_key(config, key, value, where);
+    given.insert(key);
   }
-  // null block_pattern: all T (validate() reports a depth out of range before the pattern).
-  const int64_t depth = config.model.depth;
-  if (config.model.block_pattern.empty() && depth > 0 && depth <= kMaxDepth)
-    config.model.block_pattern.assign(depth, 'T');
+  resolve_layers(config.model, given);
   validate(config, world_size);
   return config;
 }

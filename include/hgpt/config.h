@@ -43,6 +43,13 @@ struct ModelConfig {
   int64_t mamba2_headdim = 64;      // nheads = mamba_expand × model_dim / headdim
   int64_t mamba2_ngroups = 1;       // B and C shared by nheads / ngroups heads
   int64_t mamba2_chunk_size = 256;  // the chunked scan's Q
+  // Sliding-window attention (pattern symbol 'S'): each query sees the last attn_window positions.
+  int64_t attn_window = -1;    // -1: nanochat's short window, max_seq_len/4 rounded up to 128 (resolved on load)
+  std::string window_pattern;  // "SSSL": S/L tiled over the T and S layers, the last one always L; "": none
+  // Megatron-LM's notation (model/hybrid_layer_pattern.h), resolved into block_pattern on load.
+  std::string hybrid_layer_pattern;    // "M-M*-": M Mamba-2, * attention, - MLP; depth = its length
+  double hybrid_attention_ratio = -1;  // -1: unused; else allocate depth layers as Megatron-LM does
+  double hybrid_mlp_ratio = -1;
   ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::None;
 
   // Derived shape (valid after validation).

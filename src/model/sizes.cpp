@@ -29,13 +29,20 @@ ParamCounts count_parameters(const ModelConfig& c) {
   return p;
 }
 
-double flops_per_token(const ModelConfig& c) {
-  double flops = 6.0 * count_parameters(c).matmul;
+FlopCounts count_flops(const ModelConfig& c) {
+  FlopCounts f;
+  f.lm_head = 6.0 * count_parameters(c).lm_head;
+  f.total = f.lm_head;
   for (const auto& kind : block_kinds()) {
-    flops += c.count(kind.symbol) * block_sizes(kind.symbol, c, /*cuda=*/false).extra_flops_per_token;
+    const BlockSizes one = block_sizes(kind.symbol, c, /*cuda=*/false);
+    const double layers = static_cast<double>(c.count(kind.symbol));
+    f.blocks[kind.symbol] = layers * (6.0 * static_cast<double>(one.matmul_params) + one.extra_flops_per_token);
+    f.total += f.blocks[kind.symbol];
   }
-  return flops;
+  return f;
 }
+
+double flops_per_token(const ModelConfig& c) { return count_flops(c).total; }
 
 MemoryEstimate estimate_memory(const ModelConfig& c, int64_t batch, bool cuda) {
   const auto p = count_parameters(c);

@@ -4,6 +4,7 @@
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "hgpt/model/block_kinds.h"
+#include "hgpt/model/hybrid_layer_pattern.h"
 #include "hgpt/model/sizes.h"
 
 #include <nlohmann/json.hpp>
@@ -38,7 +39,8 @@ int64_t resolve_num_iterations(const Config& c) {
 
 nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
   const auto p = model::count_parameters(c.model);
-  const double fpt = model::flops_per_token(c.model);
+  const auto flops = model::count_flops(c.model);
+  const double fpt = flops.total;
   const int64_t iters = resolve_num_iterations(c);
   const auto mem = model::estimate_memory(c.model, c.train.device_batch_size, cuda);
   nlohmann::json s;
@@ -56,7 +58,19 @@ nlohmann::json run_summary(const Config& c, int world_size, bool cuda) {
   s["parameters_by_block"] = by_kind;
   s["parameters_embedding"] = p.embedding;
   s["parameters_lm_head"] = p.lm_head;
+  nlohmann::json layers = nlohmann::json::object(), flops_by_kind = nlohmann::json::object();
+  for (const auto& kind : model::block_kinds()) {
+    const std::string symbol(1, kind.symbol);
+    layers[symbol] = c.model.count(kind.symbol);
+    flops_by_kind[symbol] = flops.blocks.at(kind.symbol);
+  }
+  s["layers_by_block"] = layers;
+  if (c.model.count('S') > 0) s["attn_window"] = c.model.attn_window;
+  if (const auto megatron = model::megatron_notation(c.model.block_pattern); megatron && !c.model.mamba_use_mlp)
+    s["megatron_layers"] = *megatron;
   s["flops_per_token"] = fpt;
+  s["flops_by_block"] = flops_by_kind;
+  s["flops_lm_head"] = flops.lm_head;
   s["world_size"] = world_size;
   s["tokens_per_step"] = c.train.total_batch_size;
   s["tokens_per_micro_step"] = tokens_per_micro_step(c);
@@ -102,13 +116,22 @@ std::string human(double v, const char* unit) {
   out << v << " " << prefixes[i] << unit;
   return out.str();
 }
-// "T blocks 786432, M blocks 466432, M2 blocks 512000", in registry order.
+// "T blocks 786432, M blocks 466432, M2 blocks 512000": the kinds present, in registry order.
 std::string blocks_text(const nlohmann::json& by_kind) {
   std::ostringstream out;
   for (const auto& kind : model::block_kinds()) {
     const std::string symbol(1, kind.symbol);
-    if (by_kind.contains(symbol))
+    if (by_kind.value(symbol, int64_t{0}) > 0)
       out << (out.tellp() > 0 ? ", " : " ") << kind.short_name << " blocks " << by_kind[symbol];
+  }
+  return out.str();
+}
+// "2 T, 1 SWA, 1 MLP": the layers of each kind present, in registry order.
+std::string layers_text(const nlohmann::json& layers) {
+  std::ostringstream out;
+  for (const auto& kind : model::block_kinds()) {
+    const auto n = layers.value(std::string(1, kind.symbol), int64_t{0});
+    if (n > 0) out << (out.tellp() > 0 ? ", " : "") << n << " " << kind.short_name;
   }
   return out.str();
 }
@@ -126,6 +149,11 @@ std::string format_summary(const nlohmann::json& s) {
   out << "model " << s["model_tag"].get<std::string>() << ": depth " << s["depth"] << ", pattern "
       << s["block_pattern"].get<std::string>() << ", model_dim " << s["model_dim"] << ", heads " << s["n_head"]
       << " (kv " << s["n_kv_head"] << ", head_dim " << s["head_dim"] << "), vocab " << s["vocab_size"] << "\n"
+      << "layers: " << layers_text(s["layers_by_block"]);
+  if (s.contains("attn_window")) out << " (SWA window " << s["attn_window"] << ")";
+  if (s.contains("megatron_layers"))
+    out << " (Megatron-LM: " << s["megatron_layers"].get<std::string>() << ", M Mamba-2, * attention, - MLP)";
+  out << "\n"
       << "parameters: " << s["parameters"] << " (" << human(s["parameters"].get<double>(), "") << ")"
       << " " << blocks_text(s["parameters_by_block"]) << ", wte " << s["parameters_embedding"] << ", lm_head "
       << s["parameters_lm_head"] << "\n"

@@ -1,6 +1,10 @@
-// test_transformer_block.cpp — attention and the Transformer block against a float64 recomputation
-// written out by hand: projections, half-split rotary from its own angles, QK RMSNorm, causal
-// softmax(q·k/sqrt(d))·v with grouped kv heads, output projection; then the pre-norm residuals.
+// test_transformer_block.cpp — attention and the blocks built from it against a float64
+// recomputation written out by hand: projections, half-split rotary from its own angles, QK
+// RMSNorm, causal softmax(q·k/sqrt(d))·v with grouped kv heads under an explicit mask (windowed:
+// keys i − W < j ≤ i), output projection; then the pre-norm residuals of the Transformer block,
+// the attention-only and the MLP-only layer; and the windowed attention's gradients.
+#include "hgpt/model/attention_block.h"
+#include "hgpt/model/mlp_block.h"
 #include "hgpt/model/transformer_block.h"
 
 #include <ATen/ATen.h>
@@ -38,6 +42,14 @@ at::Tensor rotate64(const at::Tensor& x) {
   return out;
 }
 
+// Keys a query may not see: the future, and with a window W the positions W or more behind.
+at::Tensor hidden_keys(int64_t T, int64_t window) {
+  auto hidden = at::ones({T, T}, at::kBool).triu(1);
+  if (window > 0) hidden = hidden.logical_or(at::ones({T, T}, at::kBool).tril(-window));
+  return hidden;
+}
+
+// The attention in float64; x_in may require grad (then so does the result).
 at::Tensor attention64(CausalSelfAttention& attn, const at::Tensor& x_in) {
   const auto x = x_in.to(at::kDouble);
   const int64_t B = x.size(0), T = x.size(1), H = attn->n_head, Hkv = attn->n_kv_head, D = attn->head_dim;
@@ -47,16 +59,17 @@ at::Tensor attention64(CausalSelfAttention& attn, const at::Tensor& x_in) {
   const auto q = norm64(rotate64(proj(attn->c_q, H)));
   const auto k = norm64(rotate64(proj(attn->c_k, Hkv)));
   const auto v = proj(attn->c_v, Hkv);
-  auto y = at::zeros({B, T, H, D}, x.options());
-  const auto future = at::ones({T, T}, at::kBool).triu(1);
+  const auto hidden = hidden_keys(T, attn->window);
+  std::vector<at::Tensor> heads;
   for (int64_t h = 0; h < H; ++h) {
     const int64_t g = h / (H / Hkv);  // query heads share kv heads in consecutive groups
     const auto qh = q.select(2, h), kh = k.select(2, g), vh = v.select(2, g);  // (B, T, D)
     auto scores = at::matmul(qh, kh.transpose(1, 2)) / std::sqrt(double(D));
-    scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
-    y.select(2, h).copy_(at::matmul(at::softmax(scores, -1), vh));
+    scores = scores.masked_fill(hidden, -std::numeric_limits<double>::infinity());
+    heads.push_back(at::matmul(at::softmax(scores, -1), vh));
   }
-  return at::matmul(y.view({B, T, H * D}), attn->c_proj->weight.to(at::kDouble).t());
+  const auto y = at::stack(heads, 2);  // (B, T, H, D)
+  return at::matmul(y.reshape({B, T, H * D}), attn->c_proj->weight.to(at::kDouble).t());
 }
 
 void perturb(CausalSelfAttention& attn) {
@@ -82,6 +95,47 @@ TEST(Attention, MatchesHandRecomputation) {
   }
 }
 
+// Windows of 1 (each query sees itself), 3 and 4 (inside the 9 positions), 9 and 20 (full).
+TEST(Attention, SlidingWindowMatchesTheExplicitMask) {
+  for (int64_t window : {1, 3, 4, 9, 20}) {
+    for (int64_t kv : {4, 2}) {
+      SCOPED_TRACE("window " + std::to_string(window) + ", kv heads " + std::to_string(kv));
+      at::manual_seed(21);
+      CausalSelfAttention attn(64, 4, kv, window);
+      attn->init_weights();
+      perturb(attn);
+      const auto x = randn({2, 9, 64}, 22);
+      at::NoGradGuard no_grad;
+      const auto y = attn->forward(x, rotary_tables(9, 16, at::kCPU)).to(at::kDouble);
+      const auto expected = attention64(attn, x);
+      EXPECT_TRUE(at::allclose(y, expected, 1e-4, 1e-5)) << (y - expected).abs().max().item<double>();
+      if (window < 9) {  // the window hides something: full attention gives other numbers
+        attn->window = 0;
+        EXPECT_GT((y - attention64(attn, x)).abs().max().item<double>(), 1e-3);
+      }
+    }
+  }
+}
+
+TEST(Attention, SlidingWindowGradientsMatchFloat64) {
+  at::manual_seed(23);
+  CausalSelfAttention attn(64, 4, 2, /*window=*/3);
+  attn->init_weights();
+  perturb(attn);
+  const auto x = randn({2, 9, 64}, 24).requires_grad_(true);
+  const auto weight = randn({2, 9, 64}, 25);
+  (attn->forward(x, rotary_tables(9, 16, at::kCPU)) * weight).sum().backward();
+  const auto x64 = x.detach().to(at::kDouble).requires_grad_(true);
+  (attention64(attn, x64) * weight.to(at::kDouble)).sum().backward();
+  const auto got = x.grad().to(at::kDouble), want = x64.grad();
+  EXPECT_TRUE(at::allclose(got, want, 1e-3, 1e-5)) << (got - want).abs().max().item<double>();
+}
+
+at::Tensor mlp64(MLP& mlp, const at::Tensor& x) {
+  const auto hidden = at::clamp_min(at::matmul(x, mlp->c_fc->weight.to(at::kDouble).t()), 0).square();
+  return at::matmul(hidden, mlp->c_proj->weight.to(at::kDouble).t());
+}
+
 TEST(TransformerBlock, IsPreNormResidualAttentionThenMlp) {
   at::manual_seed(15);
   TransformerBlock block(64, 4, 4);
@@ -96,10 +150,39 @@ TEST(TransformerBlock, IsPreNormResidualAttentionThenMlp) {
   const auto y = block->forward(x, {rotary_tables(6, 16, at::kCPU)}).to(at::kDouble);
   const auto xd = x.to(at::kDouble);
   const auto h = xd + attention64(block->attn, norm64(xd).to(at::kFloat));
-  const auto hn = norm64(h);
-  const auto mlp = at::matmul(at::clamp_min(at::matmul(hn, block->mlp->c_fc->weight.to(at::kDouble).t()), 0).square(),
-                              block->mlp->c_proj->weight.to(at::kDouble).t());
-  const auto expected = h + mlp;
+  const auto expected = h + mlp64(block->mlp, norm64(h));
+  EXPECT_TRUE(at::allclose(y, expected, 1e-4, 1e-4)) << (y - expected).abs().max().item<double>();
+}
+
+TEST(AttentionBlock, IsPreNormResidualAttentionAlone) {
+  at::manual_seed(26);
+  AttentionBlock block(64, 4, 2);
+  block->init_weights();
+  perturb(block->attn);
+  EXPECT_EQ(block->kind(), '*');
+  const auto x = randn({2, 6, 64}, 27) * 3.0;
+  at::NoGradGuard no_grad;
+  const auto y = block->forward(x, {rotary_tables(6, 16, at::kCPU)}).to(at::kDouble);
+  const auto xd = x.to(at::kDouble);
+  const auto expected = xd + attention64(block->attn, norm64(xd).to(at::kFloat));
+  EXPECT_TRUE(at::allclose(y, expected, 1e-4, 1e-4)) << (y - expected).abs().max().item<double>();
+}
+
+TEST(MLPBlock, IsPreNormResidualMlpAlone) {
+  at::manual_seed(28);
+  MLPBlock block(64);
+  block->init_weights();
+  EXPECT_EQ(block->mlp->c_proj->weight.abs().max().item<float>(), 0.0f);  // starts as the identity
+  {
+    at::NoGradGuard no_grad;
+    block->mlp->c_proj->weight.normal_(0.0, 0.2);
+  }
+  EXPECT_EQ(block->kind(), '-');
+  const auto x = randn({2, 6, 64}, 29) * 3.0;
+  at::NoGradGuard no_grad;
+  const auto y = block->forward(x, {rotary_tables(6, 16, at::kCPU)}).to(at::kDouble);
+  const auto xd = x.to(at::kDouble);
+  const auto expected = xd + mlp64(block->mlp, norm64(xd));
   EXPECT_TRUE(at::allclose(y, expected, 1e-4, 1e-4)) << (y - expected).abs().max().item<double>();
 }
 

@@ -4,6 +4,7 @@
 
 #include "hgpt/config.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 
@@ -26,6 +27,16 @@ struct BlockSizes {
   // chunked scan's Q × Q decay masks and their gradients): the peak adds the largest once.
   int64_t workspace_bytes_per_token = 0;
   int64_t params() const { return matmul_params + small_params + other_params; }
+  // Two sublayers as one layer (attention + MLP): the sums, and the larger workspace.
+  BlockSizes& operator+=(const BlockSizes& o) {
+    matmul_params += o.matmul_params;
+    small_params += o.small_params;
+    other_params += o.other_params;
+    extra_flops_per_token += o.extra_flops_per_token;
+    activation_bytes_per_token += o.activation_bytes_per_token;
+    workspace_bytes_per_token = std::max(workspace_bytes_per_token, o.workspace_bytes_per_token);
+    return *this;
+  }
 };
 
 // What each kind's file provides (src/model/<id>_block.cpp).

@@ -21,8 +21,15 @@ struct ParamCounts {
 ParamCounts count_parameters(const ModelConfig& config);
 
 // Training FLOPs per token (forward + backward): 6 · matmul params + each layer's extra
-// (T: 12·n_head·head_dim·seq_len, M: 27·d_inner·d_state + 6·d_inner·d_conv).
-double flops_per_token(const ModelConfig& config);
+// (T: 12·n_head·head_dim·seq_len, S: the same over min(attn_window, seq_len) keys,
+// M: 27·d_inner·d_state + 6·d_inner·d_conv), in all and split as the parameters are.
+struct FlopCounts {
+  double total = 0;
+  double lm_head = 0;
+  std::map<char, double> blocks;  // all layers of each kind, by pattern symbol (0 for an unused kind)
+};
+FlopCounts count_flops(const ModelConfig& config);
+double flops_per_token(const ModelConfig& config);  // count_flops(config).total
 
 struct MemoryEstimate {
   int64_t weights = 0, grads = 0, optimizer = 0, activations = 0;
