@@ -1,7 +1,8 @@
 // test_engine.cpp — the inference engine against the model's full forward: prefill + one token at
 // a time gives the logits of the full forward at every position, for every kind of block pattern
-// (T, M, M2, mixes, Mamba with MLP, GQA) and prompts around the conv width; the Mamba step against
-// its formula worked out by hand in double; the state's size.
+// (T, M, M2, sliding-window, attention-only and MLP-only layers, mixes, Mamba with MLP, GQA) and
+// prompts around the conv width and past the attention window; the Mamba step against its formula
+// worked out by hand in double; the state's size, flat with length for windowed layers.
 #include "hgpt/errors.h"
 #include "hgpt/infer/engine.h"
 #include "hgpt/model/mamba_block.h"
@@ -50,6 +51,18 @@ std::vector<Case> cases() {
   with_mlp["block_pattern"] = "2T";
   with_mlp["mamba_use_mlp"] = true;
   out.push_back({"2T_mamba_mlp", with_mlp});
+  // Sliding-window layers with a window of 5, so prompts of 7, 9 and 40 tokens and the decode
+  // steps after them run past it (and the ring of 5 slots wraps); attention-only and MLP-only
+  // layers, alone and in Megatron-style stacks.
+  for (std::string p : {"S", "TS", "S*-", "2-*S", "*-", "-2*"}) {
+    nlohmann::json patch = m2;
+    patch["depth"] = p.size();
+    patch["block_pattern"] = p;
+    patch["attn_window"] = 5;
+    out.push_back({p, patch});
+  }
+  out.push_back({"S_gqa", {{"block_pattern", "SS"}, {"attn_window", 5}, {"n_kv_head", 2}}});
+  out.push_back({"S_window_1", {{"block_pattern", "S"}, {"depth", 1}, {"attn_window", 1}}});
   for (auto& c : out) c.patch["max_seq_len"] = 64, c.patch["total_batch_size"] = 128;
   return out;
 }
@@ -140,6 +153,27 @@ TEST(Engine, Mamba2StateIsItsConvWindowAndItsHeadsStates) {
   const int64_t conv = B * (d_inner + 2 * 2 * 16) * (config.mamba_d_conv - 1) * 4;
   const int64_t ssm = B * heads * 16 * 16 * 4;
   EXPECT_EQ(state.bytes(), kv + conv + ssm);
+}
+
+// A windowed layer's cache is a ring of attn_window slots whatever the capacity, and stays that
+// size while decoding runs past it; an MLP-only layer keeps nothing.
+TEST(Engine, SlidingWindowCacheStaysAtItsWindow) {
+  const auto config = tiny_config({{"depth", 3},
+                                   {"block_pattern", "TS-"},
+                                   {"attn_window", 8},
+                                   {"n_kv_head", 2},
+                                   {"max_seq_len", 64},
+                                   {"total_batch_size", 128}});
+  auto model = make_model(config);
+  Engine engine(model);
+  const int64_t B = 3, capacity = 50;
+  auto state = engine.new_state(capacity);
+  const auto tokens = random_tokens(B, 40, config.vocab_size, 2);
+  engine.forward(tokens.narrow(1, 0, 3), state);
+  const int64_t per_position = 2 * B * config.kv_heads() * config.attn_head_dim() * 4;
+  EXPECT_EQ(state.bytes(), per_position * (capacity + 8));
+  for (int64_t t = 3; t < 40; ++t) engine.forward(tokens.narrow(1, t, 1), state);
+  EXPECT_EQ(state.bytes(), per_position * (capacity + 8));
 }
 
 TEST(Engine, RefusesMoreThanMaxSeqLen) {

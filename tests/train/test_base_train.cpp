@@ -73,13 +73,14 @@ TEST(BaseTrain, SameSeedGivesBitwiseIdenticalLosses) {
 
 // N uninterrupted steps (checkpoint at k) vs a new process resuming from a copy of the step-k
 // checkpoint alone: the same losses after k and the same final weights and optimizer state; for
-// the default T M pattern and for one with a Mamba-2 block.
+// the default T M pattern, one with a Mamba-2 block, and sliding-window (window 5),
+// attention-only and MLP-only layers.
 class BaseTrainResume : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BaseTrainResume, ReproducesUninterruptedRun) {
   TempDir dir;
   const std::vector<std::string> common = {"--num_iterations=6", "--save_every=3", "--eval_every=3",
-                                           "--block_pattern=" + GetParam()};
+                                           "--block_pattern=" + GetParam(), "--attn_window=5"};
   auto args = common;
   args.push_back("--out_dir=" + dir.file("full"));
   const auto full = run_base_train(args);
@@ -107,7 +108,8 @@ TEST_P(BaseTrainResume, ReproducesUninterruptedRun) {
   EXPECT_EQ(val_a.at("val_loss").get<double>(), val_b.at("val_loss").get<double>());
 }
 
-INSTANTIATE_TEST_SUITE_P(Patterns, BaseTrainResume, ::testing::Values("TM", "T2"));
+INSTANTIATE_TEST_SUITE_P(Patterns, BaseTrainResume, ::testing::Values("TM", "T2", "S-", "*2"),
+                         [](const auto& info) { return pattern_test_name(info.param); });
 
 TEST(BaseTrain, ResumeRefusesAnotherArchitecture) {
   TempDir dir;

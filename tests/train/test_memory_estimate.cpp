@@ -1,7 +1,7 @@
 // test_memory_estimate.cpp — the dry-run's memory estimate against the real peak of training on
 // the CPU (fp32): tensor bytes live at the high-water mark over building the model and two
-// optimizer steps of two micro-steps each, for a T-only, an M-only, an M2-only and hybrid configs, with and
-// without activation checkpointing. The estimate must be within ±20% of the measured peak.
+// optimizer steps of two micro-steps each, for a T-only, an M-only, an M2-only and hybrid configs (also with S, * and -
+// layers), with and without activation checkpointing. The estimate must be within ±20% of the measured peak.
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/model/sizes.h"
@@ -9,6 +9,7 @@
 #include "hgpt/train/optimizers.h"
 #include "hgpt/train/peak_memory.h"
 #include "hgpt/train/trainer.h"
+#include "tests/train/train_test_util.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -32,6 +33,7 @@ Config small_config(const MemoryCase& c) {
                       {"device_batch_size", 4},
                       {"total_batch_size", 1024},
                       {"block_pattern", c.pattern},
+                      {"attn_window", 32},  // for S layers: a quarter of the sequence
                       {"activation_checkpointing", c.checkpointing},
                       {"device", "cpu"}};
   return config_from_json(j);
@@ -65,12 +67,12 @@ TEST_P(MemoryEstimate, WithinTwentyPercentOfTheMeasuredPeak) {
   EXPECT_LT(ratio, 1.2);
 }
 
-INSTANTIATE_TEST_SUITE_P(SmallConfigs, MemoryEstimate,
-                         ::testing::Values(MemoryCase{"TTTT", "none"}, MemoryCase{"MMMM", "none"},
-                                           MemoryCase{"TMTM", "none"}, MemoryCase{"TMTM", "all"},
-                                           MemoryCase{"2222", "none"}, MemoryCase{"T2M2", "none"},
-                                           MemoryCase{"2222", "mamba"}),
-                         [](const auto& info) { return info.param.pattern + "_" + info.param.checkpointing; });
+INSTANTIATE_TEST_SUITE_P(
+    SmallConfigs, MemoryEstimate,
+    ::testing::Values(MemoryCase{"TTTT", "none"}, MemoryCase{"MMMM", "none"}, MemoryCase{"TMTM", "none"},
+                      MemoryCase{"TMTM", "all"}, MemoryCase{"2222", "none"}, MemoryCase{"T2M2", "none"},
+                      MemoryCase{"2222", "mamba"}, MemoryCase{"S*-2", "none"}, MemoryCase{"S*-2", "transformer"}),
+    [](const auto& info) { return pattern_test_name(info.param.pattern) + "_" + info.param.checkpointing; });
 
 }  // namespace
 }  // namespace hgpt::testing

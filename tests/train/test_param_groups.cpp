@@ -106,9 +106,11 @@ TEST_P(ParamGroups, EveryParameterInExactlyOneOptimizerOfItsGroup) {
   EXPECT_TRUE(seen.empty()) << "optimizers hold a tensor the model does not have: " << seen.begin()->first;
   const int64_t m_layers = config.model.count('M'), m2_layers = config.model.count('2');
   EXPECT_EQ(mamba_small, 5 * m_layers + 6 * m2_layers);
-  // T: 4 attention + 2 MLP matrices; M: 4 mixer matrices + 2 MLP (mamba_use_mlp); M2: in_proj,
-  // out_proj + 2 MLP.
-  EXPECT_EQ(matrices, 6 * config.model.count('T') + 6 * m_layers + 4 * m2_layers);
+  // T and S: 4 attention + 2 MLP matrices; M: 4 mixer matrices + 2 MLP (mamba_use_mlp); M2:
+  // in_proj, out_proj + 2 MLP; attention alone: 4; MLP alone: 2.
+  const auto& m = config.model;
+  EXPECT_EQ(matrices,
+            6 * (m.count('T') + m.count('S')) + 6 * m_layers + 4 * m2_layers + 4 * m.count('*') + 2 * m.count('-'));
 
   // The optimizers hold the model's own tensors (not copies).
   auto params = gpt->named_parameters(true);
@@ -116,7 +118,8 @@ TEST_P(ParamGroups, EveryParameterInExactlyOneOptimizerOfItsGroup) {
   for (const auto& p : opt.adamw->params()) EXPECT_TRUE(p.param.is_same(params[p.name])) << p.name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Patterns, ParamGroups, ::testing::Values("TMTM", "TTTT", "MMMM", "2222", "T2M2"));
+INSTANTIATE_TEST_SUITE_P(Patterns, ParamGroups, ::testing::Values("TMTM", "TTTT", "MMMM", "2222", "T2M2", "S*-2"),
+                         [](const auto& info) { return pattern_test_name(info.param); });
 
 // One AdamW step from fresh state with lr_mult 1: m/(√v + eps)·√(1−β2)/(1−β1) = sign(g) up to
 // eps, so p ← p·(1 − lr·wd) − lr·sign(g) exactly reveals each group's lr and weight decay.

@@ -63,6 +63,12 @@ inline ChildResult run_base_train(const std::vector<std::string>& extra, const s
   return run_process(base_train_spec(base_train_argv(extra, pattern)), timeout);
 }
 
+// A block pattern as a gtest parameter name ([A-Za-z0-9_] only): '*' → A, '-' → F.
+inline std::string pattern_test_name(std::string pattern) {
+  for (auto& ch : pattern) ch = ch == '*' ? 'A' : ch == '-' ? 'F' : ch;
+  return pattern;
+}
+
 // Every line of a JSONL file, parsed.
 inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::ifstream in(path);
