@@ -3,8 +3,9 @@
 
     python3 scripts/block_patterns.py NAME DEPTH     # prints the pattern, e.g. TTTTTTTTTTTTMMMMMMMM
 
-NAME is a strategy (case-insensitive) or a literal pattern of T/M/2 letters (2 = Mamba-2),
-which passes through:
+NAME is a strategy (case-insensitive) or a literal pattern of block_pattern symbols, which
+passes through: T (Transformer block), M (Mamba-1), 2 (Mamba-2), S (Transformer block with
+sliding-window attention), * (attention alone), - (MLP alone).
 
     all-T            every layer a Transformer block
     all-M            every layer a Mamba block
@@ -18,6 +19,14 @@ which passes through:
                      (at least one), the middle layer, the last tenth, and one more two layers
                      before the last tenth (the "T M T T" ending). At depth 20:
                      T T M M M M M M M T M M M M M M T M T T (6 T, 14 M)
+    samba            Samba's layers (arXiv 2406.07522): Mamba, MLP, sliding-window attention, MLP,
+                     repeated, i.e. units M - S (an S block is windowed attention + its MLP), cut
+                     to the depth: M - S M - S at depth 6
+    megatron         Megatron-LM's allocation (the hybrid_attention_ratio / hybrid_mlp_ratio
+                     keys) with its 8B hybrid's ratios: 8% attention, at least one layer, 50%
+                     MLP (at most the rest), the rest Mamba-2: M - * - at depth 4, M - - * M - at depth 6, and
+                     M-M-M--M-M*-M-M-M-M--M*-M-M-M-M-M*--M-M-M-M-M*-M--M-M-M- (in Megatron's
+                     notation) at depth 56
 
 These are the strategies of the original Mamba-hybrid nanochat branch, whose configs README gives
 each as a depth-20 list. Its strategic-placement list, ["T","T"] + ["M"]*6 + ["T"] + ["M"]*6 +
@@ -28,9 +37,10 @@ pattern.
 """
 import sys
 
-STRATEGIES = ("all-T", "all-M", "alternating", "early-T-late-M", "strategic", "all-M2", "nemotron")
-LETTERS = {"T", "M", "2"}
-SHOWN = {"2": "M2"}  # how compact() spells a symbol
+STRATEGIES = ("all-T", "all-M", "alternating", "early-T-late-M", "strategic", "all-M2", "nemotron", "samba",
+              "megatron")
+LETTERS = {"T", "M", "2", "S", "*", "-"}
+SHOWN = {"2": "M2", "S": "SWA", "*": "A", "-": "MLP"}  # how compact() spells a symbol (the trainer's names)
 
 
 class PatternError(ValueError):
@@ -51,8 +61,37 @@ def nemotron_positions(depth, ratio=0.08):
     return {int((i + 0.5) * depth / n) for i in range(n)}
 
 
+def megatron_allocation(depth, attention_ratio, mlp_ratio):
+    """Megatron-LM's _allocate_auto in our symbols, as base_train's hybrid_attention_ratio /
+    hybrid_mlp_ratio keys do it (src/model/hybrid_layer_pattern.cpp; a test compares the two):
+    attention spaced evenly with Mamba-2 first and last, then MLPs spread over the Mamba layers."""
+    layers = ["2"] * depth
+    attention = round(depth * attention_ratio)  # Python's round, as Megatron's
+    mamba = depth - attention
+    section = mamba / (attention + 1)
+    x = section
+    for i in range(depth):
+        if x < 0.5:
+            layers[i] = "*"
+            x += section
+        else:
+            x -= 1
+    mlp = round(depth * mlp_ratio)
+    if mlp > 0:
+        per_mlp = (mamba - mlp) / mlp
+        x = per_mlp
+        for i in range(depth):
+            if layers[i] == "2":
+                if x < 0.5:
+                    layers[i] = "-"
+                    x += per_mlp
+                else:
+                    x -= 1
+    return "".join(layers)
+
+
 def expand(name, depth):
-    """The pattern string (one T or M per layer) for a strategy name or a literal pattern."""
+    """The pattern string (one symbol per layer) for a strategy name or a literal pattern."""
     if depth < 1:
         raise PatternError(f"depth must be at least 1, got {depth}")
     key = name.strip().lower()
@@ -73,18 +112,24 @@ def expand(name, depth):
     if key == "nemotron":
         t_layers = nemotron_positions(depth)
         return "".join("T" if i in t_layers else "2" for i in range(depth))
+    if key == "samba":
+        return ("M-S" * depth)[:depth]
+    if key == "megatron":
+        attention = max(0.08, 1 / depth)
+        return megatron_allocation(depth, attention, min(0.5, 1 - attention))
     literal = name.strip().upper()
     if literal and set(literal) <= LETTERS:
         if len(literal) != depth:
             raise PatternError(f"pattern '{name}' has {len(literal)} layers but the model has depth {depth}; "
                                f"give {depth} letters or a strategy name ({', '.join(STRATEGIES)})")
         return literal
-    raise PatternError(f"unknown block pattern '{name}': use T/M/2 letters (e.g. TMTM, TT22) or one of "
+    raise PatternError(f"unknown block pattern '{name}': use T/M/2/S/*/- symbols (e.g. TMTM, TT22, 2-*-) or one of "
                        f"{', '.join(STRATEGIES)}")
 
 
 def compact(pattern):
-    """A short spelling: 'T×12 M×8', '(T M)×10', 'T×2 M×7 T M×6 T M T×2', 'M2×5 T M2×9 T M2×4'."""
+    """A short spelling: 'T×12 M×8', '(T M)×10', 'T×2 M×7 T M×6 T M T×2', 'M2×5 T M2×9 T M2×4',
+    '(M MLP SWA)×2'."""
     if not pattern:
         return "T×0"
     shown = lambda symbol: SHOWN.get(symbol, symbol)

@@ -2,11 +2,12 @@
 # device_check.sh — the whole GPU check in one run of at most 8 minutes on one GPU: build (only the
 # targets needed), the `gpu` tests (the CUDA scan against the fp64 reference at test and
 # production scale, fp16, mixed dtypes, non-contiguous inputs, extreme values; Mamba-2's chunked
-# scan and block against the CPU), compute-sanitizer (memcheck, racecheck, synccheck) over the
+# scan and block, sliding-window attention and the engine with windowed, attention-only and MLP-only
+# layers against the CPU), compute-sanitizer (memcheck, racecheck, synccheck) over the
 # scan, bench_scan at B=8 D=2560 L=2048 N=16 against the physical bounds, bench_ssd at a Mamba-2
 # d20 layer's shape, bench_step on the d20 configs (mamba2_d20 too) and rtx3070_d16 with peak memory,
-# bench_generate (inference) at d20 width, and a short
-# base_train over NCCL at world size 1.
+# bench_generate (inference) at d20 width, a short base_train over NCCL at world size 1, and
+# bench_step on the Samba and Megatron-style configs and a sliding-window d20 stack.
 #
 #   scripts/device_check.sh [--dry-run] [--budget SECONDS] [RESULT_DIR]   (default: build-gpu/results)
 #
@@ -238,6 +239,23 @@ step base_train_world1 40 bash -c 'env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_A
   --device_batch_size=4 --total_batch_size=128 --num_iterations=20 --eval_every=10 --eval_tokens=512 \
   --sample_every=0 --block_pattern=TM --out_dir="$2" | tee "$2.log" && grep -q "1 rank(s), backend $3" "$2.log" \
   && test -f "$2/d2/model_000020.pt"' "$BUILD/base_train" "$DEVICE" "$RESULTS/base_train_out" "$BACKEND"
+
+# The layer kinds of the Samba and Megatron-style configs, and what the sliding window costs: a
+# d20 stack of S blocks (window 512, a quarter of the sequence) beside step_transformer_d20 above
+# (masked scaled_dot_product_attention, which computes every score and drops the hidden ones).
+if [[ $DRY_RUN == 1 ]]; then
+  bench step_samba_d24 60 "$BUILD/bench_step" configs/samba_d24.json "${SMALL[@]}" --depth=3 --block_pattern=M-S \
+    --attn_window=16 --json
+  bench step_hybrid_megatron_d40 60 "$BUILD/bench_step" configs/hybrid_megatron_d40.json "${SMALL[@]}" --depth=4 \
+    --aspect_ratio=32 --hybrid_attention_ratio=0.25 --mamba2_headdim=32 --json
+else
+  bench step_swa_d20 35 "$BUILD/bench_step" configs/transformer_d20.json --device=cuda --data=synthetic \
+    --block_pattern=SSSSSSSSSSSSSSSSSSSS --attn_window=512 --total_batch_size=131072 --steps 2 --warmup 1 --json
+  for cfg in samba_d24 hybrid_megatron_d40; do
+    bench "step_$cfg" 35 "$BUILD/bench_step" "configs/$cfg.json" --device=cuda --data=synthetic \
+      --total_batch_size=131072 --steps 2 --warmup 1 --json
+  done
+fi
 
 echo
 cat "$RESULTS/table.md"

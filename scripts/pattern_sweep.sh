@@ -5,8 +5,10 @@
 #                            [--steps N] [--out out/sweep] [--key=value ...]
 #
 # --patterns  comma-separated strategy names, which scale to the config's depth (all-T, all-M,
-#             alternating, early-T-late-M, strategic, all-M2, nemotron: scripts/block_patterns.py),
-#             or literal patterns (TMTM, TT22; 2 = Mamba-2); default: the first five strategies.
+#             alternating, early-T-late-M, strategic, all-M2, nemotron, samba, megatron:
+#             scripts/block_patterns.py), or literal patterns (TMTM, TT22, 2-*-: block_pattern's
+#             symbols, 2 = Mamba-2, S windowed T, * attention, - MLP; a run folder spells * as A);
+#             default: the first five strategies.
 # --seeds     comma-separated seeds (init and data order); default 0,1,2.
 # --steps     num_iterations of every run; default: the config's.
 # --out       the sweep directory: run <name>-s<seed>/ (checkpoints, metrics.jsonl, train.log)
@@ -65,7 +67,7 @@ read -r depth iterations < <("$PYTHON" -c 'import json,sys; s=json.load(sys.stdi
 names=() pats=()
 IFS=',' read -ra pattern_list <<<"$patterns"
 for name in "${pattern_list[@]}"; do
-  [[ "$name" =~ ^[A-Za-z0-9-]+$ ]] || die "pattern '$name' is neither T/M/2 letters nor a strategy name (see --help)"
+  [[ "$name" =~ ^[A-Za-z0-9*-]+$ ]] || die "pattern '$name' is neither block_pattern symbols nor a strategy name (see --help)"
   pats+=("$("$PYTHON" "$ROOT/scripts/block_patterns.py" "$name" "$depth")") || exit 2
   names+=("$name")
 done
@@ -81,7 +83,7 @@ total=$(( ${#names[@]} * ${#seed_list[@]} )) i=0
 for p in "${!names[@]}"; do
   for seed in "${seed_list[@]}"; do
     i=$((i + 1))
-    tag="${names[p]}-s$seed"
+    tag="${names[p]//\*/A}-s$seed"  # no glob character in a folder name
     dir="$out/$tag"
     run_dirs+=("$dir")
     resume=()

@@ -247,16 +247,21 @@ def block_kinds(runs):
 def run_table(runs):
     tasks = task_keys(runs)
     kinds = block_kinds(runs)
-    header = (["run", "block pattern", f"parameters ({' / '.join(kind_name(k) for k in kinds)})", "FLOPs/token", "tokens trained", "status",
+    kind_names = " / ".join(kind_name(k) for k in kinds)
+    header = (["run", "block pattern", f"parameters ({kind_names})", "FLOPs/token", f"FLOPs/token ({kind_names})",
+               "tokens trained", "status",
                "final loss (EMA)", "val loss", "val bpb"] + tasks +
               ["median tok/s", "train time (s)", "device", "world size"])
     rows = []
     for run in runs:
         v = final_values(run, tasks)
         params = v["_params"]
+        flops = run.info.get("flops_by_block", {})  # runs before the split have only the total
         rows.append([run.tag, compact(run.pattern) if run.pattern else "—",
                      " / ".join(fmt(params[k]) if params.get(k) is not None else "—" for k in kinds),
-                     human(v["_flops"]) if v["_flops"] is not None else "—", fmt(v["_tokens"]), run.status(),
+                     human(v["_flops"]) if v["_flops"] is not None else "—",
+                     " / ".join(human(flops[k]) if flops.get(k) is not None else "—" for k in kinds),
+                     fmt(v["_tokens"]), run.status(),
                      fmt(v["final loss (EMA)"]), fmt(v["val loss"]), fmt(v["val bpb"])] +
                     [fmt(v[t]) for t in tasks] +
                     [fmt(v["median tok/s"], 0) if v["median tok/s"] is not None else "—", fmt(v["_seconds"], 1),

@@ -1,6 +1,6 @@
 // test_engine_cuda.cpp — the inference engine on CUDA under bf16 autocast (as training runs):
 // prefill + one token at a time against the full forward of the same model under the same
-// autocast, for T-only, M-only and mixed patterns; and greedy generation on the GPU against the
+// autocast, for T-only, M-only and mixed patterns (with windowed, attention-only and MLP-only layers); and greedy generation on the GPU against the
 // CPU in fp32. bf16 bounds are loose (relative 3e-2 of the largest logit). Skips without CUDA.
 #include "hgpt/infer/engine.h"
 #include "hgpt/infer/generate.h"
@@ -28,9 +28,14 @@ at::Tensor random_tokens(int64_t batch, int64_t seq, int64_t vocab, uint64_t see
 TEST(EngineCuda, DecodeEqualsFullForwardUnderBf16Autocast) {
   if (!ops::scan_cuda_available()) GTEST_SKIP() << "no CUDA device (or CUDA kernels not built): GPU test skipped";
   const at::Device cuda(at::kCUDA, 0);
-  for (std::string pattern : {"TT", "MM", "TMMT"}) {
-    auto model = make_model(tiny_config(
-        {{"depth", pattern.size()}, {"block_pattern", pattern}, {"max_seq_len", 64}, {"total_batch_size", 128}}));
+  // Also sliding-window (window 5, so prompts and decode run past it), attention-only and
+  // MLP-only layers.
+  for (std::string pattern : {"TT", "MM", "TMMT", "S*-", "M-S*"}) {
+    auto model = make_model(tiny_config({{"depth", pattern.size()},
+                                         {"block_pattern", pattern},
+                                         {"attn_window", 5},
+                                         {"max_seq_len", 64},
+                                         {"total_batch_size", 128}}));
     perturb_zero_init(model);
     model->to(cuda);
     Engine engine(model);

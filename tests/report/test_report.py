@@ -133,7 +133,7 @@ class BlockPatterns(unittest.TestCase):
             for name in block_patterns.STRATEGIES:
                 p = block_patterns.expand(name.upper(), depth)
                 self.assertEqual(len(p), depth, (name, depth))
-                self.assertLessEqual(set(p), {"T", "M", "2"})
+                self.assertLessEqual(set(p), {"T", "M", "2", "S", "*", "-"})
             strategic = block_patterns.expand("strategic", depth)
             self.assertEqual(strategic[0], "T")
             self.assertEqual(strategic[-1], "T")
@@ -146,9 +146,31 @@ class BlockPatterns(unittest.TestCase):
             self.assertEqual((p[0], p[-1]), ("2", "2"), depth)
         self.assertEqual(block_patterns.expand("nemotron", 20), "2" * 5 + "T" + "2" * 9 + "T" + "2" * 4)
 
+    def test_samba_and_megatron(self):
+        self.assertEqual(block_patterns.expand("samba", 6), "M-SM-S")
+        self.assertEqual(block_patterns.expand("samba", 4), "M-SM")
+        megatron_8b = "M-M-M--M-M*-M-M-M-M--M*-M-M-M-M-M*--M-M-M-M-M*-M--M-M-M-"
+        self.assertEqual(block_patterns.expand("megatron", 56), megatron_8b.replace("M", "2"))
+        self.assertEqual(block_patterns.expand("megatron", 4), "2-*-")
+        self.assertEqual(block_patterns.compact("M-SM-S"), "(M MLP SWA)×2")
+
+    def test_megatron_strategy_is_base_trains_allocation(self):
+        """block_patterns.py and base_train's hybrid_*_ratio keys allocate the same layers."""
+        base_train = os.path.join(BUILD_DIR, "base_train")
+        if not os.access(base_train, os.X_OK):
+            self.skipTest(f"{base_train} not built")
+        for depth in (1, 2, 3, 5, 8, 13, 20, 31, 56):
+            ratio = max(0.08, 1 / depth)
+            out = subprocess.run([base_train, os.path.join(SOURCE_DIR, "configs", "tiny_cpu.json"), "--block_pattern=null",
+                                  f"--depth={depth}", "--aspect_ratio=32", "--head_dim=32", f"--hybrid_attention_ratio={ratio}",
+                                  f"--hybrid_mlp_ratio={min(0.5, 1 - ratio)}", "--dry-run", "--json"],
+                                 capture_output=True, text=True, check=True)
+            self.assertEqual(json.loads(out.stdout)["block_pattern"], block_patterns.expand("megatron", depth), depth)
+
     def test_literal_patterns_and_bad_names(self):
         self.assertEqual(block_patterns.expand("tmmt", 4), "TMMT")
         self.assertEqual(block_patterns.expand("t2m2", 4), "T2M2")
+        self.assertEqual(block_patterns.expand("s*-2", 4), "S*-2")
         with self.assertRaisesRegex(block_patterns.PatternError, "3 layers but the model has depth 4"):
             block_patterns.expand("TMT", 4)
         with self.assertRaisesRegex(block_patterns.PatternError, "unknown block pattern 'zigzag'"):
