@@ -22,6 +22,7 @@
 #include "hgpt/model/sizes.h"
 #include "hgpt/optim/optimizer.h"
 #include "hgpt/optim/schedule.h"
+#include "hgpt/train/evaluate.h"
 #include "hgpt/train/metrics.h"
 #include "hgpt/train/optimizers.h"
 #include "hgpt/train/peak_memory.h"
@@ -131,8 +132,7 @@ int run(const Options& o) {
   auto pg = hgpt::dist::ProcessGroup::create(hgpt::dist::DistEnv{}, cuda);  // one process: no-op
 
   const int64_t accum = hgpt::grad_accum_steps(config, 1);
-  hgpt::data::Loader loader(hgpt::data::LoaderSpec{t.data, "train", t.device_batch_size, config.model.sequence_len,
-                                                   config.model.vocab_size, t.seed, 0, 1});
+  hgpt::data::Loader loader(hgpt::train::loader_spec(config, "train", 0, 1));
   const hgpt::train::PeakMemory memory(device);  // before the model: weights and optimizer state count
   auto gpt = hgpt::train::build_model(config, device);
   auto optimizers = hgpt::train::build_optimizers(gpt, config);

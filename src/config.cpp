@@ -240,7 +240,8 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("out_dir", Kind::String, t, &T::out_dir, "runs go to <out_dir>/<model_tag>/"));
     k.push_back(make_key("model_tag", Kind::String, t, &T::model_tag, "the run's folder name"));
     k.back().shown_default = "d<depth>";
-    k.push_back(make_key("seed", Kind::UInt, t, &T::seed, "init and data order"));
+    k.push_back(make_key("seed", Kind::UInt, t, &T::seed, "init and training-data order"));
+    k.push_back(make_key("val_seed", Kind::UInt, t, &T::val_seed, "the built-in corpus's validation rows"));
     // batch and horizon
     k.push_back(
         make_key("device_batch_size", Kind::Int, t, &T::device_batch_size, "sequences per micro-step per rank"));

@@ -67,8 +67,9 @@ struct TrainConfig {
   std::string data = "synthetic";  // "synthetic" or a directory of llm.c token shards
   std::string tokenizer;           // directory with tokenizer.tiktoken + tokenizer.json (optional)
   std::string out_dir = "out";
-  std::string model_tag;  // default d<depth>
-  uint64_t seed = 42;
+  std::string model_tag;   // default d<depth>
+  uint64_t seed = 42;      // initialisation and training-data order
+  uint64_t val_seed = 42;  // draws the built-in corpus's validation rows, whatever `seed` is
   // batch and horizon
   int64_t device_batch_size = 32;
   int64_t total_batch_size = 524288;  // tokens per optimizer step, all ranks

@@ -51,8 +51,7 @@ int run(int argc, char** argv) {
   const train::Context ctx = train::make_context(config, *pg, device);
   trained.model->to(ctx.device);
   const auto& t = config.train;
-  data::Loader val_loader(data::LoaderSpec{t.data, "val", t.device_batch_size, config.model.sequence_len,
-                                           config.model.vocab_size, t.seed, 0, 1});
+  data::Loader val_loader(train::loader_spec(config, "val", 0, 1));
   const auto result = train::evaluate(ctx, trained.model, val_loader, train::eval_steps(config, 1),
                                       train::token_byte_lengths(config, codec.tokenizer()));
   nlohmann::json record = train::eval_record(result);

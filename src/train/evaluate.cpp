@@ -81,6 +81,13 @@ EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& l
   return result;
 }
 
+data::LoaderSpec loader_spec(const Config& config, const std::string& split, int rank, int world_size) {
+  const auto& t = config.train;
+  const uint64_t seed = split == "val" ? t.val_seed : t.seed;
+  return data::LoaderSpec{t.data, split, t.device_batch_size, config.model.sequence_len, config.model.vocab_size,
+                          seed,   rank,  world_size};
+}
+
 int64_t eval_steps(const Config& config, int world_size) {
   const int64_t tokens_per_step = tokens_per_micro_step(config) * world_size;
   return std::max<int64_t>(1, config.train.eval_tokens / tokens_per_step);

@@ -149,11 +149,9 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
   const tokenizer::Tokenizer* tokenizer = codec.tokenizer();
   const int64_t accum = grad_accum_steps(config, pg.world_size());
   const int64_t num_iterations = resolve_num_iterations(config);
-  data::LoaderSpec spec{t.data, "train",   t.device_batch_size, config.model.sequence_len, config.model.vocab_size,
-                        t.seed, pg.rank(), pg.world_size()};
-  data::Loader train_loader(spec);
-  spec.split = "val";
-  data::Loader val_loader(spec);  // validated now, so bad data stops the run before any training
+  data::Loader train_loader(loader_spec(config, "train", pg.rank(), pg.world_size()));
+  // Validated now, so bad data stops the run before any training.
+  data::Loader val_loader(loader_spec(config, "val", pg.rank(), pg.world_size()));
   const int64_t val_steps = eval_steps(config, pg.world_size());
   const auto token_bytes = token_byte_lengths(config, tokenizer);
 

@@ -1,8 +1,10 @@
 // test_train_step.cpp — train_step in process: gradient accumulation equals one big batch, a tiny
-// model memorises one batch, and a tiny hybrid learns on the built-in corpus.
+// model memorises one batch, a tiny hybrid learns on the built-in corpus, and the run's loaders
+// draw validation rows that do not move with the seed.
 #include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/optim/schedule.h"
+#include "hgpt/train/evaluate.h"
 #include "hgpt/train/optimizers.h"
 #include "hgpt/train/trainer.h"
 #include "tests/train/train_test_util.h"
@@ -151,6 +153,20 @@ TEST(TrainStep, TinyHybridLossFallsOnBuiltInCorpus) {
   for (int s = steps - 5; s < steps; ++s) tail += losses[s] / 5;
   std::printf("loss-falls: first %f, last %f\n", losses[0], losses.back());
   EXPECT_LT(tail, 0.8 * losses[0]) << "first " << losses[0] << ", mean of last 5 " << tail;
+}
+
+// Two runs that differ only in `seed` score on the same validation tokens (their training rows
+// differ), and `val_seed` is what moves the validation rows.
+TEST(TrainStep, ValidationRowsFollowValSeedNotSeed) {
+  auto first_batch = [](const Config& config, const std::string& split) {
+    return data::Loader(train::loader_spec(config, split, 0, 1)).next().inputs;
+  };
+  const Config seed1 = tiny_config({"seed=1"}), seed2 = tiny_config({"seed=2"});
+  const Config val_seed7 = tiny_config({"seed=1", "val_seed=7"});
+  EXPECT_TRUE(at::equal(first_batch(seed1, "val"), first_batch(seed2, "val")));
+  EXPECT_FALSE(at::equal(first_batch(seed1, "train"), first_batch(seed2, "train")));
+  EXPECT_FALSE(at::equal(first_batch(seed1, "val"), first_batch(val_seed7, "val")));
+  EXPECT_TRUE(at::equal(first_batch(seed1, "train"), first_batch(val_seed7, "train")));
 }
 
 }  // namespace

@@ -31,6 +31,10 @@ struct EvalResult {
 EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, int64_t steps,
                     const std::vector<int32_t>& token_bytes);
 
+// The run's loader for `split` ("train" | "val") on `rank` of `world_size`: training rows follow
+// `seed`, validation rows `val_seed`, so runs that differ in seed score on the same tokens.
+data::LoaderSpec loader_spec(const Config& config, const std::string& split, int rank, int world_size);
+
 // Validation micro-batches per evaluation: eval_tokens over the tokens of one micro-batch on all
 // `world_size` ranks, at least one.
 int64_t eval_steps(const Config& config, int world_size);
