@@ -1,4 +1,5 @@
-// run_dir.cpp — a fresh run's folder: refuse another run's checkpoints, or delete them on request.
+// run_dir.cpp — a run's folder: its writer's lock; for a fresh run, refuse another run's
+// checkpoints or delete them on request.
 #include "hgpt/train/run_dir.h"
 
 #include "hgpt/errors.h"
@@ -7,9 +8,12 @@
 #include "hgpt/train/checkpoint.h"
 #include "hgpt/train/checkpoint_files.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -35,7 +39,47 @@ void delete_checkpoint_files(const std::string& dir, IsMeta is_meta, IsData is_d
   }
 }
 
+constexpr char kLockFile[] = "run.lock";
+
+// "PID <pid> on host <host>", what the lock file holds while its process runs.
+std::string lock_holder_text() {
+  char host[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "?");
+  return "PID " + std::to_string(::getpid()) + " on host " + host;
+}
+
+std::string read_lock_holder(int fd) {
+  char buffer[512] = {};
+  const ssize_t n = ::pread(fd, buffer, sizeof(buffer) - 1, 0);
+  std::string text = n > 0 ? std::string(buffer, n) : std::string();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text.empty() ? "a process that has not written its PID yet" : text;
+}
+
 }  // namespace
+
+RunLock::RunLock(const std::string& dir) {
+  make_dirs(dir);
+  const std::string path = path_join(dir, kLockFile);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw UserError("cannot open the run folder's lock file " + path + ": " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    const std::string holder = err == EWOULDBLOCK ? read_lock_holder(fd_) : std::string();
+    ::close(fd_);
+    fd_ = -1;
+    if (err != EWOULDBLOCK) throw UserError("cannot lock " + path + ": " + std::strerror(err));
+    throw UserError("the run folder '" + dir + "' is in use by another run (" + holder +
+                    "): wait for it to end or stop it, or choose another model_tag or out_dir");
+  }
+  const std::string holder = lock_holder_text() + "\n";
+  // Best effort: the flock, not the text, is the lock; the text only names the holder.
+  if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, holder.data(), holder.size(), 0);
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
 
 void prepare_fresh_run_dir(const std::string& dir, bool overwrite) {
   make_dirs(dir);

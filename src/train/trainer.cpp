@@ -30,7 +30,10 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
+
+#include <unistd.h>
 
 namespace hgpt::train {
 
@@ -96,7 +99,20 @@ StepResult train_step(const Context& ctx, model::HybridGPT& gpt, Optimizers& opt
 namespace {
 
 std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+// The first SIGINT/SIGTERM asks for a stop at the next step boundary (after an evaluation that is
+// running: it can be long); a second one exits at once. Checkpoints are written atomically, so the
+// newest complete one survives that. Only async-signal-safe calls here.
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) {
+    static const char forced[] = "\nsecond signal: exiting now; the newest complete checkpoint is kept\n";
+    (void)!::write(STDERR_FILENO, forced, sizeof(forced) - 1);
+    ::_exit(128 + sig);
+  }
+  static const char first[] =
+      "\nstopping at the end of this step or evaluation (checkpoint, then exit); signal again to exit now\n";
+  (void)!::write(STDERR_FILENO, first, sizeof(first) - 1);
+}
 
 // The signal every rank stops on: 0 while none arrived anywhere, SIGINT when any rank got one,
 // else SIGTERM. One all-reduce of #SIGINT + 65536·#SIGTERM (exact in a double), so that all ranks
@@ -164,11 +180,10 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
 
   // Output folder, resume, metrics ------------------------------------------------------------
   const std::string dir = ctx.run_dir();
+  std::optional<RunLock> run_lock;  // one writer per run folder, held until the run returns
   if (ctx.master()) {
-    if (t.resume)
-      make_dirs(dir);
-    else
-      prepare_fresh_run_dir(dir, t.overwrite);  // never mixes with another run's checkpoints
+    run_lock.emplace(dir);
+    if (!t.resume) prepare_fresh_run_dir(dir, t.overwrite);  // never mixes with another run's checkpoints
   }
   LossEma ema;
   const TrainState state{gpt, optimizers, train_loader, ema};
@@ -188,15 +203,14 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
     const bool cuda = ctx.device.is_cuda();
     write_run_record(dir, run_summary(config, pg.world_size(), cuda), config, device_name(cuda, ctx.device.index()));
   }
+  std::signal(SIGINT, on_stop_signal);  // from here on a signal stops at the next step boundary
+  std::signal(SIGTERM, on_stop_signal);
   say(run_header(ctx));
 
   // Samples need a way to turn text into tokens and back: the byte corpus or a tokenizer.
   const bool can_sample = codec.knows_text();
   if (t.sample_every > 0 && !can_sample)
     say("no samples: token shards without a tokenizer cannot be decoded (set tokenizer)");
-
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
 
   // The loop: step counts finished optimizer steps; eval/sample/save happen before step `step`.
   nlohmann::json last_val;

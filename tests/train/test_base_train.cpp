@@ -1,6 +1,7 @@
 // test_base_train.cpp — build/base_train end to end on tiny models: same seed → same losses, exact
-// resume (from a copied checkpoint and after SIGINT), resume refusals, metrics.jsonl and
-// checkpoint contents, and the checkpoint read by Python's torch.load.
+// resume (from a copied checkpoint and after SIGINT), a second signal ending a long evaluation,
+// resume refusals, metrics.jsonl and checkpoint contents, and the checkpoint read by Python's
+// torch.load.
 #include "hgpt/optim/schedule.h"
 #include "hgpt/train/checkpoint.h"
 #include "tests/train/train_test_util.h"
@@ -176,6 +177,21 @@ TEST(BaseTrain, SigintWritesCheckpointAndResumes) {
   expect_same_steps(step_records(run_dir + "/metrics.jsonl"), step_records(dir.file("b/d2/metrics.jsonl")));
   const std::string final_model = train::model_file_name(s + 3);
   expect_same_tensors(run_dir + "/" + final_model, dir.file("b/d2/" + final_model));
+}
+
+// A signal during a long evaluation says that the run stops after it, and a second one ends the
+// run at once (the checkpoint files are written atomically, so nothing half-written is left).
+TEST(BaseTrain, ASecondSignalEndsALongEvaluationAtOnce) {
+  TempDir dir;
+  StreamingChild child(base_train_spec(base_train_argv(
+      {"--num_iterations=2", "--eval_every=1", "--eval_tokens=1000000000", "--out_dir=" + dir.path()})));
+  ASSERT_TRUE(child.read_until("checkpoints and metrics:", 120s)) << child.output;
+  ASSERT_EQ(kill(child.pid(), SIGINT), 0);
+  ASSERT_TRUE(child.read_until("signal again to exit now", 30s)) << child.output;
+  ASSERT_EQ(kill(child.pid(), SIGTERM), 0);
+  EXPECT_EQ(child.finish(30s), 128 + SIGTERM) << child.output;
+  EXPECT_NE(child.output.find("exiting now"), std::string::npos) << child.output;
+  EXPECT_TRUE(tmp_files(dir.file("d2")).empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,14 +1,24 @@
 // test_run_dir.cpp — a fresh run never silently replaces another run: into a folder holding
 // checkpoints it refuses (exit 2, naming the folder and the three ways out) and leaves every file
 // as it was; with --overwrite=true it deletes the old run's checkpoints first, so a later resume
-// cannot pick up the old run's newer steps and metrics.jsonl holds the new run only.
+// cannot pick up the old run's newer steps and metrics.jsonl holds the new run only. And one
+// writer per folder: beside a live run a fresh run, a resume and an overwrite all stop before
+// touching anything (exit 2, naming the holder's PID); after kill -9 of the holder a resume
+// continues at once; a lock file left by a dead process is no obstacle.
+#include "hgpt/errors.h"
+#include "hgpt/files.h"
 #include "hgpt/train/checkpoint.h"
+#include "hgpt/train/run_dir.h"
 #include "tests/train/train_test_util.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 namespace hgpt::testing {
 namespace {
+
+using namespace std::chrono_literals;
 
 TEST(RunDir, AFreshRunRefusesAFolderWithCheckpoints) {
   TempDir dir;
@@ -41,6 +51,91 @@ TEST(RunDir, OverwriteDeletesTheOldRunFirst) {
   const auto steps = step_records(run + "/metrics.jsonl");
   ASSERT_EQ(steps.size(), 4u) << read_text(run + "/metrics.jsonl");
   for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i]["step"], static_cast<int64_t>(i + 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One writer per run folder.
+
+TEST(RunLock, ASecondHolderIsRefusedUntilTheFirstIsGone) {
+  TempDir dir;
+  {
+    train::RunLock first(dir.file("run"));
+    try {
+      train::RunLock second(dir.file("run"));
+      FAIL() << "a second lock on the same folder was granted";
+    } catch (const UserError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("PID " + std::to_string(::getpid())), std::string::npos) << msg;
+      EXPECT_NE(msg.find(dir.file("run")), std::string::npos) << msg;
+    }
+  }
+  EXPECT_NO_THROW(train::RunLock again(dir.file("run")));  // released with its holder
+}
+
+void expect_refused_by_lock(const ChildResult& r, int holder_pid) {
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("in use by another run (PID " + std::to_string(holder_pid) + " on host "), std::string::npos)
+      << r.output;
+}
+
+// A live run that has saved (save_every 1): beside it a fresh run, a resume and an overwrite are all
+// refused and its files stay; kill -9 of it, then a resume goes on from its newest checkpoint.
+TEST(RunLock, ALiveRunKeepsItsFolderAndAKilledOneResumesAtOnce) {
+  TempDir dir;
+  StreamingChild live(
+      base_train_spec(base_train_argv({"--num_iterations=100000", "--save_every=1", "--out_dir=" + dir.path()})));
+  ASSERT_TRUE(live.read_until("step 00003/", 120s)) << live.output;
+  const std::string run = dir.file("d2");
+  const std::optional<int64_t> saved = train::latest_checkpoint(run);
+  ASSERT_TRUE(saved.has_value());
+  const std::string model = train::model_file_name(*saved);
+
+  expect_refused_by_lock(run_base_train({"--num_iterations=4", "--out_dir=" + dir.path()}), live.pid());
+  expect_refused_by_lock(run_base_train({"--num_iterations=100000", "--resume=true", "--out_dir=" + dir.path()}),
+                         live.pid());
+  expect_refused_by_lock(run_base_train({"--num_iterations=4", "--overwrite=true", "--out_dir=" + dir.path()}),
+                         live.pid());
+  EXPECT_NE(read_text(run + "/" + model), "") << "a refused run deleted the live run's " << model;
+
+  ASSERT_EQ(::kill(live.pid(), SIGKILL), 0);
+  EXPECT_EQ(live.finish(60s), -1);
+  const int64_t newest = *train::latest_checkpoint(run);
+  const auto resumed =
+      run_base_train({"--num_iterations=" + std::to_string(newest + 2), "--resume=true", "--out_dir=" + dir.path()});
+  ASSERT_TRUE(resumed.ok()) << resumed.describe();
+  EXPECT_NE(resumed.output.find("resumed from " + run + " at step " + std::to_string(newest)), std::string::npos)
+      << resumed.output;
+}
+
+// Two fresh runs started together into one folder: one trains, the other stops (by the lock, or by
+// the finished run's checkpoints when it came late), and metrics.jsonl holds one run's steps once.
+TEST(RunLock, ConcurrentFreshRunsLeaveOneRun) {
+  TempDir dir;
+  const std::vector<std::string> args = {"--num_iterations=20", "--out_dir=" + dir.path()};
+  auto seeded = [&](const char* seed) {
+    auto a = args;
+    a.push_back(seed);
+    return base_train_spec(base_train_argv(a));
+  };
+  const auto results = run_processes({seeded("--seed=1"), seeded("--seed=2")}, 300s);
+  ASSERT_EQ(results.size(), 2u);
+  const int ok = results[0].ok() + results[1].ok();
+  ASSERT_EQ(ok, 1) << results[0].describe() << "\n---\n" << results[1].describe();
+  const ChildResult& refused = results[0].ok() ? results[1] : results[0];
+  EXPECT_EQ(refused.exit_code, 2) << refused.describe();
+  const auto steps = step_records(dir.file("d2/metrics.jsonl"));
+  ASSERT_EQ(steps.size(), 20u);
+  for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i]["step"], static_cast<int64_t>(i + 1));
+}
+
+TEST(RunLock, ALockFileLeftByADeadProcessIsNoObstacle) {
+  TempDir dir;
+  make_dirs(dir.file("d2"));
+  write_text(dir.file("d2/run.lock"), "PID 999999 on host elsewhere\n");
+  const auto r = run_base_train({"--num_iterations=2", "--out_dir=" + dir.path()});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(read_text(dir.file("d2/run.lock")).find("elsewhere"), std::string::npos) << "the holder text is stale";
 }
 
 }  // namespace
