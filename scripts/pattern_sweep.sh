@@ -14,11 +14,13 @@
 # --out       the sweep directory: run <name>-s<seed>/ (checkpoints, metrics.jsonl, train.log)
 #             for each pattern and seed, and report.html + report.md over all of them (and
 #             each chart as charts/<chart>.png).
-# --key=value any other base_train override, applied to every run (e.g. --depth=8).
+# --key=value any other base_train override, applied to every run (e.g. --depth=8); the keys the
+#             sweep sets itself (out_dir, model_tag, block_pattern, seed, resume, overwrite) are
+#             refused, naming the flag to use. save_every defaults to a quarter of the steps.
 #
 # Runs differ only in block_pattern, seed and model_tag: the same width, depth, data, tokens and
-# learning rates. Re-running the same command skips finished runs and resumes interrupted ones
-# from their checkpoint. Exit codes: 0 done, 2 bad input, else the failing run's exit code.
+# learning rates. Re-running the same command skips finished runs, resumes interrupted ones from
+# their checkpoint and restarts those stopped before their first. Exit codes: 0 done, 2 bad input, else the failing run's exit code.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,6 +49,16 @@ while (($#)); do
       flag="${1%%=*}"; declare "${flag#--}=${1#*=}"; shift ;;
     -h|--help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --out_dir=*|--model_tag=*|--block_pattern=*|--seed=*|--resume=*|--overwrite=*)
+      key="${1%%=*}"
+      case "$key" in
+        --out_dir) die "the sweep chooses each run's out_dir: give the sweep folder as --out DIR" ;;
+        --seed) die "the sweep chooses each run's seed: give the seeds as --seeds LIST" ;;
+        --block_pattern) die "the sweep chooses each run's block_pattern: give the patterns as --patterns LIST" ;;
+        --model_tag) die "the sweep names each run <pattern>-s<seed>: model_tag is not an override here" ;;
+        --resume) die "the sweep resumes interrupted runs itself: run the same command again, without --resume" ;;
+        *) die "the sweep never deletes a run: remove a run's folder to train it afresh, without --overwrite" ;;
+      esac ;;
     --*=*) overrides+=("$1"); shift ;;
     *) die "unexpected argument '$1'; base_train overrides are --key=value (see --help)" ;;
   esac
@@ -54,8 +66,13 @@ done
 [[ -x "$BASE_TRAIN" ]] || die "$BASE_TRAIN not found; build it first with scripts/setup.sh"
 [[ -x "$PYTHON" ]] || die "$PYTHON not found; scripts/setup.sh creates .venv (or set HGPT_PYTHON)"
 [[ -f "$config" ]] || die "config '$config' not found"
-[[ -z "$steps" || "$steps" =~ ^[1-9][0-9]*$ ]] || die "--steps must be a positive integer, got '$steps'"
-[[ "$seeds" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--seeds must be comma-separated non-negative integers, got '$seeds'"
+[[ -z "$steps" || "$steps" =~ ^[1-9][0-9]{0,9}$ ]] || die "--steps must be a positive integer, got '$steps'"
+# Seeds as base_train reads them: no leading zeros, at most 19 digits (below 2^64).
+seed_re='(0|[1-9][0-9]{0,18})'
+[[ "$seeds" =~ ^$seed_re(,$seed_re)*$ ]] ||
+  die "--seeds must be comma-separated integers 0..9999999999999999999 without leading zeros, got '$seeds'"
+[[ "$patterns" =~ [^,] ]] || die "--patterns is empty; give a comma-separated list (see --help)"
+[[ ! -e "$out" || -d "$out" ]] || die "--out '$out' exists and is not a folder"
 [[ -n "$steps" ]] && overrides+=("--num_iterations=$steps")
 
 # ---------------------------------------------------------------------------------------------
@@ -63,6 +80,9 @@ done
 # block_pattern=null) and tells the depth and the number of steps.
 summary=$("$BASE_TRAIN" "$config" "${overrides[@]}" --block_pattern=null --dry-run --json) || exit $?
 read -r depth iterations < <("$PYTHON" -c 'import json,sys; s=json.load(sys.stdin); print(s["depth"], s["num_iterations"])' <<<"$summary")
+# Checkpoints often enough that an interrupted run loses at most a quarter of its steps, unless
+# the overrides say otherwise.
+[[ " ${overrides[*]} " == *" --save_every="* ]] || overrides+=("--save_every=$(( (iterations + 3) / 4 ))")
 
 names=() pats=()
 IFS=',' read -ra pattern_list <<<"$patterns"
@@ -86,22 +106,26 @@ for p in "${!names[@]}"; do
     tag="${names[p]//\*/A}-s$seed"  # no glob character in a folder name
     dir="$out/$tag"
     run_dirs+=("$dir")
-    resume=()
+    resume=() note=""
     if [[ -f "$dir/$(printf 'meta_%06d.json' "$iterations")" ]]; then
       log "$i/$total $tag: already done, skipped"; continue
     elif compgen -G "$dir/meta_*.json" >/dev/null; then
-      resume=(--resume=true)
+      resume=(--resume=true) note=" (resuming)"
     elif [[ -e "$dir/metrics.jsonl" ]]; then
-      die "'$dir' holds an unfinished run without a checkpoint; remove that folder or use another --out"
+      note=" (restarting: stopped before its first checkpoint)"  # a fresh run restarts metrics.jsonl
     fi
-    log "$i/$total $tag: pattern ${pats[p]}${resume:+ (resuming)}; log in $dir/train.log"
+    log "$i/$total $tag: pattern ${pats[p]}$note; log in $dir/train.log"
     mkdir -p "$dir"
     status=0
     "$BASE_TRAIN" "$config" "${overrides[@]}" "--block_pattern=${pats[p]}" "--seed=$seed" "--out_dir=$out" \
       "--model_tag=$tag" "${resume[@]}" >>"$dir/train.log" 2>&1 || status=$?
     if ((status != 0)); then
       tail -n 5 "$dir/train.log" >&2
-      log "$tag failed with exit code $status (log: $dir/train.log); the same command resumes the sweep"
+      if ((status == 2)); then
+        log "$tag was refused (exit code 2: bad input, above); fix it, then the same command resumes the sweep"
+      else
+        log "$tag failed with exit code $status (log: $dir/train.log); the same command resumes the sweep"
+      fi
       exit "$status"
     fi
     grep '^step .*val loss' "$dir/train.log" | tail -n 1 | sed 's/^/  /'

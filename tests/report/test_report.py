@@ -431,6 +431,49 @@ class PatternSweep(unittest.TestCase):
         self.assertIn("error: unknown block pattern 'zigzag'", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "all-T-s0")))
 
+    def test_keys_the_sweep_sets_itself_are_refused_naming_its_flag(self):
+        for override, flag in [("--out_dir=elsewhere", "--out"), ("--seed=3", "--seeds"),
+                               ("--block_pattern=TT", "--patterns"), ("--model_tag=x", "<pattern>-s<seed>"),
+                               ("--resume=true", "same command"), ("--overwrite=true", "remove a run's folder")]:
+            r = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "2", override)
+            self.assertEqual(r.returncode, 2, override + ": " + r.stdout + r.stderr)
+            self.assertIn("error: ", r.stderr)
+            self.assertIn(flag, r.stderr, override)
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_bad_seeds_patterns_and_out_stop_before_any_run(self):
+        cases = [(["--seeds", "007"], "--seeds"), (["--seeds", "99999999999999999999"], "--seeds"),
+                 (["--seeds", "0,,1"], "--seeds"), (["--patterns", ""], "--patterns is empty"),
+                 (["--patterns", ","], "--patterns is empty")]
+        for args, needle in cases:
+            r = self.sweep(*(["--patterns", "all-T", "--seeds", "0", "--steps", "2"] + args))
+            self.assertEqual(r.returncode, 2, str(args) + ": " + r.stdout + r.stderr)
+            self.assertIn(needle, r.stderr, args)
+        a_file = os.path.join(self.dir, "a_file")
+        open(a_file, "w").close()
+        r = subprocess.run([SWEEP, "--config", TINY_CONFIG, "--out", a_file, "--patterns", "all-T", "--seeds", "0",
+                            "--steps", "2", *TINY], capture_output=True, text=True, env=self.env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("is not a folder", r.stderr)
+
+    def test_a_run_stopped_before_its_first_checkpoint_starts_again(self):
+        run_dir = os.path.join(self.dir, "all-T-s0")
+        os.makedirs(run_dir)
+        with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:  # killed after one step, before any save
+            f.write(json.dumps({"step": 1, "loss": 9.0}) + "\n")
+        r = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "3")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("(restarting: stopped before its first checkpoint)", r.stdout)
+        records = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if "loss" in r]
+        self.assertEqual([r["step"] for r in records], [1, 2, 3])
+        self.assertNotEqual(records[0]["loss"], 9.0)
+
+    def test_runs_save_a_quarter_of_the_way_unless_told(self):
+        r = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "8")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        metas = sorted(f for f in os.listdir(os.path.join(self.dir, "all-T-s0")) if f.startswith("meta_"))
+        self.assertEqual(metas, ["meta_%06d.json" % s for s in (2, 4, 6, 8)])
+
 
 if __name__ == "__main__":
     unittest.main()
