@@ -53,6 +53,15 @@ def number(value):
     return float(value)
 
 
+# The fields of run.json and of its config that the report reads, with their types: a field of
+# another type (a damaged or hand-edited file) is left out with a note rather than crashing.
+NUMBER = (int, float)
+INFO_FIELDS = {"config": dict, "num_iterations": int, "tokens_per_step": NUMBER, "flops_per_token": NUMBER,
+               "parameters_by_block": dict, "flops_by_block": dict, "device": str, "world_size": int}
+CONFIG_FIELDS = {"model_tag": str, "block_pattern": (list, str), "total_batch_size": NUMBER}
+TYPE_NAMES = {dict: "an object", int: "an integer", NUMBER: "a number", str: "a string", (list, str): "a list or a string"}
+
+
 def read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
@@ -75,7 +84,7 @@ class Run:
         self.config = self.info.get("config", {})
         self.tag = self.config.get("model_tag") or os.path.basename(os.path.normpath(path))
         pattern = self.config.get("block_pattern")
-        self.pattern = "".join(pattern) if isinstance(pattern, list) else (pattern or "")
+        self.pattern = "".join(map(str, pattern)) if isinstance(pattern, list) else (pattern or "")
         self.label = f"{self.tag} · {compact(self.pattern)}" if self.pattern else self.tag
 
     def _read_metrics(self, file):
@@ -93,9 +102,11 @@ class Run:
                 continue
             try:
                 record = json.loads(line)  # also reads NaN / Infinity; nlohmann writes null for them
-                step = int(record["step"])
+                step = record["step"]
             except (ValueError, KeyError, TypeError):
-                bad += 1  # e.g. the half-written last line of a run being killed
+                step = None  # e.g. the half-written last line of a run being killed
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                bad += 1  # also a step that is not a whole number: Infinity, 1e400, "3", -1
                 continue
             # Files from before base_train cut metrics.jsonl back on resume may repeat steps: the later line wins.
             if "loss" in record:
@@ -110,14 +121,34 @@ class Run:
         """run.json (written at the start), else the newest checkpoint's meta (config, world size)."""
         run_file = os.path.join(self.path, "run.json")
         if os.path.exists(run_file):
-            return read_json(run_file)
-        metas = sorted(glob.glob(os.path.join(self.path, "meta_*.json")))
-        if metas:
-            meta = read_json(metas[-1])
+            info = self._typed(read_json(run_file), INFO_FIELDS, "run.json")
+        else:
+            metas = sorted(glob.glob(os.path.join(self.path, "meta_*.json")))
+            if not metas:
+                self.notes.append("no run.json or checkpoint: config unknown")
+                return {}
+            meta = self._typed(read_json(metas[-1]), {"config": dict, "world_size": int}, os.path.basename(metas[-1]))
             self.notes.append("no run.json: parameters, FLOPs and device unknown")
-            return {"config": meta.get("config", {}), "world_size": meta.get("world_size")}
-        self.notes.append("no run.json or checkpoint: config unknown")
-        return {}
+            info = {k: meta[k] for k in ("config", "world_size") if k in meta}
+        if "config" in info:
+            info["config"] = self._typed(info["config"], CONFIG_FIELDS, "the config")
+        for key in ("parameters_by_block", "flops_by_block"):
+            if key in info:
+                info[key] = {k: v for k, v in info[key].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return info
+
+    def _typed(self, fields, types, where):
+        """`fields` without the entries the report reads whose type is wrong (each noted); {} for a non-object."""
+        if not isinstance(fields, dict):
+            self.notes.append(f"{where} is not a JSON object: ignored")
+            return {}
+        out = dict(fields)
+        for key, kind in types.items():
+            value = out.get(key)
+            if value is not None and (isinstance(value, bool) and kind is not bool or not isinstance(value, kind)):
+                self.notes.append(f"{where}: '{key}' is not {TYPE_NAMES[kind]}: ignored")
+                del out[key]
+        return out
 
     # Series -------------------------------------------------------------------------------------
     def series(self, key, records=None):
@@ -488,7 +519,12 @@ def main(argv):
         runs = [Run(path) for path in args.runs]
         distinct_names(runs)
         out = args.out or default_out(args.runs)
-        md = write_report(runs, out, args.save_charts)
+        if os.path.isdir(out):
+            raise ReportError(f"--out '{out}' is a folder; give the report's file name, e.g. {os.path.join(out, 'report.html')}")
+        try:
+            md = write_report(runs, out, args.save_charts)
+        except OSError as e:
+            raise ReportError(f"cannot write the report ({e}); choose another --out or --save-charts")
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -223,6 +223,10 @@ class ReportEdgeCases(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return ReportPage(out)
 
+    def markdown(self):
+        with open(os.path.join(self.dir, "report.md"), encoding="utf-8") as f:
+            return f.read()
+
     def test_run_in_progress(self):
         write_run(os.path.join(self.dir, "live"), [{"step": 0, "val_loss": 5.0}] + [step_line(s, 5 - s / 10) for s in range(1, 11)],
                   num_iterations=100)
@@ -292,6 +296,45 @@ class ReportEdgeCases(unittest.TestCase):
         r = run_report(os.path.join(self.dir, "bad"))
         self.assertEqual(r.returncode, 2)
         self.assertRegex(r.stderr, r"^error: cannot read '.*metrics.jsonl'")
+
+    def test_steps_that_are_not_whole_numbers_are_skipped_lines(self):
+        lines = [step_line(1, 3.0), '{"step": Infinity, "loss": 1.0}', '{"step": 1e400, "loss": 1.0}',
+                 '{"step": "2", "loss": 1.0}', '{"step": -1, "loss": 1.0}', '[1, 2]', step_line(2, 2.5)]
+        write_run(os.path.join(self.dir, "odd"), lines, num_iterations=2)
+        page = self.report("odd")
+        self.assertEqual(page.rows("runs")[0]["status"], "done")
+        self.assertIn("5 unreadable line(s) of metrics.jsonl skipped", self.markdown())
+
+    def test_run_json_of_the_wrong_shape_is_noted_not_fatal(self):
+        cases = {"list": [1, 2, 3], "iters": {"num_iterations": "10", "config": {"block_pattern": ["T"]}},
+                 "config": {"num_iterations": 1, "config": [1]},
+                 "pattern": {"num_iterations": 1, "config": {"block_pattern": 7, "model_tag": 5}}}
+        for name, info in cases.items():
+            write_run(os.path.join(self.dir, name), [step_line(1, 3.0)])
+            with open(os.path.join(self.dir, name, "run.json"), "w") as f:
+                json.dump(info, f)
+        page = self.report(*cases)
+        self.assertEqual(len(page.rows("runs")), 4)
+        notes = self.markdown()
+        for needle in ("run.json is not a JSON object", "'num_iterations' is not an integer",
+                       "run.json: 'config' is not an object", "'block_pattern' is not a list or a string",
+                       "'model_tag' is not a string"):
+            self.assertIn(needle, notes)
+
+    def test_unwritable_outputs_are_clear_errors(self):
+        write_run(os.path.join(self.dir, "ok"), [step_line(1, 3.0)], num_iterations=1)
+        run_dir = os.path.join(self.dir, "ok")
+        a_file = os.path.join(self.dir, "a_file")
+        open(a_file, "w").close()
+        for args, needle in [(["--out", self.dir], "is a folder"),
+                             (["--out", os.path.join(a_file, "report.html")], "cannot write the report"),
+                             (["--out", os.path.join(self.dir, "r.html"), "--save-charts", a_file],
+                              "cannot write the report")]:
+            r = run_report(run_dir, *args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertRegex(r.stderr, "^error: ")
+            self.assertIn(needle, r.stderr, args)
+            self.assertNotIn("Traceback", r.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
