@@ -12,6 +12,7 @@ namespace hgpt {
 
 void make_dirs(const std::string& dir);  // mkdir -p
 bool is_directory(const std::string& path);
+bool path_exists(const std::string& path);                  // anything there (following links)
 std::vector<std::string> list_dir(const std::string& dir);  // entry names, sorted, without . and ..
 std::string path_join(const std::string& dir, const std::string& name);
 // Writes `bytes` to path + ".tmp", fsyncs it, renames it over `path` and fsyncs the folder:

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include "hgpt/errors.h"
 #include "hgpt/strings.h"
@@ -16,6 +17,54 @@ namespace hgpt::tokenizer {
 namespace {
 
 bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r\f\v") == std::string::npos; }
+
+// Bytes of `text` in malformed UTF-8 sequences (a sequence cut by the end of `text` is not counted:
+// `text` may be the head of a file).
+int64_t invalid_utf8_bytes(std::string_view text) {
+  int64_t bad = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const size_t length = lead < 0x80           ? 1
+                          : (lead >> 5) == 0x6  ? 2
+                          : (lead >> 4) == 0xE  ? 3
+                          : (lead >> 3) == 0x1E ? 4
+                                                : 0;
+    if (length == 0) {
+      ++bad, ++i;
+      continue;
+    }
+    if (i + length > text.size()) break;
+    size_t k = 1;
+    while (k < length && (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80) ++k;
+    if (k < length) bad += static_cast<int64_t>(k);
+    i += k;
+  }
+  return bad;
+}
+
+// Why the head of a file says it is not text, or "" when it may be: a known binary format's magic,
+// a NUL byte, or more than 1% of its bytes outside valid UTF-8.
+std::string binary_reason(std::string_view head) {
+  auto starts = [&](std::string_view magic) { return head.substr(0, magic.size()) == magic; };
+  if (starts("PAR1")) return "a parquet file";
+  if (starts("\x1f\x8b")) return "a gzip file";
+  if (starts("\x28\xb5\x2f\xfd")) return "a zstd file";
+  if (starts("PK\x03\x04")) return "a zip file";
+  if (head.find('\0') != std::string_view::npos) return "it holds NUL bytes";
+  if (invalid_utf8_bytes(head) * 100 > static_cast<int64_t>(head.size())) return "it is not UTF-8 text";
+  return "";
+}
+
+// The first 64 KiB of `in`, which is left at its start again.
+std::string read_head(std::ifstream& in) {
+  std::string head(64 * 1024, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  in.clear();
+  in.seekg(0);
+  return head;
+}
 
 }  // namespace
 
@@ -51,6 +100,14 @@ bool DocumentReader::open_next_file() {
     if (why.empty()) {
       f->in.open(path, std::ios::binary);
       if (!f->in) why = std::strerror(errno);
+    }
+    if (why.empty()) {
+      const std::string binary = binary_reason(read_head(f->in));
+      if (!binary.empty()) {
+        why = "not text (" + binary + "); tokenize and tok_train read UTF-8 text and JSONL with a \"text\" field" +
+              (binary == "a parquet file" ? ": export its text column to JSONL first" : "") +
+              ", or pass --skip_bad to skip such files";
+      }
     }
     if (!why.empty()) {
       if (!options_.skip_bad) throw UserError(path + ": cannot read: " + why);

@@ -9,6 +9,7 @@
 
 #include "hgpt/cli.h"
 #include "hgpt/errors.h"
+#include "hgpt/files.h"
 #include "hgpt/strings.h"
 #include "hgpt/tokenizer/documents.h"
 #include "hgpt/tokenizer/pseudo_text.h"
@@ -26,20 +27,29 @@ int run(int argc, char** argv) {
   double max_chars = 2e9;
   int64_t doc_cap = 10000;
   int threads = 0;
-  bool whole_files = false, skip_bad = false;
+  bool whole_files = false, skip_bad = false, overwrite = false;
   std::vector<std::string> files;
   app.add_option("--out", out, "output tokenizer directory")->required();
   app.add_option("--vocab_size", vocab_size, "vocabulary size including the special tokens")->capture_default_str();
   app.add_option("--max_chars", max_chars, "stop reading after this many characters (e.g. 2e9)")->capture_default_str();
   app.add_option("--doc_cap", doc_cap, "keep at most this many characters of each document")->capture_default_str();
-  app.add_option("--threads", threads, "worker threads (0: all cores)")->capture_default_str();
+  app.add_option("--threads", threads, "worker threads (0: all cores)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  app.add_flag("--overwrite", overwrite, "replace a tokenizer already in --out");
   app.add_flag("--whole_files", whole_files, "a plain-text file is one document (default: split on blank lines)");
-  app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable files and invalid JSON lines (counted)");
+  app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable or non-text files and invalid JSON lines (counted)");
   app.add_option("files", files, "*.jsonl (one {\"text\": ...} per line) or plain-text files; none: built-in corpus");
   if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
   if (vocab_size < 256 + 9 || vocab_size > (int64_t{1} << 31))
     throw hgpt::UserError("--vocab_size must be in [265, 2^31] (256 bytes + 9 special tokens at least)");
-  if (max_chars <= 0) throw hgpt::UserError("--max_chars must be positive");
+  if (!(max_chars >= 1 && max_chars <= 1e18)) throw hgpt::UserError("--max_chars must be in [1, 1e18]");
+  for (const char* name : {"tokenizer.json", "tokenizer.tiktoken"}) {
+    const std::string existing = hgpt::path_join(out, name);
+    if (hgpt::path_exists(existing) && !overwrite)
+      throw hgpt::UserError("--out " + out + " already holds a tokenizer (" + existing +
+                            "); choose another --out, or pass --overwrite to replace it");
+  }
   if (doc_cap <= 0) throw hgpt::UserError("--doc_cap must be positive");
 
   const auto start = Clock::now();
@@ -100,8 +110,8 @@ int run(int argc, char** argv) {
   hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::train(source, opt);
   tok.save(out);
   if (reader && (reader->bad_files() > 0 || reader->bad_lines() > 0))
-    std::cerr << "tok_train: skipped " << reader->bad_files() << " unreadable files and " << reader->bad_lines()
-              << " bad lines\n";
+    std::cerr << "tok_train: skipped " << reader->bad_files() << " unreadable or non-text files and "
+              << reader->bad_lines() << " bad lines\n";
   if (tok.vocab_size() < vocab_size)
     std::cerr << "tok_train: warning: the corpus ran out of pairs; vocab_size is " << tok.vocab_size() << ", not "
               << vocab_size << "\n";

@@ -132,14 +132,19 @@ int run(int argc, char** argv) {
   app.add_option("--val_fraction", val_fraction,
                  "fraction of the documents for validation (evenly spaced); 0: the first shard is validation")
       ->capture_default_str();
-  app.add_option("--threads", threads, "encoding threads (0: all cores)")->capture_default_str();
-  app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable files and invalid JSON lines (counted)");
+  app.add_option("--threads", threads, "encoding threads (0: all cores)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable or non-text files and invalid JSON lines (counted)");
   app.add_flag("--whole_files", whole_files, "a plain-text file is one document (default: split on blank lines)");
   app.add_option("files", files, "*.jsonl (one {\"text\": ...} per line) or plain-text files")->required();
   if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
   if (shard_size <= 0 || shard_size > INT32_MAX) throw hgpt::UserError("--shard_size must be in [1, 2^31)");
-  if (val_fraction < 0 || val_fraction >= 1) throw hgpt::UserError("--val_fraction must be in [0, 1)");
+  if (!(val_fraction >= 0 && val_fraction < 1)) throw hgpt::UserError("--val_fraction must be in [0, 1)");
   if (prefix.empty() || prefix.find('/') != std::string::npos) throw hgpt::UserError("--prefix must be a plain name");
+  if (("_" + prefix + "_").find("_val_") != std::string::npos)
+    throw hgpt::UserError("--prefix '" + prefix + "' holds '_val_' or 'val_', which would make base_train read " +
+                          "the training shards as validation; choose another prefix");
 
   const hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::load(tokenizer_dir);
   const uint32_t bos = tok.bos_id();
@@ -211,8 +216,8 @@ int run(int argc, char** argv) {
   const int64_t val_tokens = val ? val->tokens() : std::min<int64_t>(shard_size, train->tokens());
   const int64_t train_tokens = (val ? 0 : -val_tokens) + train->tokens();
   if (reader.bad_files() > 0 || reader.bad_lines() > 0)
-    std::cerr << "tokenize: skipped " << reader.bad_files() << " unreadable files and " << reader.bad_lines()
-              << " bad lines\n";
+    std::cerr << "tokenize: skipped " << reader.bad_files() << " unreadable or non-text files and "
+              << reader.bad_lines() << " bad lines\n";
   if (train_tokens == 0)
     std::cerr << "tokenize: warning: no training shard was written (all " << tokens
               << " tokens went to validation); use a smaller --shard_size or --val_fraction\n";

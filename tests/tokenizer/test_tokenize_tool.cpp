@@ -1,7 +1,7 @@
 // test_tokenize_tool.cpp — end to end: the built `tokenize` binary turns JSONL / text files into
 // shards that TokenShard reads back as <|bos|> + encode(doc) for every document, in order; the
 // validation split, and bad input (exit 2 naming file and line, or --skip-bad). Also the document
-// reader's file conventions.
+// reader's file conventions and its refusal of files that are not text.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -154,7 +154,8 @@ TEST(TokenizeTool, BadInputExitsTwoNamingFileAndLine) {
 
   r = run_tokenize(c.dir, base + "--skip-bad " + c.dir.file("bad.jsonl") + " " + c.dir.file("missing.txt"));
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("skipped 1 unreadable files and 2 bad lines"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("skipped 1 unreadable or non-text files and 2 bad lines"), std::string::npos)
+      << r.stderr_text;
   EXPECT_EQ(read_split(c.dir.file("s"), true), expected_stream(c.tok, {"one", "two", "five"}));
 
   r = run_tokenize(c.dir, "--tokenizer " + c.dir.file("no_tok") + " --out " + c.dir.file("s") + " " + c.files);
@@ -189,6 +190,56 @@ TEST(DocumentReader, FileConventions) {
   } catch (const hgpt::UserError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:2:"), std::string::npos) << e.what();
   }
+}
+
+// A file that is not text (a known binary magic, NUL bytes, mostly invalid UTF-8) is refused
+// naming the file, why and --skip_bad, never tokenized as bytes; real UTF-8 text passes, also when
+// the 64 KiB head ends inside a multi-byte character.
+TEST(DocumentReader, FilesThatAreNotTextAreRefused) {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> binaries = {
+      {"x.parquet", std::string("PAR1\x15\x04\x15\x10", 8) + "text column"},
+      {"x.txt.gz", std::string("\x1f\x8b\x08\x00", 4) + "rest"},
+      {"nul.txt", std::string("hello\0world", 11)},
+      {"latin1.txt", std::string(200, '\xe9') + " caf\xe9"},
+  };
+  for (const auto& [name, bytes] : binaries) {
+    write_text(dir.file(name), bytes);
+    DocumentReader reader({dir.file(name)});
+    std::string d;
+    try {
+      reader.next(d);
+      ADD_FAILURE() << name << " was read as text";
+    } catch (const hgpt::UserError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(dir.file(name) + ": cannot read: not text ("), std::string::npos) << msg;
+      EXPECT_NE(msg.find("--skip_bad"), std::string::npos) << msg;
+    }
+  }
+  std::vector<std::string> files;
+  for (const auto& b : binaries) files.push_back(dir.file(b.first));
+  std::string head_cut(64 * 1024 - 1, 'a');
+  head_cut += "\xe6\x97\xa5 and more";  // 日 straddles the 64 KiB head
+  write_text(dir.file("cut.txt"), head_cut);
+  write_text(dir.file("utf8.txt"), "ünïcode 日本語 😀\n");
+  files.push_back(dir.file("cut.txt"));
+  files.push_back(dir.file("utf8.txt"));
+  DocumentReader skipping(files, DocumentReaderOptions{false, /*skip_bad=*/true});
+  std::vector<std::string> docs;
+  std::string d;
+  while (skipping.next(d)) docs.push_back(d);
+  EXPECT_EQ(skipping.bad_files(), static_cast<int64_t>(binaries.size()));
+  EXPECT_EQ(docs, (std::vector<std::string>{head_cut, "ünïcode 日本語 😀"}));
+}
+
+TEST(TokenizeTool, RefusesAParquetFile) {
+  Corpus c;
+  write_text(c.dir.file("x.parquet"), std::string("PAR1\x15\x04", 6) + std::string(100, '\x01'));
+  const ToolRun r = run_tokenize(
+      c.dir, "--tokenizer " + c.dir.file("tok") + " --out " + c.dir.file("s") + " " + c.dir.file("x.parquet"));
+  EXPECT_EQ(r.exit_code, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("not text (a parquet file)"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("JSONL"), std::string::npos) << r.stderr_text;
 }
 
 // --out into a folder that already holds files is refused (training reads every *.bin there, so

@@ -1,7 +1,7 @@
 // test_real_data.cpp — the real-text path end to end, through the three binaries a user runs:
 // tok_train (a BPE tokenizer from text) → tokenize (llm.c shards) → base_train with `data` and
 // `tokenizer` set: it trains, reports bits per byte from the tokenizer's byte lengths, prints
-// decoded samples, and refuses a vocab_size smaller than the tokenizer's.
+// decoded samples, and refuses a vocab_size smaller than the tokenizer's; the tools' bad flags.
 #include "tests/support/spawn.h"
 #include "tests/train/train_test_util.h"
 
@@ -60,6 +60,37 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
   // BPE tokens cover more than one byte on average, so bits per byte < bits per token.
   EXPECT_LT(bpb, loss / std::log(2.0)) << last.dump();
   EXPECT_FALSE(last.contains("acc_induction")) << "task accuracies belong to the built-in corpus only";
+}
+
+// The tools' flags a hostile probe tried: each is one `error:` line and exit 2, before any work.
+TEST(RealData, TokenizerToolsRefuseBadFlags) {
+  TempDir dir;
+  write_corpus(dir.file("corpus.txt"));
+  auto expect_refused = [](const ChildResult& r, const std::string& needle) {
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << "missing '" << needle << "' in " << r.output;
+  };
+  const std::string corpus = dir.file("corpus.txt"), tok = dir.file("tok");
+  expect_refused(run({kTokTrain, "--out", tok, "--threads", "100000", corpus}), "--threads");
+  expect_refused(run({kTokTrain, "--out", tok, "--max_chars", "nan", corpus}), "--max_chars");
+  ASSERT_TRUE(run({kTokTrain, "--out", tok, "--vocab_size", "300", corpus}).ok());
+  const std::string ranks = read_text(tok + "/tokenizer.tiktoken");
+  expect_refused(run({kTokTrain, "--out", tok, "--vocab_size", "320", corpus}), "already holds a tokenizer");
+  EXPECT_EQ(read_text(tok + "/tokenizer.tiktoken"), ranks) << "a refused tok_train replaced the tokenizer";
+  ASSERT_TRUE(run({kTokTrain, "--out", tok, "--vocab_size", "320", "--overwrite", corpus}).ok());
+  EXPECT_NE(read_text(tok + "/tokenizer.tiktoken"), ranks);
+
+  const std::vector<std::string> tokenize = {kTokenize, "--tokenizer", tok, "--out", dir.file("shards")};
+  auto with = [&](std::vector<std::string> extra) {
+    auto argv = tokenize;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(corpus);
+    return argv;
+  };
+  expect_refused(run(with({"--val_fraction", "nan"})), "--val_fraction");
+  expect_refused(run(with({"--prefix", "x_val_y"})), "_val_");
+  expect_refused(run(with({"--threads", "100000"})), "--threads");
 }
 
 TEST(RealData, VocabSmallerThanTheTokenizerIsRefused) {

@@ -2,8 +2,10 @@
 //
 // *.jsonl: one JSON object per line, the document is its "text" string (blank lines skipped).
 // Any other file: plain text, documents separated by one or more blank lines (whole_file: the
-// whole file is one document). Bad input (unreadable file, invalid JSON line, missing "text")
-// → hgpt::UserError "FILE:LINE: what", or, when skip_bad, counted in bad_files / bad_lines.
+// whole file is one document). Bad input (unreadable file, a file that is not text — parquet,
+// gzip, zstd or zip magic, NUL bytes, or over 1% invalid UTF-8 in its first 64 KiB —, invalid JSON
+// line, missing "text") → hgpt::UserError "FILE[:LINE]: what", or, when skip_bad, counted in
+// bad_files / bad_lines.
 #pragma once
 
 #include <cstdint>
