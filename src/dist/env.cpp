@@ -3,6 +3,7 @@
 // names the variable, before any socket is opened.
 #include "hgpt/dist/process_group.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <optional>
@@ -24,7 +25,10 @@ int parse_int(const char* name, const std::string& text, long lo, long hi) {
   errno = 0;
   char* end = nullptr;
   const long v = std::strtol(text.c_str(), &end, 10);
-  const bool whole = !text.empty() && end == text.c_str() + text.size();
+  // strtol skips leading blanks and takes a '+': a rank variable is digits, perhaps after a '-'.
+  const size_t first_digit = !text.empty() && text[0] == '-' ? 1 : 0;
+  const bool whole = text.size() > first_digit && std::isdigit(static_cast<unsigned char>(text[first_digit])) &&
+                     end == text.c_str() + text.size();
   if (!whole || errno == ERANGE) {
     throw UserError(std::string(name) + "='" + text + "' is not an integer");
   }

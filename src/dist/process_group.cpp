@@ -10,11 +10,19 @@
 #include <torch/csrc/distributed/c10d/Types.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "backends.h"
@@ -84,7 +92,52 @@ std::string store_prefix() {
   return std::string("hgpt/attempt_") + (attempt && *attempt ? attempt : "0");
 }
 
+// MASTER_ADDR must name a host before any connection is tried: c10d reports a name that does not
+// resolve only as a timeout, after retrying for the whole of it.
+void require_resolvable(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (found) ::freeaddrinfo(found);
+  if (rc != 0)
+    throw DistError("MASTER_ADDR '" + host + "' does not resolve (" + ::gai_strerror(rc) +
+                    "): set it to rank 0's address or hostname, the same on every rank");
+}
+
+// Ends the process when a rendezvous step has not returned by its deadline. c10d's TCPStore client
+// can wait in its handshake without a deadline (a MASTER_PORT whose program accepts and never
+// answers); a thread cannot be cancelled, so past the deadline the message is printed and the
+// process exits as a failed collective would (exit 1).
+class RendezvousWatchdog {
+ public:
+  RendezvousWatchdog(std::chrono::milliseconds limit, std::string message)
+      : thread_([this, limit, message = std::move(message)] {
+          std::unique_lock<std::mutex> lock(mutex_);
+          if (!done_cv_.wait_for(lock, limit, [this] { return done_; })) {
+            std::fprintf(stderr, "fatal: %s\n", message.c_str());
+            std::fflush(stderr);
+            std::_Exit(1);
+          }
+        }) {}
+  ~RendezvousWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    done_cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: it starts once the members above exist
+};
+
 StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
+  require_resolvable(env.master_addr);
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(env.master_port);
   so.isServer = env.rank == 0 && !env.use_agent_store;
@@ -153,6 +206,14 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda
   impl->opts = opts;
   impl->cuda = cuda;
   if (env.world_size > 1 || opts.force_backend) {
+    // Joining the store and building the backend each wait at most the timeout when the peers
+    // speak c10d; the watchdog bounds them when something else holds MASTER_PORT.
+    const RendezvousWatchdog watchdog(
+        2 * opts.timeout + std::chrono::seconds(5),
+        "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": the rendezvous at " +
+            env.master_addr + ":" + std::to_string(env.master_port) + " did not finish within twice dist_timeout_s (" +
+            std::to_string(opts.timeout.count() / 1000) +
+            " s): is rank 0 running, and is MASTER_PORT its port and not another program's?");
     impl->store = connect_store(env, opts);
     try {
       if (cuda) {

@@ -138,6 +138,10 @@ TEST_F(DetectEnv, NotAnInteger) {
   set("RANK", "1x");
   set("WORLD_SIZE", "2");
   expect_user_error("RANK='1x'");
+  set("RANK", " 1");  // strtol would skip the blank
+  expect_user_error("RANK=' 1'");
+  set("RANK", "+1");
+  expect_user_error("RANK='+1'");
 }
 
 TEST_F(DetectEnv, WorldSizeZero) {

@@ -1,12 +1,17 @@
 // test_trainer_dist.cpp — data-parallel training end to end: real base_train runs of 1 and 2 ranks
 // over Gloo on loopback (launched with torchrun-style variables and through mpirun), compared on
 // their per-step losses (metrics.jsonl) and final weights (model_*.pt); resume at the same and at a
-// different world size; a rank killed mid-run; ranks started with different configs.
+// different world size; a rank killed mid-run; ranks started with different configs; a rendezvous
+// that cannot happen (a mute MASTER_PORT, a MASTER_ADDR that does not resolve).
 //
 // Every run is a tiny model (depth 2, width 64, sequence 32) for 4 steps, so each takes seconds.
 // Runs that several tests compare against are made once per test process and cached.
 #include <ATen/ATen.h>
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -412,6 +417,46 @@ TEST(TrainerDist, DifferentConfigsStopEveryRankNamingTheKey) {
     EXPECT_TRUE(contains(res[r].output, "key 'matrix_lr' is 0.005 on rank 0 but 0.03 on rank 1")) << res[r].describe();
   }
   EXPECT_FALSE(fs::exists(tag_dir(out) / "metrics.jsonl")) << "no training before the check";
+}
+
+// ------------------------------------------------------------------------------------------------
+// A rendezvous that cannot happen ends, and says why
+
+// A port whose listener never accepts or answers (the kernel still completes the connections):
+// rank 1 pointed at it exits within twice dist_timeout_s (+5 s), naming the rendezvous.
+TEST(TrainerDist, AMuteMasterPortEndsTheRankWithinTwiceTheTimeout) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+
+  auto specs = hgpt::testing::torchrun_specs(train_argv("TM", fresh_dir("mute_port"), {"--dist_timeout_s=2"}), 2, port,
+                                             {kOneThread});
+  const auto start = std::chrono::steady_clock::now();
+  const auto res = hgpt::testing::run_process(specs[1], 60s);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ::close(listener);
+  EXPECT_FALSE(res.timed_out) << res.describe();
+  EXPECT_NE(res.exit_code, 0) << res.describe();
+  EXPECT_LT(seconds, 2 * 2 + 5 + 15) << res.describe();  // the bound, plus start-up on a slow machine
+  EXPECT_TRUE(contains(res.output, "127.0.0.1:" + std::to_string(port))) << res.describe();
+}
+
+TEST(TrainerDist, AMasterAddrThatDoesNotResolveSaysSo) {
+  auto specs = hgpt::testing::torchrun_specs(train_argv("TM", fresh_dir("no_such_host"), {"--dist_timeout_s=2"}), 2,
+                                             hgpt::testing::free_tcp_port(), {kOneThread});
+  for (auto& [name, value] : specs[1].env)
+    if (name == "MASTER_ADDR") value = "no-such-host.invalid";
+  const auto res = hgpt::testing::run_process(specs[1], 60s);
+  EXPECT_NE(res.exit_code, 0) << res.describe();
+  EXPECT_TRUE(contains(res.output, "MASTER_ADDR 'no-such-host.invalid' does not resolve")) << res.describe();
+  EXPECT_FALSE(contains(res.output, "frame #")) << res.describe();
 }
 
 }  // namespace
