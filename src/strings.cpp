@@ -2,6 +2,7 @@
 #include "hgpt/strings.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 namespace hgpt {
@@ -17,6 +18,14 @@ std::string format_duration(double s) {
   else
     std::snprintf(buf, sizeof(buf), "%lds", total);
   return buf;
+}
+
+std::string fnv1a64_hex(std::string_view bytes) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char byte : bytes) hash = (hash ^ static_cast<unsigned char>(byte)) * 0x100000001b3ULL;
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
+  return text;
 }
 
 }  // namespace hgpt

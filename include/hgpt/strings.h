@@ -17,4 +17,7 @@ inline bool ends_with(std::string_view s, std::string_view suffix) {
 // "1h02m", "3m05s", "12s" (rounded to whole seconds); "?" for a negative (unknown) duration.
 std::string format_duration(double seconds);
 
+// The 64-bit FNV-1a hash of `bytes` as 16 lowercase hex digits: a file's checksum in meta files.
+std::string fnv1a64_hex(std::string_view bytes);
+
 }  // namespace hgpt

@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <string>
@@ -27,8 +28,15 @@ void check_params(const SamplingParams& p) {
 at::Tensor sample_next(const at::Tensor& logits_in, const SamplingParams& p, at::Generator& generator) {
   check_params(p);
   const auto logits = logits_in.detach().to(at::kCPU, at::kFloat);
+  if (!at::isfinite(logits).all().item<bool>())
+    throw UserError(
+        "the model's logits are not finite (NaN or infinite activations): this checkpoint cannot "
+        "generate; use an earlier one");
   if (p.temperature == 0) return logits.argmax(-1);
-  auto scaled = logits / p.temperature;
+  // Shifted so the largest is 0 first, and the temperature kept a normal float (below 1e-30 every
+  // draw is the argmax anyway): a tiny temperature gives 0 and −inf, never 0/0 or inf − inf.
+  const double temperature = std::max(p.temperature, 1e-30);
+  auto scaled = (logits - std::get<0>(logits.max(-1, /*keepdim=*/true))) / temperature;
   if (p.top_k > 0 && p.top_k < scaled.size(-1)) {  // everything below the k-th largest → −inf
     const auto kth = std::get<0>(scaled.topk(p.top_k, -1)).narrow(-1, p.top_k - 1, 1);
     scaled = scaled.masked_fill(scaled < kth, -INFINITY);
@@ -57,21 +65,23 @@ Generation generate(Engine& engine, const std::vector<uint32_t>& prompt, const G
                     " tokens but the model takes at most max_seq_len " + std::to_string(max_len) +
                     "; shorten the prompt");
   }
-  if (options.num_samples < 1) throw UserError("--num_samples must be >= 1");
+  if (options.num_samples < 1 || options.num_samples > kMaxSamples)
+    throw UserError("--num_samples must be in 1.." + std::to_string(kMaxSamples) + ", got " +
+                    std::to_string(options.num_samples));
   if (options.max_tokens < 0) throw UserError("--max_tokens must be >= 0");
   Generation out;
   out.tokens.resize(options.num_samples);
-  // The last sampled token is never fed back, so the state needs prompt + max_tokens − 1 positions.
-  const int64_t wanted = prompt_len + std::max<int64_t>(0, options.max_tokens - 1);
-  out.hit_length_limit = wanted > max_len;
-  const int64_t new_tokens = std::min(options.max_tokens, max_len - prompt_len + 1);
+  // The last sampled token is never fed back, so the state needs prompt + new_tokens − 1 positions,
+  // at most max_seq_len.
+  const int64_t room = max_len - prompt_len + 1;
+  const int64_t new_tokens = std::min(options.max_tokens, room);
   if (new_tokens == 0) return out;
 
   const auto device = engine.model()->parameters().front().device();
   std::vector<int64_t> ids(prompt.begin(), prompt.end());
   const auto batch = at::tensor(ids, at::kLong).view({1, -1}).expand({options.num_samples, -1}).contiguous().to(device);
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.sampling.seed);
-  InferenceState state = engine.new_state(std::min(wanted, max_len));
+  InferenceState state = engine.new_state(prompt_len + new_tokens - 1);
 
   std::vector<bool> running(options.num_samples, true);
   int64_t live = options.num_samples;
@@ -106,6 +116,7 @@ Generation generate(Engine& engine, const std::vector<uint32_t>& prompt, const G
   }
   sync();
   out.decode_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  out.hit_length_limit = live > 0 && options.max_tokens > room;  // still going when the length ran out
   return out;
 }
 

@@ -31,7 +31,7 @@ namespace hgpt::train {
 
 // torch.save's zip format, written like torch::pickle_save but without the TorchScript type tags
 // on the dict: torch.load's default weights_only unpickler (torch >= 2.6) refuses those tags.
-void save_tensor_dict(const std::string& path, const TensorDict& dict) {
+std::string save_tensor_dict(const std::string& path, const TensorDict& dict) {
   c10::Dict<std::string, at::Tensor> d;
   for (const auto& [name, t] : dict) d.insert(name, t.detach().to(at::kCPU).contiguous());
   std::vector<char> pickle_bytes;
@@ -49,12 +49,18 @@ void save_tensor_dict(const std::string& path, const TensorDict& dict) {
   torch::jit::writeArchiveAndTensors("data", pickle_bytes.data(), pickle_bytes.size(), pickler.tensorData(), writer);
   writer.writeEndOfFile();
   write_file_atomic(path, archive);
+  return fnv1a64_hex(archive);
 }
 
-TensorDict load_tensor_dict(const std::string& path) {
+TensorDict load_tensor_dict(const std::string& path, const std::string& checksum) {
+  if (is_directory(path)) throw UserError("checkpoint file '" + path + "' is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError("cannot read checkpoint file '" + path + "'");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!checksum.empty() && fnv1a64_hex(std::string_view(bytes.data(), bytes.size())) != checksum) {
+    throw UserError("checkpoint file '" + path + "' does not match the checksum in its meta file: its bytes " +
+                    "changed after it was written (a damaged disk or copy); use another checkpoint or a good copy");
+  }
   const std::string unreadable =
       "checkpoint file '" + path + "' is not a readable tensor dict (truncated or corrupt?): ";
   c10::IValue value;
@@ -94,6 +100,13 @@ void load_module_state(torch::nn::Module& module, const TensorDict& state, const
           << target.sizes() << " (was it saved with another config?)";
       throw UserError(msg.str());
     }
+    if (target.is_floating_point() && !it->second.is_floating_point()) {
+      throw UserError(source + ": tensor '" + name + "' holds " + std::string(c10::toString(it->second.scalar_type())) +
+                      " values, the model's are " + c10::toString(target.scalar_type()) +
+                      " (not a checkpoint of this model)");
+    }
+    if (it->second.is_floating_point() && !at::isfinite(it->second).all().item<bool>())
+      throw UserError(source + ": tensor '" + name + "' holds NaN or infinite values; use an earlier checkpoint");
     target.copy_(it->second);
     by_name.erase(it);
   };
@@ -175,7 +188,8 @@ void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, 
   const std::string dir = ctx.run_dir();
   const TensorDict weights = module_state(*state.model);
   require_finite(weights, step);  // on every rank (the weights are the same everywhere): all stop alike
-  if (ctx.master()) save_tensor_dict(path_join(dir, model_file_name(step)), weights);
+  std::string model_checksum;
+  if (ctx.master()) model_checksum = save_tensor_dict(path_join(dir, model_file_name(step)), weights);
   TensorDict optim_state;
   for (const auto& [name, t] : state.optimizers.muon->state_dict())
     optim_state.emplace_back(std::string(kMuonStatePrefix) + name, t);
@@ -192,6 +206,7 @@ void save_checkpoint(const Context& ctx, int64_t step, const TrainState& state, 
     meta["loader"] = {{"train_position", state.train_loader.position()}};
     meta["loss_ema"] = state.ema.state();
     meta["rng_state_cpu"] = hex_encode(cpu_rng_state());
+    meta["model_checksum"] = model_checksum;
     write_file_atomic(path_join(dir, meta_file_name(step)), meta.dump(2));
   }
   ctx.pg.barrier();
@@ -230,7 +245,7 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
                     "; the file is damaged: delete it to resume from the checkpoint before");
   }
   const std::string model_file = path_join(dir, model_file_name(*step));
-  const TensorDict weights = load_tensor_dict(model_file);
+  const TensorDict weights = load_tensor_dict(model_file, meta.model_checksum);
   load_module_state(*state.model, weights, model_file);
   load_optimizer_state(path_join(dir, optim_file_name(*step, ctx.pg.rank())), state.optimizers);
   state.train_loader.set_position(meta.train_position);

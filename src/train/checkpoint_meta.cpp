@@ -53,8 +53,9 @@ CheckpointMeta parse_checkpoint_meta(const nlohmann::json& meta, const std::stri
   if (!out.val.is_null() && !out.val.is_object()) bad_meta(path, "key 'val' must be an object or null");
   const auto& loader = need(meta, "loader", path);
   if (!loader.is_object()) bad_meta(path, "key 'loader' must be an object");
+  // 2^40 micro-steps is beyond any run, and keeps the loader's row arithmetic far from overflow.
   out.train_position =
-      need_int(need(loader, "train_position", path, "loader."), "loader.train_position", path, 0, kMax);
+      need_int(need(loader, "train_position", path, "loader."), "loader.train_position", path, 0, int64_t{1} << 40);
   const auto& ema = need(meta, "loss_ema", path);
   if (!ema.is_object()) bad_meta(path, "key 'loss_ema' must be an object");
   const auto& ema_value = need(ema, "ema", path, "loss_ema.");
@@ -67,6 +68,13 @@ CheckpointMeta parse_checkpoint_meta(const nlohmann::json& meta, const std::stri
     out.rng_state_cpu = hex_decode(rng.get<std::string>());
   } catch (const UserError& e) {
     bad_meta(path, std::string("key 'rng_state_cpu': ") + e.what());
+  }
+  if (meta.contains("model_checksum")) {
+    const auto& checksum = meta["model_checksum"];
+    const bool hex16 = checksum.is_string() && checksum.get<std::string>().size() == 16 &&
+                       checksum.get<std::string>().find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex16) bad_meta(path, "key 'model_checksum' must be 16 lowercase hex digits, got " + checksum.dump());
+    out.model_checksum = checksum.get<std::string>();
   }
   return out;
 }

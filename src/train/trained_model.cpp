@@ -39,9 +39,11 @@ TrainedModel load_trained_model(const std::string& dir, std::optional<int64_t> s
   }
   run.model = model::HybridGPT(run.config.model);
   const std::string weights = path_join(dir, model_file_name(*step));
+  const auto checksum = run.meta.find("model_checksum");  // absent in checkpoints from before it was kept
   TensorDict state;
   try {
-    state = load_tensor_dict(weights);
+    state = load_tensor_dict(
+        weights, checksum != run.meta.end() && checksum->is_string() ? checksum->get<std::string>() : std::string());
   } catch (const c10::Error& e) {  // a dict whose values are not tensors
     throw UserError("checkpoint file '" + weights + "' is not a dict of tensors: " + e.what_without_backtrace());
   }

@@ -150,6 +150,9 @@ TEST(Generate, StopsAtTheStopToken) {
   while (free_run.tokens[0][first] != *o.stop_token) ++first;
   EXPECT_EQ(stopped.tokens[0], std::vector<uint32_t>(free_run.tokens[0].begin(), free_run.tokens[0].begin() + first));
   EXPECT_EQ(calls, static_cast<int>(first) + 1);
+  // A stop before max_seq_len is not the length limit, even when max_tokens reaches past it.
+  o.max_tokens = 1000;
+  EXPECT_FALSE(generate(engine, kPrompt, o).hit_length_limit);
 }
 
 TEST(Generate, LengthLimits) {
@@ -164,6 +167,28 @@ TEST(Generate, LengthLimits) {
   EXPECT_THROW(generate(engine, {}, o), UserError);
   o.num_samples = 0;
   EXPECT_THROW(generate(engine, kPrompt, o), UserError);
+  o.num_samples = kMaxSamples + 1;
+  EXPECT_THROW(generate(engine, kPrompt, o), UserError);
+  o.num_samples = 1;
+  o.max_tokens = INT64_MAX;  // no overflow: the same 12 tokens
+  const auto longest = generate(engine, kPrompt, o);
+  EXPECT_TRUE(longest.hit_length_limit);
+  EXPECT_EQ(longest.tokens[0], r.tokens[0]);
+}
+
+// A temperature so small that logits / temperature overflow samples the argmax (no NaN), and
+// non-finite logits are a UserError, not a LibTorch exception.
+TEST(Generate, ExtremeTemperaturesAndNonFiniteLogits) {
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(1);
+  SamplingParams p;
+  p.temperature = 1e-300;
+  p.top_k = 0;
+  const auto logits = at::tensor(std::vector<float>{1, 3, 2, -5, -7, -6}).view({2, 3});
+  const auto argmax = at::tensor(std::vector<int64_t>{1, 0});
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(at::equal(sample_next(logits, p, generator), argmax));
+  EXPECT_THROW(sample_next(at::tensor(std::vector<float>{1, NAN, 2}).view({1, 3}), p, generator), UserError);
+  p.temperature = 0;
+  EXPECT_THROW(sample_next(at::tensor(std::vector<float>{INFINITY, 0}).view({1, 2}), p, generator), UserError);
 }
 
 }  // namespace

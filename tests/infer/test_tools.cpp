@@ -1,13 +1,16 @@
 // test_tools.cpp — build/sample and build/evaluate end to end on the checkpoints of a short
 // base_train run: text comes out and reproduces, evaluate gives exactly the validation numbers
-// base_train logged for the step, and every bad input is one "error:" line and exit code 2.
+// base_train logged for the step, every bad input is one "error:" line and exit code 2, and
+// weights damaged in ways the archive accepts are refused.
 #include "hgpt/train/checkpoint.h"
 #include "tests/train/train_test_util.h"
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 
 namespace hgpt::testing {
@@ -126,6 +129,60 @@ TEST_F(TrainedRun, SampleBadInputsAreUserErrors) {
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--num_samples", "0"}),
                     "--num_samples");
   expect_user_error(run_tool(kSample, {"--checkpoint", run_dir()}), "--prompt");
+}
+
+// Extreme but valid flags: a temperature whose logits / temperature overflow samples greedily, and
+// a max_tokens of INT64_MAX stops at max_seq_len.
+TEST_F(TrainedRun, SampleExtremeFlagsWork) {
+  const std::vector<std::string> base = {"--checkpoint", run_dir(), "--prompt", "recall: k=7 ", "--max_tokens", "12"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_tool(kSample, args);
+  };
+  const auto tiny = with({"--temperature", "1e-300"}), greedy = with({"--temperature", "0"});
+  ASSERT_TRUE(tiny.ok()) << tiny.describe();
+  ASSERT_TRUE(greedy.ok()) << greedy.describe();
+  auto text = [](const ChildResult& r) { return r.output.substr(0, r.output.find("sample: ")); };
+  EXPECT_EQ(text(tiny), text(greedy));
+  const auto longest = run_tool(kSample, {"--checkpoint", run_dir(), "--prompt", "a", "--max_tokens",
+                                          "9223372036854775807", "--temperature", "0"});
+  ASSERT_TRUE(longest.ok()) << longest.describe();
+  expect_user_error(with({"--num_samples", "1000000000000"}), "--num_samples");
+}
+
+// A copy of the run whose step-4 weights are edited and saved again, with the meta file's checksum
+// updated to match, so that only the edit itself is wrong.
+std::string run_with_edited_weights(const std::string& folder, const std::function<void(train::TensorDict&)>& edit) {
+  const std::string model = folder + "/model_000004.pt";
+  auto weights = train::load_tensor_dict(model);
+  edit(weights);
+  const std::string checksum = train::save_tensor_dict(model, weights);
+  Json meta = train::read_meta(folder, 4);
+  meta["model_checksum"] = checksum;
+  std::ofstream(folder + "/meta_000004.json") << meta.dump();
+  return folder;
+}
+
+// Weights that are damaged in ways the archive format accepts: NaN values, integer tensors of the
+// right shapes, flipped bytes (caught by the meta file's checksum); and a weights path that is a folder.
+TEST_F(TrainedRun, DamagedWeightsAreRefusedBySampleAndEvaluate) {
+  const std::string nan = run_with_edited_weights(
+      copy_run("nan_weights"), [](train::TensorDict& w) { w.front().second = w.front().second.clone().fill_(NAN); });
+  const std::string ints = run_with_edited_weights(
+      copy_run("int_weights"), [](train::TensorDict& w) { w.front().second = w.front().second.to(at::kLong); });
+  const std::string flipped = copy_run("flipped");
+  std::string bytes = read_text(flipped + "/model_000004.pt");
+  for (size_t i = 0; i < 50; ++i) bytes[bytes.size() / 2 + i * 7] ^= 0x5a;
+  write_text(flipped + "/model_000004.pt", bytes);
+  const std::string folder = copy_run("weights_folder");
+  fs::remove(folder + "/model_000004.pt");
+  fs::create_directories(folder + "/model_000004.pt");
+  for (const auto& [dir, needle] : std::vector<std::pair<std::string, std::string>>{
+           {nan, "NaN or infinite"}, {ints, "holds Long values"}, {flipped, "checksum"}, {folder, "is a folder"}}) {
+    expect_user_error(run_tool(kSample, {"--checkpoint", dir, "--prompt", "a"}), needle);
+    expect_user_error(run_tool(kEvaluate, {"--checkpoint", dir}), needle);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

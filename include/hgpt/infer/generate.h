@@ -25,8 +25,10 @@ struct SamplingParams {
 // Returns (B) int64. Throws UserError on out-of-range parameters.
 at::Tensor sample_next(const at::Tensor& logits, const SamplingParams& params, at::Generator& generator);
 
+constexpr int64_t kMaxSamples = 65536;  // num_samples' bound: one batch, and its states, in memory
+
 struct GenerateOptions {
-  int64_t max_tokens = 256;
+  int64_t max_tokens = 256;            // any count: generation also stops at max_seq_len
   int64_t num_samples = 1;             // the prompt repeated: a batch of this many sequences
   std::optional<uint32_t> stop_token;  // a sequence ends when it samples this (not returned)
   SamplingParams sampling;
@@ -37,7 +39,7 @@ struct Generation {
   int64_t prefill_tokens = 0;
   double prefill_seconds = 0.0, decode_seconds = 0.0;
   int64_t decoded_tokens = 0;     // tokens fed back through decode steps, all samples together
-  bool hit_length_limit = false;  // stopped at max_seq_len before max_tokens
+  bool hit_length_limit = false;  // a sample was still going when max_seq_len ended generation
 };
 
 // Called after every sampled position with the new token of each sample (B) and which samples

@@ -31,11 +31,14 @@ namespace hgpt::train {
 
 using TensorDict = std::vector<std::pair<std::string, at::Tensor>>;
 
-// Tensor dicts in PyTorch's zip/pickle format (torch.save / torch.load compatible).
-void save_tensor_dict(const std::string& path, const TensorDict& dict);
-TensorDict load_tensor_dict(const std::string& path);
+// Tensor dicts in PyTorch's zip/pickle format (torch.save / torch.load compatible). Saving returns
+// the file's checksum (fnv1a64_hex of its bytes); loading with a non-empty `checksum` refuses a file
+// whose bytes no longer match (flipped or torn bytes that the archive format itself would accept).
+std::string save_tensor_dict(const std::string& path, const TensorDict& dict);
+TensorDict load_tensor_dict(const std::string& path, const std::string& checksum = "");
 
-// The module's parameters and buffers by name (moved to CPU), and the reverse (checks names/shapes).
+// The module's parameters and buffers by name (moved to CPU), and the reverse: names, shapes and
+// dtypes (floating point where the model's are) must match and every value must be finite.
 TensorDict module_state(const torch::nn::Module& module);
 void load_module_state(torch::nn::Module& module, const TensorDict& state, const std::string& source);
 

@@ -20,7 +20,8 @@ struct CheckpointMeta {
   int64_t train_position = 0;  // the training loader's position
   double loss_ema = 0.0;       // LossEma's state
   int64_t loss_ema_count = 0;
-  std::string rng_state_cpu;  // the CPU generator's state, raw bytes
+  std::string rng_state_cpu;   // the CPU generator's state, raw bytes
+  std::string model_checksum;  // fnv1a64_hex of the model file; empty in files from before it was kept
 };
 
 // Checks every key (present, of the right type, in range) and that `step` matches the file name's.
