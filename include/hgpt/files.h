@@ -15,6 +15,8 @@ bool is_directory(const std::string& path);
 bool path_exists(const std::string& path);                  // anything there (following links)
 std::vector<std::string> list_dir(const std::string& dir);  // entry names, sorted, without . and ..
 std::string path_join(const std::string& dir, const std::string& name);
+// The whole file; UserError "<what> <path> cannot be read: <reason>" when it cannot be opened.
+std::string read_file(const std::string& path, const char* what = "file");
 // Writes `bytes` to path + ".tmp", fsyncs it, renames it over `path` and fsyncs the folder:
 // readers never see half a file, and after a crash or power loss `path` holds the old or new bytes.
 void write_file_atomic(const std::string& path, const std::string& bytes);

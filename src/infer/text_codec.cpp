@@ -3,9 +3,36 @@
 
 #include "hgpt/data/synthetic.h"
 #include "hgpt/errors.h"
+#include "hgpt/files.h"
 #include "hgpt/tokenizer/tokenizer.h"
 
+#include <iostream>
+
 namespace hgpt::infer {
+namespace {
+
+// A tokenizer given in place of the run's that is not the same (other ranks, or a run that read
+// bytes) makes text that does not match what the model learned: say so, once, on stderr.
+void warn_if_not_the_runs(const Config& config, const std::string& given) {
+  if (given.empty()) return;
+  const std::string& trained = config.train.tokenizer;
+  std::string why;
+  if (trained.empty()) {
+    why = config.train.data == "synthetic" ? "the run read the built-in corpus's bytes, not tokens of a tokenizer"
+                                           : "the run recorded no tokenizer";
+  } else if (trained != given) {
+    const std::string ranks = "tokenizer.tiktoken";
+    if (!path_exists(path_join(trained, ranks)))
+      why = "the run's own tokenizer '" + trained + "' is gone, so it cannot be compared";
+    else if (read_file(path_join(trained, ranks), "ranks file") != read_file(path_join(given, ranks), "ranks file"))
+      why = "its ranks differ from those of the run's tokenizer '" + trained + "'";
+  }
+  if (!why.empty())
+    std::cerr << "warning: --tokenizer '" << given << "' may not be the tokenizer this model was trained with: " << why
+              << "; text in and out may not mean what the model learned" << std::endl;
+}
+
+}  // namespace
 
 TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_dir) {
   const std::string dir = tokenizer_dir.empty() ? config.train.tokenizer : tokenizer_dir;
@@ -16,6 +43,7 @@ TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_
   }
   codec.owned_ = std::make_shared<const tokenizer::Tokenizer>(tokenizer::Tokenizer::load(dir));
   codec.tokenizer_ = codec.owned_.get();
+  warn_if_not_the_runs(config, tokenizer_dir);
   if (codec.tokenizer_->vocab_size() > config.model.vocab_size) {
     throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
                     " is smaller than the tokenizer's " + std::to_string(codec.tokenizer_->vocab_size()) +

@@ -76,14 +76,6 @@ bool base64_decode(std::string_view in, std::string& out) {
   return true;
 }
 
-std::string read_file(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw UserError(std::string(what) + " " + path + " cannot be read: " + std::strerror(errno));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 int line_of_offset(const std::string& text, size_t offset) {
   offset = std::min(offset, text.size());
   return 1 + static_cast<int>(std::count(text.begin(), text.begin() + offset, '\n'));

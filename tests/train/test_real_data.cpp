@@ -1,7 +1,8 @@
 // test_real_data.cpp — the real-text path end to end, through the three binaries a user runs:
 // tok_train (a BPE tokenizer from text) → tokenize (llm.c shards) → base_train with `data` and
 // `tokenizer` set: it trains, reports bits per byte from the tokenizer's byte lengths, prints
-// decoded samples, and refuses a vocab_size smaller than the tokenizer's; the tools' bad flags.
+// decoded samples, and refuses a vocab_size smaller than the tokenizer's; sample warns about a
+// tokenizer that is not the run's; the tools' bad flags.
 #include "tests/support/spawn.h"
 #include "tests/train/train_test_util.h"
 
@@ -60,6 +61,24 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
   // BPE tokens cover more than one byte on average, so bits per byte < bits per token.
   EXPECT_LT(bpb, loss / std::log(2.0)) << last.dump();
   EXPECT_FALSE(last.contains("acc_induction")) << "task accuracies belong to the built-in corpus only";
+
+  // sample with another tokenizer in place of the run's warns; with the run's own it does not.
+  ASSERT_TRUE(run({kTokTrain, "--out", dir.file("other_tok"), "--vocab_size", "300", dir.file("corpus.txt")}).ok());
+  const std::string sample = std::string(HGPT_BUILD_DIR) + "/sample";
+  const std::vector<std::string> args = {sample, "--checkpoint", dir.file("out/d2"), "--prompt", "The", "--max_tokens",
+                                         "4"};
+  auto with_tokenizer = [&](const std::string& tok) {
+    auto argv = args;
+    argv.insert(argv.end(), {"--tokenizer", tok});
+    return run(argv);
+  };
+  const auto other = with_tokenizer(dir.file("other_tok")), same = with_tokenizer(dir.file("tok"));
+  ASSERT_TRUE(other.ok()) << other.describe();
+  EXPECT_NE(other.output.find("warning: --tokenizer '" + dir.file("other_tok") + "' may not be the tokenizer"),
+            std::string::npos)
+      << other.output;
+  ASSERT_TRUE(same.ok()) << same.describe();
+  EXPECT_EQ(same.output.find("warning:"), std::string::npos) << same.output;
 }
 
 // The tools' flags a hostile probe tried: each is one `error:` line and exit 2, before any work.
