@@ -1,9 +1,10 @@
-// bench_generate.cpp — inference speed and state size of all-T, all-M, all-M2 and alternating models of
-// equal depth and width: prefill tokens/s, decode tokens/s (median time per token after warm-up)
-// and the bytes of state each sequence carries, at several context lengths and batch sizes.
+// bench_generate.cpp — inference speed and state size of all-T, all-S (sliding window), all-M,
+// all-M2 and alternating models of equal depth and width: prefill tokens/s, decode tokens/s (median time per token
+// after warm-up) and the bytes of state each sequence carries, at several context lengths and batch sizes.
 //
 //   bench_generate [--depth 4] [--dim 512] [--head_dim 64] [--patterns all_T,all_M,all_M2,alternating]
 //                  [--contexts 256,1024,4096] [--batches 1,8] [--decode_steps 16] [--warmup 3]
+//                  [--attn_window 512]
 //                  [--device auto] [--json]
 //
 // --json prints one JSON object per measurement (per line), each as soon as it is taken.
@@ -12,7 +13,8 @@
 // the d20 configs. CUDA runs under bf16 autocast as training does; CPU runs in fp32.
 // Decode at context C means one new token per sequence with C tokens already in the state.
 // State bytes are counted from the state's tensors: for T layers the key/value cache holding C
-// positions, for M and M2 layers the conv and SSM states (independent of C). M2 layers use the
+// positions, for S layers a ring of attn_window positions (at most C), for M and M2 layers the conv
+// and SSM states (independent of C). M2 layers use the
 // Mamba-2 defaults (d_state 128, headdim 64).
 #include "hgpt/cli.h"
 #include "hgpt/config.h"
@@ -40,7 +42,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  int64_t depth = 4, dim = 512, head_dim = 64, vocab = 65536;
+  int64_t depth = 4, dim = 512, head_dim = 64, vocab = 65536, attn_window = 512;
   std::vector<std::string> patterns = {"all_T", "all_M", "all_M2", "alternating"};
   std::vector<int64_t> contexts = {256, 1024, 4096}, batches = {1, 8};
   int decode_steps = 16, warmup = 3;
@@ -51,10 +53,10 @@ struct Options {
 std::string block_pattern(const std::string& name, int64_t depth) {
   std::string p;
   for (int64_t i = 0; i < depth; ++i) {
-    p += name == "all_T" ? 'T' : name == "all_M" ? 'M' : name == "all_M2" ? '2' : "TM"[i % 2];
+    p += name == "all_T" ? 'T' : name == "all_S" ? 'S' : name == "all_M" ? 'M' : name == "all_M2" ? '2' : "TM"[i % 2];
   }
-  if (name != "all_T" && name != "all_M" && name != "all_M2" && name != "alternating") {
-    throw hgpt::UserError("--patterns: unknown '" + name + "'; use all_T, all_M, all_M2, alternating");
+  if (name != "all_T" && name != "all_S" && name != "all_M" && name != "all_M2" && name != "alternating") {
+    throw hgpt::UserError("--patterns: unknown '" + name + "'; use all_T, all_S, all_M, all_M2, alternating");
   }
   return p;
 }
@@ -108,6 +110,7 @@ int run(const Options& o) {
   const int64_t max_context = *std::max_element(o.contexts.begin(), o.contexts.end());
   hgpt::train::AutocastGuard autocast(hgpt::train::uses_autocast(device));
   const nlohmann::json setup = {{"depth", o.depth},
+                                {"attn_window", o.attn_window},
                                 {"model_dim", o.dim},
                                 {"head_dim", o.head_dim},
                                 {"vocab_size", o.vocab},
@@ -131,6 +134,7 @@ int run(const Options& o) {
                                   {"vocab_size", o.vocab},
                                   {"max_seq_len", max_context + o.warmup + o.decode_steps},
                                   {"block_pattern", block_pattern(name, o.depth)},
+                                  {"attn_window", o.attn_window},
                                   {"device_batch_size", 1},
                                   {"total_batch_size", max_context + o.warmup + o.decode_steps}};
     const hgpt::Config config = hgpt::config_from_json(patch);
@@ -179,7 +183,10 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     app.add_option("--head_dim", o.head_dim, "attention head width")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str()->check(CLI::PositiveNumber);
-    app.add_option("--patterns", o.patterns, "all_T, all_M, all_M2, alternating")
+    app.add_option("--attn_window", o.attn_window, "the S layers' window")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--patterns", o.patterns, "all_T, all_S, all_M, all_M2, alternating")
         ->delimiter(',')
         ->capture_default_str();
     app.add_option("--contexts", o.contexts, "context lengths")
