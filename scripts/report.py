@@ -327,18 +327,73 @@ def mean_sd(values, digits=4):
     return f"{fmt(statistics.mean(shown), digits)} ± {fmt(statistics.stdev(shown), digits)}"
 
 
+# The quality metrics compared across patterns, and which way is better.
+LOWER_IS_BETTER = ("final loss (EMA)", "val loss", "val bpb")
+
+
+def group_values(runs, tasks):
+    """Per seed group: its runs, and per quality metric the finite final values of its runs."""
+    out = []
+    for group in seed_groups(runs):
+        values = [final_values(run, tasks) for run in group]
+        out.append((group, {c: finite([v[c] for v in values if v[c] is not None]) for c in LOWER_IS_BETTER + tuple(tasks)}))
+    return out
+
+
+def noise_floor(groups):
+    """Per metric, the largest seed standard deviation of any group with two or more values: a
+    difference between patterns smaller than that is within the noise of the seed. None for a
+    metric no group has two values of."""
+    floors = {}
+    for metric in groups[0][1] if groups else []:
+        spreads = [statistics.stdev(v[metric]) for _, v in groups if len(v[metric]) >= 2]
+        floors[metric] = max(spreads) if spreads else None
+    return floors
+
+
+def within_noise_marks(groups, floors):
+    """Per (group index, metric): "best" for the best mean, "≈ best" for a mean within the noise
+    floor of it, "" otherwise (and wherever the floor is unknown)."""
+    marks = {}
+    for metric, floor in floors.items():
+        means = {i: statistics.mean(v[metric]) for i, (_, v) in enumerate(groups) if v[metric]}
+        if floor is None or len(means) < 2:
+            continue
+        pick = min if metric in LOWER_IS_BETTER else max
+        best = pick(means.values())
+        for i, m in means.items():
+            marks[(i, metric)] = "best" if m == best else "≈ best" if abs(m - best) < floor else ""
+    return marks
+
+
 def group_table(runs):
     tasks = task_keys(runs)
-    header = ["block pattern", "runs", "seeds", "final loss (EMA)", "val loss", "val bpb"] + tasks + ["median tok/s"]
+    metrics = list(LOWER_IS_BETTER) + tasks
+    header = ["block pattern", "runs", "seeds"] + metrics + ["median tok/s"]
+    groups = group_values(runs, tasks)
+    marks = within_noise_marks(groups, noise_floor(groups))
     rows = []
-    for group in seed_groups(runs):
+    for i, (group, _) in enumerate(groups):
         values = [final_values(run, tasks) for run in group]
         seeds = ",".join(str(run.config.get("seed", "?")) for run in group)
         pattern = compact(group[0].pattern) if group[0].pattern else group[0].tag
-        rows.append([pattern, str(len(group)), seeds] +
-                    [mean_sd([v[c] for v in values]) for c in ["final loss (EMA)", "val loss", "val bpb"] + tasks] +
-                    [mean_sd([v["median tok/s"] for v in values], digits=0)])
+        cells = []
+        for c in metrics:
+            cell = mean_sd([v[c] for v in values])
+            mark = marks.get((i, c), "")
+            cells.append(f"{cell} ({mark})" if mark else cell)
+        rows.append([pattern, str(len(group)), seeds] + cells + [mean_sd([v["median tok/s"] for v in values], digits=0)])
     return header, rows
+
+
+def noise_table(runs):
+    """The noise floor per metric, for the report's text: (metric, floor) rows."""
+    floors = noise_floor(group_values(runs, task_keys(runs)))
+    return [[metric, fmt(floor)] for metric, floor in floors.items() if floor is not None]
+
+
+NOISE_TEXT = ("Noise floor: per metric, the largest standard deviation over seeds of any pattern. A pattern "
+              "marked \"≈ best\" is closer to the best pattern than that: with these seeds the two cannot be told apart.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,8 +526,11 @@ def write_report(runs, out_path, charts_dir=None):
              f"<style>{STYLE}</style></head><body>",
              f"<h1>Training report: {len(runs)} run(s)</h1><p>{html.escape(when)}; runs: {html.escape(sources)}</p>",
              "<h2>Runs</h2>", html_table("runs", header, rows, [run.tag for run in runs])]
+    noise = noise_table(runs) if show_groups else []
     if show_groups:
         parts += ["<h2>Over seeds (mean ± standard deviation)</h2>", html_table("seed-groups", g_header, g_rows)]
+    if noise:
+        parts += [f"<p>{html.escape(NOISE_TEXT)}</p>", html_table("noise-floor", ["metric", "noise floor"], noise)]
     if notes:
         parts.append('<ul id="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts += ["<h2>Charts</h2>"] + figures + ["</body></html>\n"]
@@ -484,6 +542,8 @@ def write_report(runs, out_path, charts_dir=None):
           markdown_table(header, rows), ""]
     if show_groups:
         md += ["## Over seeds (mean ± standard deviation)", "", markdown_table(g_header, g_rows), ""]
+    if noise:
+        md += [NOISE_TEXT, "", markdown_table(["metric", "noise floor"], noise), ""]
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     md_path = os.path.splitext(out_path)[0] + ".md"

@@ -321,6 +321,24 @@ class ReportEdgeCases(unittest.TestCase):
                        "'model_tag' is not a string"):
             self.assertIn(needle, notes)
 
+    def test_noise_floor_marks_differences_within_the_seed_spread(self):
+        val = {"TT": (1.00, 1.02), "TM": (1.01, 1.03), "MM": (1.10, 1.12)}  # each spread: sd 0.0141
+        names = []
+        for pattern, losses in val.items():
+            for seed, loss in enumerate(losses):
+                name = f"{pattern}-s{seed}"
+                names.append(name)
+                write_run(os.path.join(self.dir, name), [step_line(1, 2.0), {"step": 1, "val_loss": loss}],
+                          num_iterations=1, pattern=pattern, seed=seed)
+        page = self.report(*names)
+        cells = {row["block pattern"]: row["val loss"] for row in page.rows("seed-groups")}
+        self.assertTrue(cells["T×2"].endswith("(best)"), cells)
+        self.assertTrue(cells["T M"].endswith("(≈ best)"), cells)  # 0.01 from the best, under 0.0141
+        self.assertFalse(cells["M×2"].endswith(")"), cells)  # 0.10 away: a real difference
+        floors = {row["metric"]: row["noise floor"] for row in page.rows("noise-floor")}
+        self.assertEqual(floors["val loss"], "0.0141")
+        self.assertIn("Noise floor", self.markdown())
+
     def test_unwritable_outputs_are_clear_errors(self):
         write_run(os.path.join(self.dir, "ok"), [step_line(1, 3.0)], num_iterations=1)
         run_dir = os.path.join(self.dir, "ok")
