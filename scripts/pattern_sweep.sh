@@ -2,7 +2,7 @@
 # pattern_sweep.sh — train each block pattern × seed with everything else equal, then one report.
 #
 #   scripts/pattern_sweep.sh [--config configs/tiny_cpu.json] [--patterns LIST] [--seeds 0,1,2]
-#                            [--steps N] [--out out/sweep] [--key=value ...]
+#                            [--steps N] [--out out/sweep] [--match params|flops] [--key=value ...]
 #
 # --patterns  comma-separated strategy names, which scale to the config's depth (all-T, all-M,
 #             alternating, early-T-late-M, strategic, all-M2, nemotron, samba, megatron:
@@ -14,12 +14,16 @@
 # --out       the sweep directory: run <name>-s<seed>/ (checkpoints, metrics.jsonl, train.log)
 #             for each pattern and seed, and report.html + report.md over all of them (and
 #             each chart as charts/<chart>.png).
+# --match     give each pattern the block parameters (params) or block FLOPs per token (flops)
+#             of the all-T stack of the same config, within 2% where the knobs allow: its
+#             mamba_expand, else also its width (scripts/match_sizes.py says how). Each run
+#             folder keeps the result in sweep_match.json; report.py shows it and flags a miss.
 # --key=value any other base_train override, applied to every run (e.g. --depth=8); the keys the
 #             sweep sets itself (out_dir, model_tag, block_pattern, seed, resume, overwrite) are
 #             refused, naming the flag to use. save_every defaults to a quarter of the steps.
 #
-# Runs differ only in block_pattern, seed and model_tag: the same width, depth, data, tokens and
-# learning rates. Re-running the same command skips finished runs, resumes interrupted ones from
+# Runs differ only in block_pattern, seed and model_tag (and, with --match, the matched knobs):
+# the same width, depth, data, tokens and learning rates. Re-running the same command skips finished runs, resumes interrupted ones from
 # their checkpoint and restarts those stopped before their first. Exit codes: 0 done, 2 bad input, else the failing run's exit code.
 set -euo pipefail
 
@@ -32,6 +36,7 @@ patterns="all-T,all-M,alternating,early-T-late-M,strategic"
 seeds="0,1,2"
 steps=""
 out="out/sweep"
+match=""
 overrides=()
 command_line=$(printf '%q ' "$0" "$@")
 
@@ -42,10 +47,10 @@ log() { printf '[sweep] %s\n' "$*"; }
 # Arguments: our own flags (--flag VALUE or --flag=VALUE), the rest go to base_train.
 while (($#)); do
   case "$1" in
-    --config|--patterns|--seeds|--steps|--out)
+    --config|--patterns|--seeds|--steps|--out|--match)
       (($# >= 2)) || die "$1 needs a value"
       declare "${1#--}=$2"; shift 2 ;;
-    --config=*|--patterns=*|--seeds=*|--steps=*|--out=*)
+    --config=*|--patterns=*|--seeds=*|--steps=*|--out=*|--match=*)
       flag="${1%%=*}"; declare "${flag#--}=${1#*=}"; shift ;;
     -h|--help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -73,6 +78,7 @@ seed_re='(0|[1-9][0-9]{0,18})'
   die "--seeds must be comma-separated integers 0..9999999999999999999 without leading zeros, got '$seeds'"
 [[ "$patterns" =~ [^,] ]] || die "--patterns is empty; give a comma-separated list (see --help)"
 [[ ! -e "$out" || -d "$out" ]] || die "--out '$out' exists and is not a folder"
+[[ -z "$match" || "$match" == params || "$match" == flops ]] || die "--match must be params or flops, got '$match'"
 [[ -n "$steps" ]] && overrides+=("--num_iterations=$steps")
 
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +103,20 @@ echo "$command_line" >"$out/command.txt"
 log "${#names[@]} pattern(s) × ${#seed_list[@]} seed(s), depth $depth, $iterations steps each, into $out"
 
 # ---------------------------------------------------------------------------------------------
+# --match: each pattern's extra overrides (the same on every run of the sweep, so resumes agree).
+extras=() matched=()
+for p in "${!names[@]}"; do
+  extras+=("") matched+=("")
+  [[ -n "$match" ]] || continue
+  result=$("$PYTHON" "$ROOT/scripts/match_sizes.py" "$BASE_TRAIN" "$config" "${pats[p]}" "$match" "${overrides[@]}") ||
+    exit 2
+  IFS='|' read -r extra value target <<<"$result"
+  extras[p]="$extra"
+  matched[p]=$(printf '{"metric": "%s", "block": %s, "all_T": %s, "overrides": "%s"}' "$match" "$value" "$target" "$extra")
+  log "${names[p]}: block $match $value vs all-T's $target$( [[ -n "$extra" ]] && echo " with $extra")"
+done
+
+# ---------------------------------------------------------------------------------------------
 # The runs: finished ones are skipped, interrupted ones resume from their newest checkpoint.
 run_dirs=()
 total=$(( ${#names[@]} * ${#seed_list[@]} )) i=0
@@ -116,9 +136,11 @@ for p in "${!names[@]}"; do
     fi
     log "$i/$total $tag: pattern ${pats[p]}$note; log in $dir/train.log"
     mkdir -p "$dir"
+    [[ -z "${matched[p]}" ]] || echo "${matched[p]}" >"$dir/sweep_match.json"
+    read -ra extra <<<"${extras[p]}"
     status=0
-    "$BASE_TRAIN" "$config" "${overrides[@]}" "--block_pattern=${pats[p]}" "--seed=$seed" "--out_dir=$out" \
-      "--model_tag=$tag" "${resume[@]}" >>"$dir/train.log" 2>&1 || status=$?
+    "$BASE_TRAIN" "$config" "${overrides[@]}" "${extra[@]}" "--block_pattern=${pats[p]}" "--seed=$seed" \
+      "--out_dir=$out" "--model_tag=$tag" "${resume[@]}" >>"$dir/train.log" 2>&1 || status=$?
     if ((status != 0)); then
       tail -n 5 "$dir/train.log" >&2
       if ((status == 2)); then

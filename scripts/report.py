@@ -81,6 +81,7 @@ class Run:
                               f"folder (the one holding metrics.jsonl)")
         self.steps, self.evals = self._read_metrics(os.path.join(path, "metrics.jsonl"))
         self.info = self._read_info()
+        self.match = self._read_match()
         self.config = self.info.get("config", {})
         self.tag = self.config.get("model_tag") or os.path.basename(os.path.normpath(path))
         pattern = self.config.get("block_pattern")
@@ -136,6 +137,17 @@ class Run:
             if key in info:
                 info[key] = {k: v for k, v in info[key].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         return info
+
+    def _read_match(self):
+        """sweep_match.json (pattern_sweep.sh --match): the run's block size beside the all-T stack's."""
+        path = os.path.join(self.path, "sweep_match.json")
+        if not os.path.exists(path):
+            return None
+        match = self._typed(read_json(path), {"metric": str, "block": NUMBER, "all_T": NUMBER}, "sweep_match.json")
+        if not all(k in match for k in ("metric", "block", "all_T")) or not match["all_T"]:
+            self.notes.append("sweep_match.json lacks metric, block or all_T: ignored")
+            return None
+        return match
 
     def _typed(self, fields, types, where):
         """`fields` without the entries the report reads whose type is wrong (each noted); {} for a non-object."""
@@ -275,12 +287,29 @@ def block_kinds(runs):
     return kinds or registry_symbols()
 
 
+# A matched stack (pattern_sweep.sh --match) further than this from the all-T stack is flagged.
+MATCH_TOLERANCE = 0.02
+
+
+def match_cell(run):
+    """'2,692,290 / 2,654,208 (+1.4%)': the run's block size / the all-T stack's, flagged past 2%."""
+    m = run.match
+    if m is None:
+        return "—"
+    off = m["block"] / m["all_T"] - 1
+    flag = f" ⚠ outside {MATCH_TOLERANCE:.0%}" if abs(off) > MATCH_TOLERANCE else ""
+    value = fmt if m["metric"] == "params" else human
+    return f"{value(m['block'])} / {value(m['all_T'])} ({off:+.1%}){flag}"
+
+
 def run_table(runs):
     tasks = task_keys(runs)
     kinds = block_kinds(runs)
     kind_names = " / ".join(kind_name(k) for k in kinds)
-    header = (["run", "block pattern", f"parameters ({kind_names})", "FLOPs/token", f"FLOPs/token ({kind_names})",
-               "tokens trained", "status",
+    matched = [run.match["metric"] for run in runs if run.match]
+    match_header = [f"matched block {matched[0]} (this / all-T)"] if matched else []
+    header = (["run", "block pattern", f"parameters ({kind_names})", "FLOPs/token", f"FLOPs/token ({kind_names})"] +
+              match_header + ["tokens trained", "status",
                "final loss (EMA)", "val loss", "val bpb"] + tasks +
               ["median tok/s", "train time (s)", "device", "world size"])
     rows = []
@@ -291,8 +320,9 @@ def run_table(runs):
         rows.append([run.tag, compact(run.pattern) if run.pattern else "—",
                      " / ".join(fmt(params[k]) if params.get(k) is not None else "—" for k in kinds),
                      human(v["_flops"]) if v["_flops"] is not None else "—",
-                     " / ".join(human(flops[k]) if flops.get(k) is not None else "—" for k in kinds),
-                     fmt(v["_tokens"]), run.status(),
+                     " / ".join(human(flops[k]) if flops.get(k) is not None else "—" for k in kinds)] +
+                    ([match_cell(run)] if matched else []) +
+                    [fmt(v["_tokens"]), run.status(),
                      fmt(v["final loss (EMA)"]), fmt(v["val loss"]), fmt(v["val bpb"])] +
                     [fmt(v[t]) for t in tasks] +
                     [fmt(v["median tok/s"], 0) if v["median tok/s"] is not None else "—", fmt(v["_seconds"], 1),
@@ -509,6 +539,8 @@ def write_report(runs, out_path, charts_dir=None):
     show_groups = any(int(r[1]) > 1 for r in g_rows)
     notes = [f"{run.tag}: {note}" for run in runs for note in run.notes]
     notes += [f"{run.tag}: no validation records" for run in runs if not run.evals]
+    notes += [f"{run.tag}: its block {run.match['metric']} are more than {MATCH_TOLERANCE:.0%} from the all-T stack's"
+              for run in runs if run.match and abs(run.match["block"] / run.match["all_T"] - 1) > MATCH_TOLERANCE]
     colours, styles = line_styles(runs)
     figures = []
     for spec in chart_specs(runs):

@@ -339,6 +339,17 @@ class ReportEdgeCases(unittest.TestCase):
         self.assertEqual(floors["val loss"], "0.0141")
         self.assertIn("Noise floor", self.markdown())
 
+    def test_a_matched_stack_outside_two_percent_is_flagged(self):
+        for name, block in (("near", 1010), ("far", 1100)):
+            write_run(os.path.join(self.dir, name), [step_line(1, 2.0)], num_iterations=1)
+            with open(os.path.join(self.dir, name, "sweep_match.json"), "w") as f:
+                json.dump({"metric": "params", "block": block, "all_T": 1000, "overrides": ""}, f)
+        page = self.report("near", "far")
+        cells = {row["run"]: row["matched block params (this / all-T)"] for row in page.rows("runs")}
+        self.assertEqual(cells["near"], "1,010 / 1,000 (+1.0%)")
+        self.assertEqual(cells["far"], "1,100 / 1,000 (+10.0%) ⚠ outside 2%")
+        self.assertIn("far: its block params are more than 2% from the all-T stack's", self.markdown())
+
     def test_unwritable_outputs_are_clear_errors(self):
         write_run(os.path.join(self.dir, "ok"), [step_line(1, 3.0)], num_iterations=1)
         run_dir = os.path.join(self.dir, "ok")
@@ -528,6 +539,28 @@ class PatternSweep(unittest.TestCase):
         records = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if "loss" in r]
         self.assertEqual([r["step"] for r in records], [1, 2, 3])
         self.assertNotEqual(records[0]["loss"], 9.0)
+
+    def test_match_params_gives_each_stack_the_all_T_block_parameters(self):
+        r = self.sweep("--patterns", "all-T,all-M", "--seeds", "0", "--steps", "1", "--match", "params")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        def read(*parts):
+            with open(os.path.join(self.dir, *parts)) as f:
+                return json.load(f)
+        info = {t: read(t, "run.json") for t in ("all-T-s0", "all-M-s0")}
+        match = read("all-M-s0", "sweep_match.json")
+        reference = sum(info["all-T-s0"]["parameters_by_block"].values())
+        trained = sum(info["all-M-s0"]["parameters_by_block"].values())  # the run trained what was matched
+        self.assertEqual((match["block"], match["all_T"]), (trained, reference))
+        self.assertLessEqual(abs(trained / reference - 1), 0.02)
+        knobs = ("mamba_expand", "aspect_ratio")  # the matched stack differs in one of them
+        self.assertTrue(any(info["all-M-s0"]["config"][k] != info["all-T-s0"]["config"][k] for k in knobs))
+        cells = {row["run"]: row["matched block params (this / all-T)"]
+                 for row in ReportPage(os.path.join(self.dir, "report.html")).rows("runs")}
+        self.assertEqual(cells["all-T-s0"], f"{reference:,} / {reference:,} (+0.0%)")
+        self.assertTrue(cells["all-M-s0"].startswith(f"{trained:,} / {reference:,} ("), cells)
+        bad = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "1", "--match", "size")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--match must be params or flops", bad.stderr)
 
     def test_runs_save_a_quarter_of_the_way_unless_told(self):
         r = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "8")
