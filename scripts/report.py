@@ -79,7 +79,7 @@ class Run:
         if not os.path.isdir(path):
             raise ReportError(f"run directory '{path}' does not exist; pass a run's <out_dir>/<model_tag> "
                               f"folder (the one holding metrics.jsonl)")
-        self.steps, self.evals = self._read_metrics(os.path.join(path, "metrics.jsonl"))
+        self.steps, self.evals, self.length_evals = self._read_metrics(os.path.join(path, "metrics.jsonl"))
         self.info = self._read_info()
         self.match = self._read_match()
         self.config = self.info.get("config", {})
@@ -97,7 +97,7 @@ class Run:
                 lines = f.read().splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise ReportError(f"cannot read '{file}': {e}")
-        steps, evals, bad = {}, {}, 0
+        steps, evals, lengths, bad = {}, {}, {}, 0
         for line in lines:
             if not line.strip():
                 continue
@@ -112,11 +112,22 @@ class Run:
             # Files from before base_train cut metrics.jsonl back on resume may repeat steps: the later line wins.
             if "loss" in record:
                 steps[step] = record
-            if "val_loss" in record:
+            length = record.get("eval_seq_len")
+            if "val_loss" in record and isinstance(length, int) and not isinstance(length, bool):
+                lengths[length] = record  # extrapolate_to: the final model at a longer length
+            elif "val_loss" in record:
                 evals[step] = record
         if bad:
             self.notes.append(f"{bad} unreadable line(s) of metrics.jsonl skipped")
-        return [steps[s] for s in sorted(steps)], [evals[s] for s in sorted(evals)]
+        return [steps[s] for s in sorted(steps)], [evals[s] for s in sorted(evals)], lengths
+
+    def by_length(self):
+        """{evaluation length: final evaluation record}: the last ordinary evaluation at max_seq_len
+        and the extrapolate_to records; {} for a run without the latter."""
+        trained = self.config.get("max_seq_len")
+        if not self.length_evals or not self.evals or not isinstance(trained, int):
+            return {}
+        return {trained: self.evals[-1], **self.length_evals}
 
     def _read_info(self):
         """run.json (written at the start), else the newest checkpoint's meta (config, world size)."""
@@ -444,9 +455,37 @@ def line_styles(runs):
     return colours, styles
 
 
+def length_table(runs):
+    """Validation loss and the recall accuracy of each run's final model at every evaluation length
+    (extrapolate_to), Samba's Table 6 style; None when no run has such records."""
+    lengths = sorted({n for run in runs for n in run.by_length()})
+    if not lengths:
+        return None
+    header = ["run", "block pattern"] + [f"val loss @ {n}" for n in lengths] + [f"acc_assoc_recall @ {n}" for n in lengths]
+    rows = []
+    for run in runs:
+        by = run.by_length()
+        if by:
+            rows.append([run.tag, compact(run.pattern) if run.pattern else "—"] +
+                        [fmt(number(by[n].get("val_loss"))) if n in by else "—" for n in lengths] +
+                        [fmt(number(by[n].get("acc_assoc_recall"))) if n in by and "acc_assoc_recall" in by[n] else "—"
+                         for n in lengths])
+    return header, rows
+
+
 def chart_specs(runs):
     """(id, title, x label, y label, per-run lines, horizontal reference line or None)."""
     specs = []
+
+    def length_chart(chart_id, title, ylabel, key, chance=None):
+        lines = []
+        for run in runs:
+            by = run.by_length()
+            lengths = sorted(n for n in by if key in by[n])
+            if lengths:
+                lines.append((run, lengths, plottable([number(by[n][key]) for n in lengths]), "main"))
+        if lines:
+            specs.append((chart_id, title, "evaluation length (tokens)", ylabel, lines, chance))
 
     def step_chart(chart_id, title, ylabel, key, x=None, xlabel="step", raw=False):
         lines = []
@@ -473,6 +512,10 @@ def chart_specs(runs):
     for task in task_keys(runs):
         eval_chart(f"{task.replace('_', '-')}", f"{task[4:]} accuracy (dotted: chance)", "exact-match accuracy", task,
                    chance=TASK_CHANCE.get(task))
+    length_chart("val-loss-length", "validation loss of the final model against evaluation length", "loss (nats/token)",
+                 "val_loss")
+    length_chart("recall-length", "assoc_recall accuracy against evaluation length (dotted: chance)",
+                 "exact-match accuracy", "acc_assoc_recall", chance=TASK_CHANCE.get("acc_assoc_recall"))
     step_chart("tok-s", "throughput", "tokens/s", "tok_per_s")
     if any("mfu" in r for run in runs for r in run.steps):
         step_chart("mfu", "model FLOPs utilisation", "MFU (%)", "mfu")
@@ -496,6 +539,8 @@ def draw(spec, colours, styles):
                     marker="o" if len(xs) <= 12 else None, markersize=3)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1.2, label=f"chance {chance:.3g}")
+    if chart_id.endswith("-length"):
+        ax.set_xscale("log", base=2)  # evaluation lengths double
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -563,6 +608,9 @@ def write_report(runs, out_path, charts_dir=None):
         parts += ["<h2>Over seeds (mean ± standard deviation)</h2>", html_table("seed-groups", g_header, g_rows)]
     if noise:
         parts += [f"<p>{html.escape(NOISE_TEXT)}</p>", html_table("noise-floor", ["metric", "noise floor"], noise)]
+    lengths = length_table(runs)
+    if lengths:
+        parts += ["<h2>By evaluation length (the final model)</h2>", html_table("by-length", *lengths)]
     if notes:
         parts.append('<ul id="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts += ["<h2>Charts</h2>"] + figures + ["</body></html>\n"]
@@ -576,6 +624,8 @@ def write_report(runs, out_path, charts_dir=None):
         md += ["## Over seeds (mean ± standard deviation)", "", markdown_table(g_header, g_rows), ""]
     if noise:
         md += [NOISE_TEXT, "", markdown_table(["metric", "noise floor"], noise), ""]
+    if lengths:
+        md += ["## By evaluation length (the final model)", "", markdown_table(*lengths), ""]
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     md_path = os.path.splitext(out_path)[0] + ".md"

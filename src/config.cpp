@@ -266,6 +266,8 @@ const std::vector<KeySpec>& key_table() {
     // evaluation, logging, checkpoints
     k.push_back(make_key("eval_every", Kind::Int, t, &T::eval_every, "steps between evaluations; <= 0: at the end"));
     k.push_back(make_key("eval_tokens", Kind::Int, t, &T::eval_tokens, "validation tokens per evaluation"));
+    k.push_back(make_key("extrapolate_to", Kind::Int, t, &T::extrapolate_to,
+                         "final evaluations at 2×, 4×, ... this × max_seq_len; 1: none"));
     k.push_back(make_key("sample_every", Kind::Int, t, &T::sample_every, "steps between samples; <= 0: never"));
     k.push_back(make_key("log_every", Kind::Int, t, &T::log_every, "steps between printed log lines"));
     k.push_back(make_key("save_every", Kind::Int, t, &T::save_every, "steps between checkpoints; <= 0: at the end"));
@@ -411,7 +413,6 @@ std::string line_column(const std::string& text, size_t byte) {
 
 constexpr int64_t kMaxDepth = 1024;
 constexpr int64_t kMaxModelDim = 65536;                // depth × aspect_ratio, and head_dim
-constexpr int64_t kMaxSeqLen = int64_t{1} << 20;       // 1,048,576
 constexpr int64_t kMaxMicroTokens = int64_t{1} << 24;  // device_batch_size × max_seq_len
 constexpr int64_t kMaxMambaExpand = 16;
 constexpr int64_t kMaxTimeoutSeconds = 1000000;  // ~11.6 days; milliseconds stay far from overflow
@@ -534,6 +535,12 @@ void validate(const Config& c, int world_size) {
   positive(m.sequence_len, "max_seq_len");
   positive(t.device_batch_size, "device_batch_size");
   positive(t.eval_tokens, "eval_tokens");
+  require(t.extrapolate_to >= 1 && t.extrapolate_to <= 64 && (t.extrapolate_to & (t.extrapolate_to - 1)) == 0,
+          "extrapolate_to",
+          "must be a power of two from 1 (no longer evaluations) to 64, got " + std::to_string(t.extrapolate_to));
+  require(m.sequence_len * t.extrapolate_to <= kMaxSeqLen, "extrapolate_to",
+          std::to_string(t.extrapolate_to) + " × max_seq_len " + std::to_string(m.sequence_len) +
+              " passes the longest sequence, " + std::to_string(kMaxSeqLen) + "; choose a smaller multiple");
   positive(t.log_every, "log_every");
   positive(t.dist_timeout_s, "dist_timeout_s");
   positive(m.mamba_expand, "mamba_expand");

@@ -90,6 +90,7 @@ struct TrainConfig {
   // evaluation, logging, checkpoints
   int64_t eval_every = 250;  // <= 0: only at the end
   int64_t eval_tokens = 20 * 524288;
+  int64_t extrapolate_to = 1;   // at the end also evaluate at 2×, 4×, ... up to this × max_seq_len
   int64_t sample_every = 2000;  // <= 0: never
   int64_t log_every = 1;
   int64_t save_every = -1;  // <= 0: only at the end
@@ -113,6 +114,7 @@ struct Config {
 constexpr int64_t kMaxIterations = 1000000000000;  // 10^12
 // The largest vocabulary: vocab_size, and every token id a tokenizer file may give.
 constexpr int64_t kMaxVocabSize = int64_t{1} << 24;  // 16,777,216
+constexpr int64_t kMaxSeqLen = int64_t{1} << 20;     // 1,048,576 positions: max_seq_len and evaluations
 
 // Parse a config file, then `key=value` overrides (the leading "--" already stripped), validate.
 // Throws hgpt::UserError. `world_size` is used for the grad-accumulation divisibility check.

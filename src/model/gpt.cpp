@@ -39,8 +39,8 @@ void HybridGPTImpl::init_weights() {
 }
 
 at::Tensor HybridGPTImpl::hidden(const at::Tensor& idx) {
+  // Any length runs (evaluation beyond the training length too): the rotary tables are made here.
   const int64_t seq = idx.size(1);
-  TORCH_CHECK(seq <= config_.sequence_len, "sequence of ", seq, " tokens exceeds max_seq_len ", config_.sequence_len);
   const LayerContext context{rotary_tables(seq, config_.attn_head_dim(), idx.device())};
   auto x = embed(idx);
   for (const auto& block : blocks_) {

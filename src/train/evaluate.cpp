@@ -5,6 +5,7 @@
 #include "hgpt/config.h"
 #include "hgpt/data/synthetic.h"
 #include "hgpt/dist/process_group.h"
+#include "hgpt/errors.h"
 #include "hgpt/infer/generate.h"
 #include "hgpt/infer/text_codec.h"
 #include "hgpt/strings.h"
@@ -86,6 +87,17 @@ data::LoaderSpec loader_spec(const Config& config, const std::string& split, int
   const uint64_t seed = split == "val" ? t.val_seed : t.seed;
   return data::LoaderSpec{t.data, split, t.device_batch_size, config.model.sequence_len, config.model.vocab_size,
                           seed,   rank,  world_size};
+}
+
+Config config_at_length(const Config& config, int64_t seq_len) {
+  if (seq_len < 1 || seq_len > kMaxSeqLen)
+    throw UserError("evaluation length " + std::to_string(seq_len) + " is outside 1.." + std::to_string(kMaxSeqLen));
+  Config at = config;
+  const int64_t trained = config.model.sequence_len;
+  at.model.sequence_len = seq_len;
+  if (seq_len > trained)
+    at.train.device_batch_size = std::max<int64_t>(1, config.train.device_batch_size * trained / seq_len);
+  return at;
 }
 
 int64_t eval_steps(const Config& config, int world_size) {

@@ -125,6 +125,24 @@ int agreed_stop_signal(dist::ProcessGroup& pg) {
   return std::fmod(signals, 65536.0) > 0 ? SIGINT : SIGTERM;
 }
 
+// Length extrapolation: the final model on validation rows of 2×, 4×, ... up to extrapolate_to ×
+// max_seq_len, each a metrics record with its eval_seq_len.
+template <class Say>
+void evaluate_longer(const Context& ctx, model::HybridGPT& gpt, int64_t step, const std::vector<int32_t>& token_bytes,
+                     MetricsWriter& metrics, const Say& say) {
+  const Config& config = ctx.config;
+  for (int64_t multiple = 2; multiple <= config.train.extrapolate_to; multiple *= 2) {
+    const Config at = config_at_length(config, multiple * config.model.sequence_len);
+    data::Loader loader(loader_spec(at, "val", ctx.pg.rank(), ctx.pg.world_size()));
+    nlohmann::json record = eval_record(evaluate(ctx, gpt, loader, eval_steps(at, ctx.pg.world_size()), token_bytes));
+    say("step " + std::to_string(step) + " at " + std::to_string(multiple) + "× the training length (" +
+        std::to_string(at.model.sequence_len) + " tokens) | " + format_eval(record));
+    record["step"] = step;
+    record["eval_seq_len"] = at.model.sequence_len;
+    metrics.write(record);
+  }
+}
+
 // The lines printed before training: device, ranks, backend, the dry-run summary, the folder.
 std::string run_header(const Context& ctx) {
   const bool cuda = ctx.device.is_cuda();
@@ -235,7 +253,10 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
       save_checkpoint(ctx, step, state, last_val);
       say("saved checkpoint " + path_join(dir, model_file_name(step)));
     }
-    if (last_step) break;
+    if (last_step) {
+      evaluate_longer(ctx, gpt, step, token_bytes, metrics, say);  // extrapolate_to, after the save
+      break;
+    }
 
     // Interrupted (SIGINT or SIGTERM on any rank): every rank saves this step and exits alike.
     if (const int stop_signal = agreed_stop_signal(pg)) {

@@ -212,6 +212,12 @@ TEST_F(TrainedRun, EvaluateReproducesTheValidationBaseTrainLogged) {
       EXPECT_EQ(got[key].get<double>(), value.get<double>()) << key << " at step " << step;
     }
   }
+  // --seq_len at the training length is the same evaluation, bit for bit.
+  const auto same_length = run_tool(kEvaluate, {"--checkpoint", run_dir(), "--seq_len", "64", "--json"});
+  ASSERT_TRUE(same_length.ok()) << same_length.describe();
+  for (const auto& [key, value] : logged[4].items()) {
+    if (key != "step") EXPECT_EQ(last_json_line(same_length.output).at(key).get<double>(), value.get<double>()) << key;
+  }
   const auto text = run_tool(kEvaluate, {"--checkpoint", run_dir()});
   ASSERT_TRUE(text.ok()) << text.describe();
   EXPECT_NE(text.output.find("step 4 | val loss "), std::string::npos) << text.output;
@@ -224,10 +230,40 @@ TEST_F(TrainedRun, EvaluateReproducesTheValidationBaseTrainLogged) {
                 .get<int64_t>());
 }
 
+// extrapolate_to=4 logs the final model at 2× and 4× the training length; evaluate --seq_len at
+// those lengths (a separate process reading the checkpoint) gives the same numbers bit for bit.
+TEST(LengthExtrapolation, BaseTrainRecordsEqualEvaluateAtThoseLengths) {
+  TempDir dir;
+  const auto trained = run_base_train({"--num_iterations=2", "--extrapolate_to=4", "--eval_tokens=1024",
+                                       "--out_dir=" + dir.path()});  // max_seq_len 32, batch 4
+  ASSERT_TRUE(trained.ok()) << trained.describe();
+  EXPECT_NE(trained.output.find("at 4× the training length (128 tokens)"), std::string::npos) << trained.output;
+  std::map<int64_t, Json> by_length;
+  for (const auto& j : read_jsonl(dir.file("d2/metrics.jsonl"))) {
+    if (j.contains("eval_seq_len")) by_length[j["eval_seq_len"].get<int64_t>()] = j;
+  }
+  ASSERT_EQ(by_length.size(), 2u);
+  for (const auto& [length, logged] : by_length) {
+    ASSERT_TRUE(length == 64 || length == 128) << length;
+    const auto r = run_tool(kEvaluate, {"--checkpoint", dir.file("d2"), "--seq_len", std::to_string(length), "--json"});
+    ASSERT_TRUE(r.ok()) << r.describe();
+    const Json got = last_json_line(r.output);
+    EXPECT_EQ(got.at("eval_seq_len"), length);
+    for (const auto& [key, value] : logged.items()) {
+      if (key == "step" || key == "eval_seq_len") continue;
+      EXPECT_EQ(got.at(key).get<double>(), value.get<double>()) << key << " at length " << length;
+    }
+  }
+  const auto refused = run_base_train({"--num_iterations=2", "--extrapolate_to=3", "--out_dir=" + dir.path()});
+  EXPECT_EQ(refused.exit_code, 2) << refused.describe();
+  EXPECT_NE(refused.output.find("'extrapolate_to'"), std::string::npos) << refused.output;
+}
+
 TEST_F(TrainedRun, EvaluateBadInputsAreUserErrors) {
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", dir_->path() + "/nowhere"}), "does not exist");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", "5"}), "meta_000005.json");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "0"}), "--eval_tokens");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--seq_len", "0"}), "--seq_len");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--data", dir_->path() + "/no_shards"}),
                     "no_shards");
   const std::string torn = copy_run("torn_eval");

@@ -350,6 +350,25 @@ class ReportEdgeCases(unittest.TestCase):
         self.assertEqual(cells["far"], "1,100 / 1,000 (+10.0%) ⚠ outside 2%")
         self.assertIn("far: its block params are more than 2% from the all-T stack's", self.markdown())
 
+    def test_length_extrapolation_records_make_a_table_and_charts(self):
+        lines = [step_line(1, 2.0), {"step": 1, "val_loss": 1.5, "acc_assoc_recall": 0.5},
+                 {"step": 1, "eval_seq_len": 64, "val_loss": 1.7, "acc_assoc_recall": 0.25},
+                 {"step": 1, "eval_seq_len": 128, "val_loss": 2.5, "acc_assoc_recall": 0.125}]
+        write_run(os.path.join(self.dir, "long"), lines, num_iterations=1)
+        info_path = os.path.join(self.dir, "long", "run.json")
+        with open(info_path) as f:
+            info = json.load(f)
+        info["config"]["max_seq_len"] = 32
+        with open(info_path, "w") as f:
+            json.dump(info, f)
+        page = self.report("long")
+        row = page.rows("by-length")[0]
+        self.assertEqual([row[f"val loss @ {n}"] for n in (32, 64, 128)], ["1.5000", "1.7000", "2.5000"])
+        self.assertEqual([row[f"acc_assoc_recall @ {n}"] for n in (32, 64, 128)], ["0.5000", "0.2500", "0.1250"])
+        self.assertEqual(page.rows("runs")[0]["val loss"], "1.5000")  # the length records are not evaluations
+        for chart in ("chart-val-loss-length", "chart-recall-length"):
+            self.assertTrue(png_ok(page.figures[chart]), chart)
+
     def test_unwritable_outputs_are_clear_errors(self):
         write_run(os.path.join(self.dir, "ok"), [step_line(1, 3.0)], num_iterations=1)
         run_dir = os.path.join(self.dir, "ok")

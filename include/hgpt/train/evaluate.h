@@ -35,6 +35,13 @@ EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& l
 // `seed`, validation rows `val_seed`, so runs that differ in seed score on the same tokens.
 data::LoaderSpec loader_spec(const Config& config, const std::string& split, int rank, int world_size);
 
+// The config for evaluating at `seq_len` tokens per row instead of max_seq_len (the model runs at
+// any length: its rotary tables are computed per forward): the same data, validation rows (on the
+// built-in corpus a longer row extends the same documents) and eval_tokens; above the training
+// length device_batch_size shrinks in proportion (at least 1), so a micro-batch holds no more
+// tokens. At max_seq_len it is `config` itself.
+Config config_at_length(const Config& config, int64_t seq_len);
+
 // Validation micro-batches per evaluation: eval_tokens over the tokens of one micro-batch on all
 // `world_size` ranks, at least one.
 int64_t eval_steps(const Config& config, int world_size);
