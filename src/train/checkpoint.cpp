@@ -25,6 +25,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 namespace hgpt::train {
@@ -165,21 +166,68 @@ void require_finite(const TensorDict& weights, int64_t step) {
   }
 }
 
-// The optimizer state a checkpoint file holds, split by optimizer; errors name the file.
-void load_optimizer_state(const std::string& path, Optimizers& optimizers) {
-  optim::StateDict muon_state, adamw_state;
-  for (const auto& [name, t] : load_tensor_dict(path)) {
-    if (starts_with(name, kMuonStatePrefix))
-      muon_state.emplace_back(name.substr(kMuonStatePrefix.size()), t);
-    else if (starts_with(name, kAdamWStatePrefix))
-      adamw_state.emplace_back(name.substr(kAdamWStatePrefix.size()), t);
+// The optimizer state of a checkpoint written by `written_by` ranks, for the parameters this rank
+// owns now. At the same world size that is this rank's own file. At another one the state is
+// re-sharded: every rank's file is read (each parameter's state sits in its owner's file, the step
+// counters in all of them), and each optimizer takes the keys it holds at the new size (ZeRO-1
+// owners are chosen by size for the world size, optimizers.h). Errors name the file.
+void load_optimizer_state(const std::string& dir, int64_t step, int written_by, int rank, int world_size,
+                          Optimizers& optimizers) {
+  std::vector<std::string> files;
+  if (written_by == world_size) {
+    files.push_back(path_join(dir, optim_file_name(step, rank)));
+  } else {
+    for (int r = 0; r < written_by; ++r) files.push_back(path_join(dir, optim_file_name(step, r)));
   }
+  std::map<std::string, at::Tensor> muon_all, adamw_all;
+  for (const std::string& path : files) {
+    for (const auto& [name, t] : load_tensor_dict(path)) {
+      const bool muon = starts_with(name, kMuonStatePrefix), adamw = starts_with(name, kAdamWStatePrefix);
+      if (!muon && !adamw) continue;
+      auto& into = muon ? muon_all : adamw_all;
+      const std::string key = name.substr((muon ? kMuonStatePrefix : kAdamWStatePrefix).size());
+      const auto [it, added] = into.emplace(key, t);
+      if (!added && (key != "step" || !at::equal(it->second, t)))
+        throw UserError(path + ": optimizer state '" + name + "' is also in another rank's file" +
+                        (key == "step" ? " with another step count" : "") + "; the checkpoint is damaged");
+    }
+  }
+  // The keys each optimizer holds here (its owned parameters' state and its step), from those read.
+  auto owned = [](const optim::Optimizer& opt, const std::map<std::string, at::Tensor>& all) {
+    optim::StateDict out;
+    for (const auto& [key, live] : opt.state_dict()) {
+      const auto it = all.find(key);
+      if (it != all.end()) out.emplace_back(key, it->second);
+    }
+    return out;
+  };
+  const bool resharded = written_by != world_size;
+  const std::string source =
+      resharded ? "the optimizer files of step " + std::to_string(step) + " in " + dir : files[0];
   try {
-    optimizers.muon->load_state_dict(muon_state);
-    optimizers.adamw->load_state_dict(adamw_state);
+    optimizers.muon->load_state_dict(resharded ? owned(*optimizers.muon, muon_all)
+                                               : optim::StateDict(muon_all.begin(), muon_all.end()));
+    optimizers.adamw->load_state_dict(resharded ? owned(*optimizers.adamw, adamw_all)
+                                                : optim::StateDict(adamw_all.begin(), adamw_all.end()));
   } catch (const UserError& e) {
-    throw UserError(path + ": " + e.what());
+    throw UserError(source + ": " + e.what());
   }
+}
+
+// The loader position at `world_size` ranks of `batch` rows that continues where a checkpoint's
+// (`position` at `written_by` ranks of `written_batch` rows) stopped: the same number of rows read.
+int64_t loader_position_for(int64_t position, int written_by, int64_t written_batch, int world_size, int64_t batch,
+                            const std::string& meta_file) {
+  const int64_t rows = position * written_by * written_batch;
+  const int64_t rows_per_position = static_cast<int64_t>(world_size) * batch;
+  if (rows % rows_per_position != 0) {
+    throw UserError("cannot resume '" + meta_file + "' on " + std::to_string(world_size) + " rank(s) of " +
+                    std::to_string(batch) + " rows: it read " + std::to_string(rows) +
+                    " rows, not a whole number of micro-steps here; resume with a world size and " +
+                    "device_batch_size that divide it (it was written by " + std::to_string(written_by) +
+                    " rank(s) of " + std::to_string(written_batch) + ")");
+  }
+  return rows / rows_per_position;
 }
 
 }  // namespace
@@ -222,11 +270,14 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
   // Everything is checked before anything is restored.
   const CheckpointMeta meta = read_checkpoint_meta(dir, *step);
   const std::string meta_file = path_join(dir, meta_file_name(*step));
-  if (meta.world_size != ctx.pg.world_size()) {
-    throw UserError("the checkpoint at step " + std::to_string(*step) + " in '" + dir + "' was written by " +
-                    std::to_string(meta.world_size) + " rank(s); resume it with the same number of ranks (now " +
-                    std::to_string(ctx.pg.world_size()) + ")");
-  }
+  // Another world size (or device_batch_size) continues from the same rows: see loader_position_for.
+  const auto written_batch = meta.config.find("device_batch_size");
+  if (written_batch == meta.config.end() || !written_batch->is_number_integer() || written_batch->get<int64_t>() < 1)
+    throw UserError("checkpoint meta file '" + meta_file +
+                    "': key 'config.device_batch_size' is missing or not a "
+                    "positive integer");
+  const int64_t position = loader_position_for(meta.train_position, meta.world_size, written_batch->get<int64_t>(),
+                                               ctx.pg.world_size(), ctx.config.train.device_batch_size, meta_file);
   // The model architecture must match; training knobs may change on resume.
   const auto now = ctx.config.to_json();
   for (const std::string& key : architecture_keys()) {
@@ -247,8 +298,8 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
   const std::string model_file = path_join(dir, model_file_name(*step));
   const TensorDict weights = load_tensor_dict(model_file, meta.model_checksum);
   load_module_state(*state.model, weights, model_file);
-  load_optimizer_state(path_join(dir, optim_file_name(*step, ctx.pg.rank())), state.optimizers);
-  state.train_loader.set_position(meta.train_position);
+  load_optimizer_state(dir, *step, meta.world_size, ctx.pg.rank(), ctx.pg.world_size(), state.optimizers);
+  state.train_loader.set_position(position);
   state.ema.load({{"ema", meta.loss_ema}, {"count", meta.loss_ema_count}});
   set_cpu_rng_state(meta.rng_state_cpu);
   return *step;
