@@ -101,7 +101,7 @@ void require(bool ok, const std::string& key, const std::string& problem) {
 // values (string keys with a fixed set) and its one-line doc. The default is what a
 // default-constructed Config holds.
 
-enum class Kind { Int, UInt, Float, Bool, String, Choice, Pattern };
+enum class Kind { Int, UInt, Float, Bool, BoolOrAuto, String, Choice, Pattern };
 
 std::string pattern_kind_text();
 
@@ -115,6 +115,8 @@ std::string kind_name(Kind k) {
       return "a number";
     case Kind::Bool:
       return "true or false";
+    case Kind::BoolOrAuto:
+      return "true, false or \"auto\"";
     case Kind::String:
     case Kind::Choice:
       return "a string";
@@ -171,6 +173,20 @@ KeySpec make_choice(const char* name, Section Config::*section, E Section::*fiel
       }
     }
     require(false, name, "must be " + quoted_list(allowed) + ", got \"" + text + "\"");
+  };
+  return spec;
+}
+
+// `resume`: JSON true / false as before, or "auto" (torchrun --max-restarts: resume when a complete
+// checkpoint is there, else start afresh).
+KeySpec make_resume_key(TrainConfig Config::*section, const char* doc) {
+  KeySpec spec = key_of("resume", Kind::BoolOrAuto, section, doc);
+  spec.get = [=](const Config& c) {
+    const ResumeMode mode = (c.*section).resume;
+    return mode == ResumeMode::Auto ? json("auto") : json(mode == ResumeMode::On);
+  };
+  spec.set = [=](Config& c, const json& v) {
+    (c.*section).resume = v.is_string() ? ResumeMode::Auto : v.get<bool>() ? ResumeMode::On : ResumeMode::Off;
   };
   return spec;
 }
@@ -271,7 +287,7 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_key("sample_every", Kind::Int, t, &T::sample_every, "steps between samples; <= 0: never"));
     k.push_back(make_key("log_every", Kind::Int, t, &T::log_every, "steps between printed log lines"));
     k.push_back(make_key("save_every", Kind::Int, t, &T::save_every, "steps between checkpoints; <= 0: at the end"));
-    k.push_back(make_key("resume", Kind::Bool, t, &T::resume, "continue from the newest checkpoint"));
+    k.push_back(make_resume_key(t, "true: continue from the newest checkpoint; auto: if there is one"));
     k.push_back(
         make_key("overwrite", Kind::Bool, t, &T::overwrite, "a fresh run may delete another run's checkpoints"));
     k.push_back(make_key("peak_flops", Kind::Float, t, &T::peak_flops, "peak FLOP/s per device for MFU"));
@@ -377,6 +393,8 @@ bool type_ok(Kind kind, const json& v) {
       return v.is_number();
     case Kind::Bool:
       return v.is_boolean();
+    case Kind::BoolOrAuto:
+      return v.is_boolean() || (v.is_string() && v.get<std::string>() == "auto");
     case Kind::String:
     case Kind::Choice:
       return v.is_string();
@@ -692,7 +710,8 @@ Config config_from_json(const json& object, const std::vector<std::string>& over
     json value;
     if (eq == std::string::npos) {
       // A bare --flag means true for boolean keys.
-      if (find_key(key, where).kind != Kind::Bool) throw UserError(where + "expected --" + key + "=VALUE");
+      const Kind kind = find_key(key, where).kind;
+      if (kind != Kind::Bool && kind != Kind::BoolOrAuto) throw UserError(where + "expected --" + key + "=VALUE");
       value = true;
     } else {
       const std::string text = item.substr(eq + 1);

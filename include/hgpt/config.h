@@ -25,6 +25,8 @@ enum class ActivationCheckpointing { None, Mamba, Transformer, All };
 enum class NewtonSchulzDtype { Auto, BF16, FP32 };
 // device: Auto = CUDA when present.
 enum class DeviceChoice { Auto, CPU, CUDA };
+// `resume`: false, true, or "auto" (resume when the run folder holds a complete checkpoint).
+enum class ResumeMode { Off, On, Auto };
 
 struct ModelConfig {
   int64_t depth = 20;         // number of blocks
@@ -94,7 +96,7 @@ struct TrainConfig {
   int64_t sample_every = 2000;  // <= 0: never
   int64_t log_every = 1;
   int64_t save_every = -1;  // <= 0: only at the end
-  bool resume = false;
+  ResumeMode resume = ResumeMode::Off;
   bool overwrite = false;    // a fresh run may delete the checkpoints of another run in its folder
   double peak_flops = -1.0;  // FLOP/s for MFU; <= 0: from the known-GPU table
   // distributed

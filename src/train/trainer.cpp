@@ -143,6 +143,20 @@ void evaluate_longer(const Context& ctx, model::HybridGPT& gpt, int64_t step, co
   }
 }
 
+// Whether this run resumes: resume=true always, false never; "auto" (for launchers that restart a
+// failed job, torchrun --max-restarts) when rank 0, which holds the folder's lock, finds a complete
+// checkpoint there — one decision, broadcast, so every rank does the same.
+template <class Say>
+bool decide_resume(const Context& ctx, const std::string& dir, const Say& say) {
+  const ResumeMode mode = ctx.config.train.resume;
+  if (mode != ResumeMode::Auto) return mode == ResumeMode::On;
+  double found = ctx.master() && latest_checkpoint(dir) ? 1.0 : 0.0;
+  if (ctx.pg.is_distributed()) found = ctx.pg.all_reduce_sum(found);
+  say(found > 0 ? "resume=auto: resuming from the newest checkpoint in " + dir
+                : "resume=auto: no checkpoint in " + dir + " yet, starting afresh");
+  return found > 0;
+}
+
 // The lines printed before training: device, ranks, backend, the dry-run summary, the folder.
 std::string run_header(const Context& ctx) {
   const bool cuda = ctx.device.is_cuda();
@@ -199,14 +213,14 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
   // Output folder, resume, metrics ------------------------------------------------------------
   const std::string dir = ctx.run_dir();
   std::optional<RunLock> run_lock;  // one writer per run folder, held until the run returns
-  if (ctx.master()) {
-    run_lock.emplace(dir);
-    if (!t.resume) prepare_fresh_run_dir(dir, t.overwrite);  // never mixes with another run's checkpoints
-  }
+  if (ctx.master()) run_lock.emplace(dir);
+  const bool resume = decide_resume(ctx, dir, say);
+  // A fresh run never mixes with another run's checkpoints.
+  if (ctx.master() && !resume) prepare_fresh_run_dir(dir, t.overwrite);
   LossEma ema;
   const TrainState state{gpt, optimizers, train_loader, ema};
   int64_t start_step = 0;
-  if (t.resume) {
+  if (resume) {
     start_step = resume_checkpoint(ctx, state);
     if (start_step > num_iterations) {
       throw UserError("config key 'num_iterations': the checkpoint in '" + dir + "' is at step " +

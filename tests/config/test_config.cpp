@@ -170,7 +170,7 @@ TEST(ConfigOverrides, LaterOverrideWinsAndBooleansParse) {
       config_from_json(json{{"depth", 2}, {"resume", true}}, {"depth=4", "depth=3", "resume=false", "seed=7"});
   EXPECT_EQ(c.model.depth, 3);
   EXPECT_EQ(c.model.block_pattern, "TTT");  // no pattern given: all T at the final depth
-  EXPECT_FALSE(c.train.resume);
+  EXPECT_EQ(c.train.resume, ResumeMode::Off);
   EXPECT_EQ(c.train.seed, 7u);
 }
 

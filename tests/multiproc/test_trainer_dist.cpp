@@ -343,6 +343,58 @@ TEST(TrainerDist, ResumeOnFourRanksOfSmallerBatchesMatchesTheUninterruptedRun) {
   expect_resumed_elsewhere_matches(full, out, specs);
 }
 
+// torchrun --max-restarts=1 and resume=auto: the first attempt's rank 1 is killed (kill -9) after
+// the step-10 checkpoint; torchrun restarts both workers, which resume from the newest complete
+// checkpoint and end with the weights of an uninterrupted run, each step logged once.
+TEST(TrainerDist, TorchrunRestartsAKilledGroupAndResumeAutoFinishesTheRun) {
+  const std::string torchrun = std::string(HGPT_SOURCE_DIR) + "/.venv/bin/torchrun";
+  if (!fs::exists(torchrun)) GTEST_SKIP() << torchrun << " not found (scripts/setup.sh installs the torch wheel)";
+  // 30 steps of 16 micro-steps each, so that the kill lands mid-run.
+  const std::vector<std::string> longer = {"--num_iterations=30", "--save_every=5", "--eval_every=10",
+                                           "--total_batch_size=4096", "--resume=auto"};
+  const fs::path full = fresh_dir("restart_reference"), out = fresh_dir("restart");
+  const auto reference = hgpt::testing::run_processes(two_rank_specs(train_argv("TM", full, longer)), kRunTimeout);
+  for (const auto& r : reference) ASSERT_TRUE(r.ok()) << r.describe();
+
+  const char* kill_rank1_once =
+      "if [ \"$TORCHELASTIC_RESTART_COUNT\" = 0 ] && [ \"$RANK\" = 1 ]; then\n"
+      "  \"$@\" & pid=$!\n"
+      "  until grep -q '\"step\":12[,}]' \"$METRICS\" 2>/dev/null; do\n"
+      "    kill -0 $pid 2>/dev/null || { echo 'finished before the kill'; exit 98; }\n"
+      "    sleep 0.02\n"
+      "  done\n"
+      "  kill -9 $pid; exit 1\n"
+      "fi\n"
+      "exec \"$@\"\n";
+  ChildSpec spec;
+  spec.argv = {torchrun,
+               "--standalone",
+               "--nproc-per-node=2",
+               "--max-restarts=1",
+               "--monitor-interval=0.2",
+               "--no-python",
+               "/bin/sh",
+               "-c",
+               kill_rank1_once,
+               "sh"};
+  for (const auto& arg : train_argv("TM", out, longer)) spec.argv.push_back(arg);
+  spec.unset_env = launcher_variables();
+  spec.env = {kOneThread, {"METRICS", (tag_dir(out) / "metrics.jsonl").string()}};
+  const auto res = hgpt::testing::run_process(spec, 300s);
+  ASSERT_TRUE(res.ok()) << res.describe();
+  EXPECT_FALSE(contains(res.output, "finished before the kill")) << res.describe();
+  EXPECT_TRUE(contains(res.output, "resume=auto: no checkpoint")) << res.describe();
+  EXPECT_TRUE(contains(res.output, "resume=auto: resuming")) << res.describe();
+
+  const RunRecord uninterrupted = read_metrics(tag_dir(full) / "metrics.jsonl");
+  const RunRecord restarted = read_metrics(tag_dir(out) / "metrics.jsonl");
+  EXPECT_EQ(restarted.lines, uninterrupted.lines) << "every step and evaluation once";
+  expect_same_values(restarted.loss, uninterrupted.loss, kResumeTolerance, "training loss");
+  const double dw = max_weight_diff(model_file(full, 30), model_file(out, 30));
+  EXPECT_LE(dw, kResumeTolerance) << "final weights, restarted vs uninterrupted";
+  std::printf("restarted by torchrun vs uninterrupted: max weight difference %g\n", dw);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Failures
 
