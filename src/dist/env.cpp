@@ -3,8 +3,10 @@
 // names the variable, before any socket is opened.
 #include "hgpt/dist/process_group.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -58,6 +60,7 @@ void read_ranks(DistEnv& env, const char* rank_var, const char* size_var, const 
   env.world_size = parse_int(size_var, *size, 1, 1 << 20);
   env.rank = parse_int(rank_var, *rank, 0, env.world_size - 1);
   env.local_rank = local ? parse_int(local_var, *local, 0, env.world_size - 1) : env.rank;
+  env.local_world_size = env.world_size;  // unless the launcher says how many share this node
 }
 
 // MASTER_ADDR / MASTER_PORT apply to both launchers (mpirun forwards them with -x).
@@ -71,13 +74,58 @@ void read_master(DistEnv& env) {
   }
 }
 
+// The first host of a SLURM hostlist expression: "node[01-03,07],gpu5" → "node01" (the digits
+// of a range keep their zero padding). Exposed through first_slurm_host for tests.
+std::string first_host(const std::string& list, const char* var) {
+  const size_t open = list.find('['), comma = list.find(',');
+  if (open == std::string::npos || (comma != std::string::npos && comma < open)) {
+    const std::string host = list.substr(0, comma);
+    if (host.empty()) throw UserError(std::string(var) + "='" + list + "' holds no host name");
+    return host;
+  }
+  const size_t close = list.find(']', open);
+  if (close == std::string::npos) throw UserError(std::string(var) + "='" + list + "' has an unclosed '['");
+  const std::string inside = list.substr(open + 1, close - open - 1);
+  const std::string first = inside.substr(0, std::min(inside.find(','), inside.find('-')));
+  const bool digits = !first.empty() && first.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) throw UserError(std::string(var) + "='" + list + "': '[" + inside + "]' is not a list of number ranges");
+  // A suffix after the bracket ("rack[1-2]-a") belongs to every host; a second bracket is expanded too.
+  std::string rest = list.substr(close + 1);
+  rest = rest.empty() || rest[0] == ',' ? "" : first_host(rest, var);
+  return list.substr(0, open) + first + rest;
+}
+
+// srun's variables: rank, world and local rank, tasks on this node, and the rendezvous (MASTER_ADDR
+// unset: the step's first host; MASTER_PORT unset: derived from the job id, the same on every task).
+void read_slurm(DistEnv& env) {
+  read_ranks(env, "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID");
+  // "4", or per node as "4(x2),3": the first node's count (a job with equal nodes has one).
+  for (const char* var : {"SLURM_NTASKS_PER_NODE", "SLURM_STEP_TASKS_PER_NODE"}) {
+    if (const auto per_node = get_env(var)) {
+      env.local_world_size = parse_int(var, per_node->substr(0, per_node->find_first_of("(,")), 1, env.world_size);
+      break;
+    }
+  }
+  const auto nodes = get_env("SLURM_STEP_NODELIST") ? get_env("SLURM_STEP_NODELIST") : get_env("SLURM_JOB_NODELIST");
+  if (nodes && !get_env("MASTER_ADDR")) {
+    env.master_addr = first_host(*nodes, get_env("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST");
+  }
+  if (const auto job = get_env("SLURM_JOB_ID"); job && !get_env("MASTER_PORT")) {
+    env.master_port = 20000 + parse_int("SLURM_JOB_ID", *job, 0, INT32_MAX) % 20000;
+  }
+}
+
 }  // namespace
+
+std::string first_slurm_host(const std::string& hostlist) { return first_host(hostlist, "SLURM_JOB_NODELIST"); }
 
 DistEnv detect_env() {
   DistEnv env;
   if (get_env("RANK") || get_env("WORLD_SIZE")) {
     env.launcher = "torchrun";
     read_ranks(env, "RANK", "WORLD_SIZE", "LOCAL_RANK");
+    if (const auto local = get_env("LOCAL_WORLD_SIZE"))
+      env.local_world_size = parse_int("LOCAL_WORLD_SIZE", *local, 1, env.world_size);
     if (const auto agent = get_env("TORCHELASTIC_USE_AGENT_STORE")) {
       env.use_agent_store = parse_bool("TORCHELASTIC_USE_AGENT_STORE", *agent);
     }
@@ -86,6 +134,11 @@ DistEnv detect_env() {
   } else if (get_env("OMPI_COMM_WORLD_RANK") || get_env("OMPI_COMM_WORLD_SIZE")) {
     env.launcher = "mpirun";
     read_ranks(env, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK");
+    if (const auto local = get_env("OMPI_COMM_WORLD_LOCAL_SIZE"))
+      env.local_world_size = parse_int("OMPI_COMM_WORLD_LOCAL_SIZE", *local, 1, env.world_size);
+  } else if (get_env("SLURM_PROCID") && get_env("SLURM_STEP_ID")) {  // a task of an srun step
+    env.launcher = "srun";
+    read_slurm(env);
   } else {
     return env;  // a single process: defaults, nothing else is read
   }

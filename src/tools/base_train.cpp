@@ -67,12 +67,8 @@ Args parse_args(int argc, char** argv) {
 // (OMP_NUM_THREADS), share the cores among this node's ranks, as torchrun does.
 void share_cpu_threads(const hgpt::dist::DistEnv& env) {
   if (env.world_size <= 1 || std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  int local = env.world_size;
-  for (const char* var : {"LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
-    if (const char* v = std::getenv(var)) local = std::max(1, std::atoi(v));
-  }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(std::max(1, cores / local));
+  at::set_num_threads(std::max(1, cores / std::max(1, env.local_world_size)));
 }
 
 int run(int argc, char** argv) {

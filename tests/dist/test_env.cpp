@@ -1,5 +1,6 @@
-// test_env.cpp — detect_env() on every launcher's variables, and the UserErrors for partial or
-// inconsistent settings (each must name the offending variable).
+// test_env.cpp — detect_env() on every launcher's variables (torchrun, Open MPI, srun), SLURM's
+// hostlists, and the UserErrors for partial or inconsistent settings (each must name the
+// offending variable).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -23,7 +24,18 @@ const char* const kVars[] = {"RANK",
                              "TORCHELASTIC_USE_AGENT_STORE",
                              "OMPI_COMM_WORLD_RANK",
                              "OMPI_COMM_WORLD_SIZE",
-                             "OMPI_COMM_WORLD_LOCAL_RANK"};
+                             "OMPI_COMM_WORLD_LOCAL_RANK",
+                             "OMPI_COMM_WORLD_LOCAL_SIZE",
+                             "LOCAL_WORLD_SIZE",
+                             "SLURM_PROCID",
+                             "SLURM_NTASKS",
+                             "SLURM_LOCALID",
+                             "SLURM_STEP_ID",
+                             "SLURM_NTASKS_PER_NODE",
+                             "SLURM_STEP_TASKS_PER_NODE",
+                             "SLURM_STEP_NODELIST",
+                             "SLURM_JOB_NODELIST",
+                             "SLURM_JOB_ID"};
 
 // Clears every launcher variable for the test and restores the originals afterwards.
 class DetectEnv : public ::testing::Test {
@@ -171,6 +183,65 @@ TEST_F(DetectEnv, EmptyMasterAddr) {
   set("OMPI_COMM_WORLD_SIZE", "2");
   set("MASTER_ADDR", "");
   expect_user_error("MASTER_ADDR");
+}
+
+// A task of an srun step: ranks from SLURM_*, the rendezvous at the step's first host on a port
+// derived from the job id, this node's task count for the CPU threads.
+TEST_F(DetectEnv, SrunVariables) {
+  set("SLURM_PROCID", "3");
+  set("SLURM_NTASKS", "8");
+  set("SLURM_LOCALID", "1");
+  set("SLURM_STEP_ID", "0");
+  set("SLURM_NTASKS_PER_NODE", "4");
+  set("SLURM_STEP_NODELIST", "gpu[07-08]");
+  set("SLURM_JOB_NODELIST", "gpu[01-08]");
+  set("SLURM_JOB_ID", "123456");
+  const DistEnv env = detect_env();
+  expect_env(env, {3, 8, 1, "gpu07", 23456, false, "srun"});
+  EXPECT_EQ(env.local_world_size, 4);
+  set("MASTER_ADDR", "10.0.0.5");  // the launcher's own choice wins
+  set("MASTER_PORT", "29511");
+  unsetenv("SLURM_NTASKS_PER_NODE");
+  set("SLURM_STEP_TASKS_PER_NODE", "2(x4)");
+  const DistEnv explicit_master = detect_env();
+  expect_env(explicit_master, {3, 8, 1, "10.0.0.5", 29511, false, "srun"});
+  EXPECT_EQ(explicit_master.local_world_size, 2);
+}
+
+// Inside an sbatch script but not in an srun step (no SLURM_STEP_ID): one process.
+TEST_F(DetectEnv, SbatchScriptWithoutSrunIsASingleProcess) {
+  set("SLURM_PROCID", "0");
+  set("SLURM_NTASKS", "16");
+  set("SLURM_JOB_ID", "42");
+  expect_env(detect_env(), {0, 1, 0, "127.0.0.1", 29500, false, "single"});
+}
+
+TEST_F(DetectEnv, SrunPartialOrBadValues) {
+  set("SLURM_PROCID", "0");
+  set("SLURM_STEP_ID", "0");
+  expect_user_error("SLURM_NTASKS");
+  set("SLURM_NTASKS", "2");
+  set("SLURM_PROCID", "2");
+  expect_user_error("SLURM_PROCID=2");
+  set("SLURM_PROCID", "1");
+  set("SLURM_JOB_NODELIST", "node[a-b]");
+  expect_user_error("SLURM_JOB_NODELIST");
+  set("SLURM_JOB_NODELIST", "node[01-02");
+  expect_user_error("unclosed");
+  set("SLURM_JOB_NODELIST", "n1");
+  set("SLURM_NTASKS_PER_NODE", "x");
+  expect_user_error("SLURM_NTASKS_PER_NODE");
+}
+
+TEST(SlurmHostlist, FirstHost) {
+  EXPECT_EQ(hgpt::dist::first_slurm_host("node[01-03,07]"), "node01");
+  EXPECT_EQ(hgpt::dist::first_slurm_host("node[07,01-03]"), "node07");
+  EXPECT_EQ(hgpt::dist::first_slurm_host("a1,b[2-3]"), "a1");
+  EXPECT_EQ(hgpt::dist::first_slurm_host("rack[1-2]-n[001-004]"), "rack1-n001");
+  EXPECT_EQ(hgpt::dist::first_slurm_host("gpu-node5"), "gpu-node5");
+  EXPECT_EQ(hgpt::dist::first_slurm_host("x[3]"), "x3");
+  EXPECT_THROW(hgpt::dist::first_slurm_host(""), hgpt::UserError);
+  EXPECT_THROW(hgpt::dist::first_slurm_host("n[]"), hgpt::UserError);
 }
 
 TEST_F(DetectEnv, BadAgentStoreFlag) {

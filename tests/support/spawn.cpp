@@ -253,7 +253,12 @@ const std::vector<std::string>& launcher_variables() {
                                                  "OMPI_COMM_WORLD_RANK",
                                                  "OMPI_COMM_WORLD_SIZE",
                                                  "OMPI_COMM_WORLD_LOCAL_RANK",
-                                                 "TORCHELASTIC_USE_AGENT_STORE"};
+                                                 "OMPI_COMM_WORLD_LOCAL_SIZE",
+                                                 "TORCHELASTIC_USE_AGENT_STORE",
+                                                 "SLURM_PROCID",
+                                                 "SLURM_STEP_ID",
+                                                 "SLURM_NTASKS",
+                                                 "SLURM_LOCALID"};
   return names;
 }
 

@@ -25,14 +25,22 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   bool use_agent_store = false;     // torchrun's agent already hosts the TCPStore: every rank is a client
-  std::string launcher = "single";  // "torchrun" | "mpirun" | "single"
+  std::string launcher = "single";  // "torchrun" | "mpirun" | "srun" | "single"
+  int local_world_size = 1;         // ranks on this node (CPU threads are shared among them)
 };
 
-// Reads RANK / WORLD_SIZE / LOCAL_RANK (+ MASTER_ADDR, MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE),
-// else OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK (+ MASTER_ADDR, MASTER_PORT), else a single
-// process. Missing partners, non-integers and out-of-range values throw hgpt::UserError naming the
-// variable.
+// Reads RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE (+ MASTER_ADDR, MASTER_PORT,
+// TORCHELASTIC_USE_AGENT_STORE), else OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK / _LOCAL_SIZE
+// (+ MASTER_ADDR, MASTER_PORT), else, in an srun step (SLURM_PROCID and SLURM_STEP_ID),
+// SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID / SLURM_NTASKS_PER_NODE with MASTER_ADDR defaulting to
+// the first host of SLURM_STEP_NODELIST (else SLURM_JOB_NODELIST) and MASTER_PORT to 20000 +
+// SLURM_JOB_ID mod 20000; else a single process. Missing partners, non-integers and out-of-range
+// values throw hgpt::UserError naming the variable. Without a per-node count, all ranks are on one
+// node.
 DistEnv detect_env();
+
+// The first host of a SLURM hostlist ("node[01-03,07]" → "node01"); UserError when malformed.
+std::string first_slurm_host(const std::string& hostlist);
 
 struct DistOptions {
   // Bound on rendezvous, on every collective and on store waits. A rank that dies makes the
