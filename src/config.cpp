@@ -553,16 +553,17 @@ void validate(const Config& c, int world_size) {
   positive(m.sequence_len, "max_seq_len");
   positive(t.device_batch_size, "device_batch_size");
   positive(t.eval_tokens, "eval_tokens");
-  require(t.extrapolate_to >= 1 && t.extrapolate_to <= 64 && (t.extrapolate_to & (t.extrapolate_to - 1)) == 0,
-          "extrapolate_to",
-          "must be a power of two from 1 (no longer evaluations) to 64, got " + std::to_string(t.extrapolate_to));
-  require(m.sequence_len * t.extrapolate_to <= kMaxSeqLen, "extrapolate_to",
-          std::to_string(t.extrapolate_to) + " × max_seq_len " + std::to_string(m.sequence_len) +
-              " passes the longest sequence, " + std::to_string(kMaxSeqLen) + "; choose a smaller multiple");
+
   positive(t.log_every, "log_every");
   positive(t.dist_timeout_s, "dist_timeout_s");
   positive(m.mamba_expand, "mamba_expand");
   check_upper_bounds(c);
+  require(t.extrapolate_to >= 1 && t.extrapolate_to <= 64 && (t.extrapolate_to & (t.extrapolate_to - 1)) == 0,
+          "extrapolate_to",
+          "must be a power of two from 1 (no longer evaluations) to 64, got " + std::to_string(t.extrapolate_to));
+  require(t.extrapolate_to == 1 || m.sequence_len * t.extrapolate_to <= kMaxSeqLen, "extrapolate_to",
+          std::to_string(t.extrapolate_to) + " × max_seq_len " + std::to_string(m.sequence_len) +
+              " passes the longest sequence, " + std::to_string(kMaxSeqLen) + "; choose a smaller multiple");
 
   require(static_cast<int64_t>(m.block_pattern.size()) == m.depth, "block_pattern",
           "has " + std::to_string(m.block_pattern.size()) + " entries but depth is " + std::to_string(m.depth) +
