@@ -3,7 +3,8 @@
 // their per-step losses (metrics.jsonl) and final weights (model_*.pt); resume at the same world
 // size and at 1, 2 and 4 ranks from another (the optimizer state re-sharded); a rank killed
 // mid-run; ranks started with different configs; a rendezvous that cannot happen (a mute
-// MASTER_PORT, a MASTER_ADDR that does not resolve).
+// MASTER_PORT, a MASTER_ADDR that does not resolve); two "hosts" in network namespaces, and a link
+// cut between them mid-run.
 //
 // Every run is a tiny model (depth 2, width 64, sequence 32) for 4 steps, so each takes seconds.
 // Runs that several tests compare against are made once per test process and cached.
@@ -393,6 +394,108 @@ TEST(TrainerDist, TorchrunRestartsAKilledGroupAndResumeAutoFinishesTheRun) {
   const double dw = max_weight_diff(model_file(full, 30), model_file(out, 30));
   EXPECT_LE(dw, kResumeTolerance) << "final weights, restarted vs uninterrupted";
   std::printf("restarted by torchrun vs uninterrupted: max weight difference %g\n", dw);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Two hosts: two Linux network namespaces joined by a veth pair, each with its own address, made
+// here and removed after (traffic never leaves them). Skipped where namespaces cannot be made.
+
+class TwoHosts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string tag = std::to_string(::getpid() % 100000);
+    for (int h = 0; h < 2; ++h) {
+      ns_[h] = "hgpt_h" + std::to_string(h) + "_" + tag;
+      link_[h] = "hgv" + std::to_string(h) + "_" + tag;  // interface names: at most 15 characters
+    }
+    if (!sh("ip netns add " + ns_[0] + " && ip netns add " + ns_[1])) {
+      sh("ip netns del " + ns_[0]);
+      GTEST_SKIP() << "cannot create network namespaces here (needs root or CAP_NET_ADMIN and `ip`)";
+    }
+    made_ = true;
+    ASSERT_TRUE(sh("ip link add " + link_[0] + " type veth peer name " + link_[1]));
+    for (int h = 0; h < 2; ++h) {
+      ASSERT_TRUE(sh("ip link set " + link_[h] + " netns " + ns_[h] + " && ip -n " + ns_[h] + " addr add " +
+                     address(h) + "/24 dev " + link_[h] + " && ip -n " + ns_[h] + " link set " + link_[h] +
+                     " up && ip -n " + ns_[h] + " link set lo up"));
+    }
+  }
+  void TearDown() override {
+    if (made_) sh("ip netns del " + ns_[0] + "; ip netns del " + ns_[1]);  // takes the veth pair along
+  }
+  static bool sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
+  static std::string address(int host) { return "10.77.0." + std::to_string(host + 1); }
+
+  // Rank h of a 2-rank job on host h: torchrun-style variables, the store on host 0's address,
+  // Gloo on the veth (GLOO_SOCKET_IFNAME), run inside host h's namespace.
+  std::vector<ChildSpec> job(const std::vector<std::string>& argv) const {
+    const int port = hgpt::testing::free_tcp_port();
+    auto specs = hgpt::testing::torchrun_specs(argv, 2, port, {kOneThread});
+    for (int h = 0; h < 2; ++h) {
+      for (auto& [name, value] : specs[h].env)
+        if (name == "MASTER_ADDR") value = address(0);
+      specs[h].env.push_back({"GLOO_SOCKET_IFNAME", link_[h]});
+      specs[h].argv.insert(specs[h].argv.begin(), {"ip", "netns", "exec", ns_[h]});
+    }
+    return specs;
+  }
+
+  std::string ns_[2], link_[2];
+  bool made_ = false;
+};
+
+TEST_F(TwoHosts, TwoRankJobMatchesOneProcess) {
+  const fs::path one = reference_run("TM", Launch::kSingle);
+  const fs::path out = fresh_dir("two_hosts");
+  const auto res = hgpt::testing::run_processes(job(train_argv("TM", out)), kRunTimeout);
+  for (int h = 0; h < 2; ++h) ASSERT_TRUE(res[h].ok()) << "host " << h << ": " << res[h].describe();
+  EXPECT_TRUE(contains(res[0].output, "× 1 accumulation step(s) × 2 rank(s)")) << res[0].describe();
+  const RunRecord m1 = read_metrics(tag_dir(one) / "metrics.jsonl");
+  const RunRecord m2 = read_metrics(tag_dir(out) / "metrics.jsonl");
+  expect_same_values(m1.loss, m2.loss, kDpTolerance, "training loss");
+  EXPECT_LE(max_weight_diff(model_file(one, 4), model_file(out, 4)), kDpTolerance);
+}
+
+// Host 1's link goes down mid-run: both ranks (each still alive, neither able to reach the other)
+// end within the timeout with one line each, and the newest checkpoint is a complete one.
+TEST_F(TwoHosts, ALinkCutMidRunEndsEveryRankWithinTheTimeout) {
+  const fs::path out = fresh_dir("two_hosts_cut");
+  const auto argv = train_argv(
+      "TM", out,
+      {"--num_iterations=100000", "--save_every=2", "--eval_every=0", "--log_every=1000", "--dist_timeout_s=5"});
+  const fs::path metrics = tag_dir(out) / "metrics.jsonl";
+  auto specs = job(argv);
+  // Rank 0 cuts host 1's link itself once step 3 is logged (after the step-2 checkpoint).
+  const std::string cutter =
+      "\"$@\" & pid=$!\n"
+      "until grep -q '\"step\":3[,}]' \"$METRICS\" 2>/dev/null; do sleep 0.05; done\n"
+      "ip -n " +
+      ns_[1] + " link set " + link_[1] +
+      " down; echo link-cut\n"
+      "wait $pid\n";
+  specs[0].argv.insert(specs[0].argv.begin() + 4, {"/bin/sh", "-c", cutter, "sh"});
+  specs[0].env.push_back({"METRICS", metrics.string()});
+  const auto start = std::chrono::steady_clock::now();
+  const auto res = hgpt::testing::run_processes(specs, kRunTimeout);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(contains(res[0].output, "link-cut")) << res[0].describe();
+  for (int h = 0; h < 2; ++h) {
+    EXPECT_FALSE(res[h].timed_out) << "host " << h << ": " << res[h].describe();
+    EXPECT_NE(res[h].exit_code, 0) << "host " << h << ": " << res[h].describe();
+    EXPECT_TRUE(contains(res[h].output, "fatal: ")) << "host " << h << ": " << res[h].describe();
+    EXPECT_FALSE(contains(res[h].output, "frame #")) << "host " << h << ": " << res[h].describe();
+  }
+  EXPECT_LT(seconds, 60) << "the ranks should end within a few timeouts of 5 s";
+  for (int h = 0; h < 2; ++h) {
+    const auto at = res[h].output.find("fatal: ");
+    if (at != std::string::npos)
+      std::printf("host %d: %s\n", h, res[h].output.substr(at, res[h].output.find('\n', at) - at).c_str());
+  }
+  std::printf("both ranks ended %.1f s after the start\n", seconds);
+  const auto step = hgpt::train::latest_checkpoint(tag_dir(out).string());
+  ASSERT_TRUE(step.has_value()) << "no complete checkpoint left";
+  EXPECT_TRUE(fs::exists(model_file(out, *step)));
+  for (int r = 0; r < 2; ++r) EXPECT_TRUE(fs::exists(tag_dir(out) / hgpt::train::optim_file_name(*step, r)));
 }
 
 // ------------------------------------------------------------------------------------------------
