@@ -37,10 +37,13 @@ def block_total(summary, metric):
     return float(sum(by_block.values()))
 
 
-def dry_run(base_train, config, overrides):
-    """The --dry-run --json summary, or None when base_train refuses these overrides."""
+def dry_run(base_train, config, overrides, required=False):
+    """The --dry-run --json summary, or None when base_train refuses these overrides (with
+    `required`, a MatchError carrying base_train's own message)."""
     r = subprocess.run([base_train, config, *overrides, "--dry-run", "--json"], capture_output=True, text=True)
     if r.returncode != 0:
+        if required:
+            raise MatchError((r.stderr.strip() or r.stdout.strip()).removeprefix("error: "))
         return None
     return json.loads(r.stdout)
 
@@ -62,12 +65,8 @@ def match(base_train, config, pattern, metric, overrides):
         summary = dry_run(base_train, config, [*overrides, f"--block_pattern={pattern}", *extra])
         return None if summary is None else block_total(summary, metric)
 
-    reference = dry_run(base_train, config, [*overrides, "--block_pattern=" + "T" * len(pattern)])
-    base = dry_run(base_train, config, [*overrides, f"--block_pattern={pattern}"])
-    if reference is None or base is None:
-        r = subprocess.run([base_train, config, *overrides, f"--block_pattern={pattern}", "--dry-run"],
-                           capture_output=True, text=True)
-        raise MatchError((r.stderr.strip() or r.stdout.strip()).removeprefix("error: "))
+    base = dry_run(base_train, config, [*overrides, f"--block_pattern={pattern}"], required=True)
+    reference = dry_run(base_train, config, [*overrides, "--block_pattern=" + "T" * len(pattern)], required=True)
     target = block_total(reference, metric)
     tried = {(): block_total(base, metric)}
 

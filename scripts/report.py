@@ -373,11 +373,12 @@ LOWER_IS_BETTER = ("final loss (EMA)", "val loss", "val bpb")
 
 
 def group_values(runs, tasks):
-    """Per seed group: its runs, and per quality metric the finite final values of its runs."""
+    """Per seed group: its runs, their final_values, and per quality metric their finite values."""
     out = []
     for group in seed_groups(runs):
         values = [final_values(run, tasks) for run in group]
-        out.append((group, {c: finite([v[c] for v in values if v[c] is not None]) for c in LOWER_IS_BETTER + tuple(tasks)}))
+        metrics = {c: finite([v[c] for v in values if v[c] is not None]) for c in LOWER_IS_BETTER + tuple(tasks)}
+        out.append((group, values, metrics))
     return out
 
 
@@ -386,8 +387,8 @@ def noise_floor(groups):
     difference between patterns smaller than that is within the noise of the seed. None for a
     metric no group has two values of."""
     floors = {}
-    for metric in groups[0][1] if groups else []:
-        spreads = [statistics.stdev(v[metric]) for _, v in groups if len(v[metric]) >= 2]
+    for metric in groups[0][2] if groups else []:
+        spreads = [statistics.stdev(v[metric]) for _, _, v in groups if len(v[metric]) >= 2]
         floors[metric] = max(spreads) if spreads else None
     return floors
 
@@ -397,7 +398,7 @@ def within_noise_marks(groups, floors):
     floor of it, "" otherwise (and wherever the floor is unknown)."""
     marks = {}
     for metric, floor in floors.items():
-        means = {i: statistics.mean(v[metric]) for i, (_, v) in enumerate(groups) if v[metric]}
+        means = {i: statistics.mean(v[metric]) for i, (_, _, v) in enumerate(groups) if v[metric]}
         if floor is None or len(means) < 2:
             continue
         pick = min if metric in LOWER_IS_BETTER else max
@@ -414,8 +415,7 @@ def group_table(runs):
     groups = group_values(runs, tasks)
     marks = within_noise_marks(groups, noise_floor(groups))
     rows = []
-    for i, (group, _) in enumerate(groups):
-        values = [final_values(run, tasks) for run in group]
+    for i, (group, values, _) in enumerate(groups):
         seeds = ",".join(str(run.config.get("seed", "?")) for run in group)
         pattern = compact(group[0].pattern) if group[0].pattern else group[0].tag
         cells = []

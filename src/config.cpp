@@ -553,7 +553,6 @@ void validate(const Config& c, int world_size) {
   positive(m.sequence_len, "max_seq_len");
   positive(t.device_batch_size, "device_batch_size");
   positive(t.eval_tokens, "eval_tokens");
-
   positive(t.log_every, "log_every");
   positive(t.dist_timeout_s, "dist_timeout_s");
   positive(m.mamba_expand, "mamba_expand");

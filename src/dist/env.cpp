@@ -106,10 +106,9 @@ void read_slurm(DistEnv& env) {
       break;
     }
   }
-  const auto nodes = get_env("SLURM_STEP_NODELIST") ? get_env("SLURM_STEP_NODELIST") : get_env("SLURM_JOB_NODELIST");
-  if (nodes && !get_env("MASTER_ADDR")) {
-    env.master_addr = first_host(*nodes, get_env("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST");
-  }
+  const char* nodes_var = get_env("SLURM_STEP_NODELIST") ? "SLURM_STEP_NODELIST" : "SLURM_JOB_NODELIST";
+  if (const auto nodes = get_env(nodes_var); nodes && !get_env("MASTER_ADDR"))
+    env.master_addr = first_host(*nodes, nodes_var);
   if (const auto job = get_env("SLURM_JOB_ID"); job && !get_env("MASTER_PORT")) {
     env.master_port = 20000 + parse_int("SLURM_JOB_ID", *job, 0, INT32_MAX) % 20000;
   }

@@ -218,7 +218,9 @@ void load_optimizer_state(const std::string& dir, int64_t step, int written_by, 
 // (`position` at `written_by` ranks of `written_batch` rows) stopped: the same number of rows read.
 int64_t loader_position_for(int64_t position, int written_by, int64_t written_batch, int world_size, int64_t batch,
                             const std::string& meta_file) {
-  const int64_t rows = position * written_by * written_batch;
+  int64_t rows = 0;  // position ≤ 2^40 (meta), but a world size and batch of a damaged file could overflow
+  if (__builtin_mul_overflow(position, static_cast<int64_t>(written_by) * written_batch, &rows))
+    throw UserError("checkpoint meta file '" + meta_file + "': its loader position and layout overflow int64");
   const int64_t rows_per_position = static_cast<int64_t>(world_size) * batch;
   if (rows % rows_per_position != 0) {
     throw UserError("cannot resume '" + meta_file + "' on " + std::to_string(world_size) + " rank(s) of " +
@@ -274,8 +276,7 @@ int64_t resume_checkpoint(const Context& ctx, const TrainState& state) {
   const auto written_batch = meta.config.find("device_batch_size");
   if (written_batch == meta.config.end() || !written_batch->is_number_integer() || written_batch->get<int64_t>() < 1)
     throw UserError("checkpoint meta file '" + meta_file +
-                    "': key 'config.device_batch_size' is missing or not a "
-                    "positive integer");
+                    "': key 'config.device_batch_size' is missing or not a positive integer");
   const int64_t position = loader_position_for(meta.train_position, meta.world_size, written_batch->get<int64_t>(),
                                                ctx.pg.world_size(), ctx.config.train.device_batch_size, meta_file);
   // The model architecture must match; training knobs may change on resume.
