@@ -178,11 +178,13 @@ HGPT_SCAN_FN int other_buffer(int buffer) { return buffer ^ 1; }
 
 // ---- a thread's steps, forward -------------------------------------------------------------
 // Pairs (a_t, b_t) of the thread's steps for state n; identity past the end of the sequence.
+// keep_t is 0 where a document starts (the state restarts: a_t = 0, a zero carry) and 1 elsewhere;
+// every later use of a_t — the reverse pairs, ∂L/∂a_t — then sees the restart too.
 template <typename F>
-HGPT_SCAN_FN void forward_pairs(const F (&dt)[kItems], const F (&u)[kItems], const F (&B)[kItems], F A_n, int valid,
-                                Pair<F> (&pairs)[kItems]) {
+HGPT_SCAN_FN void forward_pairs(const F (&dt)[kItems], const F (&u)[kItems], const F (&B)[kItems],
+                                const F (&keep)[kItems], F A_n, int valid, Pair<F> (&pairs)[kItems]) {
   for (int i = 0; i < kItems; ++i) {
-    pairs[i] = i < valid ? Pair<F>{exp_of(dt[i] * A_n), dt[i] * u[i] * B[i]} : identity_pair<F>();
+    pairs[i] = i < valid ? Pair<F>{keep[i] * exp_of(dt[i] * A_n), dt[i] * u[i] * B[i]} : identity_pair<F>();
   }
 }
 // The thread's pairs composed in time order: its input to the block's forward scan.

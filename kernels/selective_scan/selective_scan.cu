@@ -97,6 +97,12 @@ __device__ __forceinline__ void load_items(const T* x, int64_t t_first, int vali
   }
 }
 
+// keep[i] = 0 where step t_first + i starts a document (row: the batch row's reset flags), else 1.
+__device__ __forceinline__ void load_keep(const bool* row, int64_t t_first, int valid, float (&keep)[kItems]) {
+#pragma unroll
+  for (int i = 0; i < kItems; ++i) keep[i] = row && i < valid && row[t_first + i] ? 0.f : 1.f;
+}
+
 // x[t_first + i] = v[i] for the steps inside the sequence.
 template <typename T>
 __device__ __forceinline__ void store_items(T* x, int64_t t_first, int valid, const float (&v)[kItems]) {
@@ -201,6 +207,7 @@ __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
   const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
   float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
   float* last_state = p.last_state + (b * p.dim + d) * p.dstate;
+  const bool* reset_row = p.reset ? p.reset + b * p.seqlen : nullptr;
 
   for (int n = tid; n < N; n += kThreads) carry[0][n] = 0.f;
   __syncthreads();
@@ -210,9 +217,10 @@ __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
     const int cur = static_cast<int>(c & 1);
     const int64_t t_first = c * kChunk + scan::first_item(tid);
     const int valid = scan::valid_items(t_first, p.seqlen);
-    float u[kItems], dt[kItems], y[kItems] = {};
+    float u[kItems], dt[kItems], keep[kItems], y[kItems] = {};
     load_items(u_row, t_first, valid, u);
     load_items(delta_row, t_first, valid, dt);
+    load_keep(reset_row, t_first, valid, keep);
 #pragma unroll
     for (int i = 0; i < kItems; ++i) dt[i] = scan::step_size(dt[i], bias, p.delta_softplus);
     BcStream<T> bc(p, b, t_first, valid);
@@ -221,7 +229,7 @@ __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(ScanParams p) {
       float B[kItems], C[kItems];
       bc.take(n, B, C);
       Pair pairs[kItems];
-      scan::forward_pairs(dt, u, B, A_d[n], valid, pairs);
+      scan::forward_pairs(dt, u, B, keep, A_d[n], valid, pairs);
       const Pair inclusive = warp_scan_forward(scan::compose_forward(pairs), lane);
       const Pair lane_prefix = scan::forward_exclusive(shfl_up(inclusive, 1), lane);
       if (lane == kWarpSize - 1) warp_totals[totals][warp] = inclusive;
@@ -278,6 +286,7 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
   const float D_d = p.D ? p.D[d] : 0.f;
   const float bias = p.delta_bias ? p.delta_bias[d] : 0.f;
   const float* ckpt = p.checkpoints + (b * p.dim + d) * p.n_chunks * p.dstate;
+  const bool* reset_row = p.reset ? p.reset + b * p.seqlen : nullptr;
   const bool has_z = z_row != nullptr;
 
   for (int n = tid; n < N; n += kThreads) {
@@ -292,9 +301,10 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
     const int64_t t_first = c * kChunk + scan::first_item(tid);
     const int valid = scan::valid_items(t_first, p.seqlen);
     float u[kItems], delta[kItems], dt[kItems], dout[kItems], z[kItems] = {}, dy[kItems], dz_per_y[kItems];
-    float y[kItems] = {}, ddt[kItems] = {}, du[kItems] = {};
+    float y[kItems] = {}, ddt[kItems] = {}, du[kItems] = {}, keep[kItems];
     load_items(u_row, t_first, valid, u);
     load_items(delta_row, t_first, valid, delta);
+    load_keep(reset_row, t_first, valid, keep);
     load_items(dout_row, t_first, valid, dout);
     if (has_z) load_items(z_row, t_first, valid, z);
 #pragma unroll
@@ -314,7 +324,7 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(ScanParams p) {
       // Both scans' warp parts before the step's one barrier: the reverse pairs need only the
       // decays and dy, not the states.
       Pair fwd[kItems], rev[kItems];
-      scan::forward_pairs(dt, u, B, A_n, valid, fwd);
+      scan::forward_pairs(dt, u, B, keep, A_n, valid, fwd);
       scan::reverse_pairs(fwd, C, dy, valid, rev);
       const Pair fwd_inclusive = warp_scan_forward(scan::compose_forward(fwd), lane);
       const Pair fwd_prefix = scan::forward_exclusive(shfl_up(fwd_inclusive, 1), lane);

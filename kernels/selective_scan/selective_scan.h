@@ -44,6 +44,7 @@ struct ScanParams {
   bool bc_is_float = true;
   const float* D = nullptr;           // (dim), optional
   const float* delta_bias = nullptr;  // (dim), optional
+  const bool* reset = nullptr;        // (batch, seqlen) contiguous, optional: true where a document starts
   // Forward outputs.
   void* out = nullptr;
   float* checkpoints = nullptr;  // (batch, dim, n_chunks, dstate): state before each chunk

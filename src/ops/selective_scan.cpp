@@ -22,12 +22,12 @@ constexpr bool kCudaKernelBuilt = true;
 constexpr bool kCudaKernelBuilt = false;
 #endif
 
-// The tensors the autograd op saves, by name: the eight inputs (undefined where absent) and the
+// The tensors the autograd op saves, by name: the nine inputs (undefined where absent) and the
 // forward's checkpoints.
-enum SavedSlot { kU, kDelta, kA, kB, kC, kD, kZ, kDeltaBias, kCheckpoints };
+enum SavedSlot { kU, kDelta, kA, kB, kC, kD, kZ, kDeltaBias, kReset, kCheckpoints };
 
 std::vector<at::Tensor> saved_list(const ScanInputs& in, const at::Tensor& checkpoints) {
-  return {in.u, in.delta, in.A, in.B, in.C, in.D_skip, in.z, in.delta_bias, checkpoints};
+  return {in.u, in.delta, in.A, in.B, in.C, in.D_skip, in.z, in.delta_bias, in.reset, checkpoints};
 }
 
 detail::ScanSaved saved_from_list(const std::vector<at::Tensor>& s, bool delta_softplus) {
@@ -40,6 +40,7 @@ detail::ScanSaved saved_from_list(const std::vector<at::Tensor>& s, bool delta_s
   saved.in.D_skip = s[kD];
   saved.in.z = s[kZ];
   saved.in.delta_bias = s[kDeltaBias];
+  saved.in.reset = s[kReset];
   saved.in.delta_softplus = delta_softplus;
   saved.checkpoints = s[kCheckpoints];
   return saved;
@@ -55,7 +56,8 @@ class SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
                                                 const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
                                                 const at::Tensor& C, const std::optional<at::Tensor>& D_opt,
                                                 const std::optional<at::Tensor>& z_opt,
-                                                const std::optional<at::Tensor>& delta_bias_opt, bool delta_softplus,
+                                                const std::optional<at::Tensor>& delta_bias_opt,
+                                                const std::optional<at::Tensor>& reset_opt, bool delta_softplus,
                                                 bool use_cuda) {
     ScanInputs in;
     in.u = u;
@@ -66,6 +68,7 @@ class SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
     in.D_skip = D_opt.value_or(at::Tensor());
     in.z = z_opt.value_or(at::Tensor());
     in.delta_bias = delta_bias_opt.value_or(at::Tensor());
+    in.reset = reset_opt.value_or(at::Tensor());
     in.delta_softplus = delta_softplus;
     detail::ScanFwdResult r;
     if (use_cuda) {
@@ -94,7 +97,8 @@ class SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
     } else {
       g = detail::scan_bwd_cpu(saved, grad_outputs[0]);
     }
-    return {g.du, g.ddelta, g.dA, g.dB, g.dC, g.dD, g.dz, g.ddelta_bias, at::Tensor(), at::Tensor()};
+    // reset, delta_softplus and use_cuda have no gradient.
+    return {g.du, g.ddelta, g.dA, g.dB, g.dC, g.dD, g.dz, g.ddelta_bias, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -132,7 +136,7 @@ ScanOutputs selective_scan(const ScanInputs& in, bool return_last_state, ScanImp
   }
   auto opt = [](const at::Tensor& t) { return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt; };
   auto outs = SelectiveScanFn::apply(in.u, in.delta, in.A, in.B, in.C, opt(in.D_skip), opt(in.z), opt(in.delta_bias),
-                                     in.delta_softplus, impl == ScanImpl::Cuda);
+                                     opt(in.reset), in.delta_softplus, impl == ScanImpl::Cuda);
   ScanOutputs result;
   result.out = outs[0];
   if (return_last_state) result.last_state = outs[1];

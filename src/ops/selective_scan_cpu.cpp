@@ -84,7 +84,7 @@ const T* ptr_or_null(const at::Tensor& t) {
 
 // The inputs in the kernel's layout and dtype (kept alive while the kernel runs).
 struct Prepared {
-  at::Tensor u, delta, z, B, C, A_t, D, bias;
+  at::Tensor u, delta, z, B, C, A_t, D, bias, reset;
 };
 
 Prepared prepare(const ScanInputs& in, at::ScalarType dtype) {
@@ -96,7 +96,8 @@ Prepared prepare(const ScanInputs& in, at::ScalarType dtype) {
           channels_last(in.C, dtype),
           flat(in.A.t()),
           flat(in.D_skip),
-          flat(in.delta_bias)};
+          flat(in.delta_bias),
+          in.reset.defined() ? in.reset.contiguous() : in.reset};
 }
 
 template <typename T>
@@ -118,6 +119,7 @@ ScanArgs<T> make_args(const Prepared& p, bool delta_softplus) {
   a.A_t = p.A_t.data_ptr<T>();
   a.D = ptr_or_null<T>(p.D);
   a.bias = ptr_or_null<T>(p.bias);
+  a.reset = ptr_or_null<bool>(p.reset);
   return a;
 }
 

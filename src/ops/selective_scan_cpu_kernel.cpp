@@ -9,6 +9,7 @@
 //
 // Per task (batch row b, channels [d0, d1)), vectors of W channels:
 //   forward   h[n] = exp(Δ·A[n])·h[n] + Δ·u·B[n];  y = Σ_n C[n]·h[n] + D·u;  out = y·SiLU(z)
+//             (at a reset step the decay is 0: h[n] = Δ·u·B[n])
 //   backward  per chunk (last first): recompute the chunk's states and decays from its
 //             checkpoint, then walk it backwards carrying q[n] = a_{t+1}·∂L/∂h_{t+1}.
 #include "src/ops/selective_scan_cpu_kernel.h"
@@ -98,16 +99,23 @@ inline StepInputs<T> step_inputs(const ScanArgs<T>& a, int64_t b, int64_t t, int
   return {load(a.u.row(b, t) + d, n), a.softplus ? softplus(dt) : dt};
 }
 
+// Whether the state starts afresh at step t of batch row b (a document boundary).
+template <typename T>
+inline bool resets_at(const ScanArgs<T>& a, int64_t b, int64_t t) {
+  return a.reset && a.reset[b * a.seqlen + t];
+}
+
 // One step of the recurrence for a vector of channels, over the N states:
 //   h[n] = exp(Δ·A[n])·h_prev[n] + Δ·u·B[n];  returns y + Σ_n C[n]·h[n].
+// At a reset the decay is 0 (a zero carry; the backward then passes nothing to earlier steps).
 // h_next may be h_prev (the forward updates in place); the backward's recompute also keeps each
 // decay exp(Δ·A[n]) in e.
 template <typename T, bool kKeepDecays>
 inline Vec<T> recurrence_step(const Vec<T>& dt, const Vec<T>& dtu, Vec<T> y, const T* Av, const T* h_prev, T* h_next,
-                              T* e, const T* Brow, const T* Crow, int64_t N) {
+                              T* e, const T* Brow, const T* Crow, int64_t N, bool reset) {
   constexpr int64_t W = Vec<T>::size();
   for (int64_t n = 0; n < N; ++n) {
-    const Vec<T> en = (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
+    const Vec<T> en = reset ? Vec<T>(T(0)) : (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
     if (kKeepDecays) en.store(e + n * W);
     const Vec<T> h = at::vec::fmadd(en, Vec<T>::loadu(h_prev + n * W), dtu * Vec<T>(Brow[n]));
     h.store(h_next + n * W);
@@ -134,13 +142,14 @@ void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
     for (int64_t t = c * kChunk; t < t_end; ++t) {
       const T* Brow = a.B.row(k.b, t);
       const T* Crow = a.C.row(k.b, t);
+      const bool reset = resets_at(a, k.b, t);
       for (int64_t v = 0; v < k.n_vec; ++v) {
         const int64_t d = k.d0 + v * W, nl = k.lanes(v, W);
         const auto [u, dt] = step_inputs(a, k.b, t, d, nl);
         const Vec<T> dtu = dt * u;
         T* hv = h + v * N * W;
         Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
-        y = recurrence_step<T, false>(dt, dtu, y, As + v * N * W, hv, hv, nullptr, Brow, Crow, N);
+        y = recurrence_step<T, false>(dt, dtu, y, As + v * N * W, hv, hv, nullptr, Brow, Crow, N, reset);
         if (a.z.p) {
           const Vec<T> z = load(a.z.row(k.b, t) + d, nl);
           y = y * z * sigmoid(z);
@@ -189,6 +198,7 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
       const int64_t t = t0 + j;
       const T* Brow = a.B.row(k.b, t);
       const T* Crow = a.C.row(k.b, t);
+      const bool reset = resets_at(a, k.b, t);
       for (int64_t v = 0; v < k.n_vec; ++v) {
         const int64_t d = k.d0 + v * W, nl = k.lanes(v, W);
         const auto [u, dt] = step_inputs(a, k.b, t, d, nl);
@@ -199,7 +209,7 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
         T* hn = H + (j + 1) * state + v * N * W;
         T* e = E + j * state + v * N * W;
         Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
-        y = recurrence_step<T, true>(dt, dtu, y, Av, hp, hn, e, Brow, Crow, N);
+        y = recurrence_step<T, true>(dt, dtu, y, Av, hp, hn, e, Brow, Crow, N, reset);
         y.store(Y + (j * k.n_vec + v) * W);
       }
     }

@@ -40,9 +40,10 @@ struct ScanArgs {
   bool softplus = false;
   // Inputs. u, delta, z: (B, L, D) rows; B, C: (B, L, N) rows; z may be null.
   Rows<const T> u, delta, z, B, C;
-  const T* A_t = nullptr;   // (N, D): A transposed
-  const T* D = nullptr;     // (D) or null
-  const T* bias = nullptr;  // (D) or null
+  const T* A_t = nullptr;       // (N, D): A transposed
+  const T* D = nullptr;         // (D) or null
+  const T* bias = nullptr;      // (D) or null
+  const bool* reset = nullptr;  // (B, L) contiguous or null: true where the state starts afresh
   // Forward outputs.
   T* out = nullptr;          // (B, L, D)
   T* checkpoints = nullptr;  // (B, n_chunks, N, dim_padded): state before each chunk

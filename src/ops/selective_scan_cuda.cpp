@@ -21,7 +21,7 @@ using hgpt::kernels::ScanParams;
 static_assert(kCudaScanChunk == hgpt::kernels::kScanChunk, "chunk sizes out of sync");
 
 struct CudaPrepared {
-  at::Tensor u, delta, z, A, B, C, D, bias;
+  at::Tensor u, delta, z, A, B, C, D, bias, reset;
   ScanParams p;
 };
 
@@ -68,6 +68,7 @@ CudaPrepared prepare(const ScanInputs& in) {
   r.C = as_bc(C);
   r.D = as_f32(D);
   r.bias = as_f32(delta_bias);
+  r.reset = in.reset.defined() ? in.reset.contiguous() : in.reset;
 
   ScanParams& p = r.p;
   p.elem = elem_of(act);
@@ -91,6 +92,7 @@ CudaPrepared prepare(const ScanInputs& in) {
   p.bc_is_float = r.B.scalar_type() == at::kFloat;
   p.D = r.D.defined() ? r.D.data_ptr<float>() : nullptr;
   p.delta_bias = r.bias.defined() ? r.bias.data_ptr<float>() : nullptr;
+  p.reset = r.reset.defined() ? r.reset.data_ptr<bool>() : nullptr;
   return r;
 }
 

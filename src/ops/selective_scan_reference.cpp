@@ -44,6 +44,12 @@ void check_scan_inputs(const ScanInputs& in) {
       TORCH_CHECK(t->dim() == 1 && t->size(0) == dim, "selective_scan: D and delta_bias must be (dim=", dim, ")");
     }
   }
+  if (in.reset.defined()) {
+    TORCH_CHECK(in.reset.scalar_type() == at::kBool && in.reset.dim() == 2 && in.reset.size(0) == batch &&
+                    in.reset.size(1) == seqlen,
+                "selective_scan: reset must be a bool (batch=", batch, ", seqlen=", seqlen, ") tensor");
+    TORCH_CHECK(in.reset.device() == in.u.device(), "selective_scan: all inputs must be on u's device");
+  }
   for (const at::Tensor* t : {&in.u, &in.delta, &in.A, &in.B, &in.C, &in.D_skip, &in.z, &in.delta_bias}) {
     if (t->defined()) {
       TORCH_CHECK(t->device() == in.u.device(), "selective_scan: all inputs must be on u's device");
@@ -64,8 +70,9 @@ ScanOutputs selective_scan_reference(const ScanInputs& in, bool return_last_stat
   const auto Bt = in.B.to(compute).transpose(1, 2);  // (B, L, N)
   const auto Ct = in.C.to(compute).transpose(1, 2);  // (B, L, N)
 
-  // Discretise: deltaA = exp(Δ·A), deltaB_u = Δ·B·u, both (B, D, L, N).
-  const auto deltaA = at::exp(delta.unsqueeze(-1) * A.unsqueeze(1));
+  // Discretise: deltaA = exp(Δ·A), deltaB_u = Δ·B·u, both (B, D, L, N); a reset zeroes the decay.
+  auto deltaA = at::exp(delta.unsqueeze(-1) * A.unsqueeze(1));
+  if (in.reset.defined()) deltaA = deltaA * in.reset.logical_not().to(compute).view({u.size(0), 1, -1, 1});
   const auto deltaB_u = (delta * u).unsqueeze(-1) * Bt.unsqueeze(1);
 
   const auto seqlen = u.size(2);

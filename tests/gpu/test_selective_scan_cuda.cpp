@@ -122,6 +122,39 @@ TEST(SelectiveScanCuda, Bf16MatchesReference) { compare_on_shapes(at::kBFloat16,
 
 TEST(SelectiveScanCuda, Fp16MatchesReference) { compare_on_shapes(at::kHalf, 5e-3, 1e-2); }
 
+// Document starts (reset flags) at t = 0, at random steps and on both sides of the kernel's chunk
+// edges: outputs, last state and every gradient against the reference with the same flags (whose
+// own oracle, each document scanned alone, is the CPU test SelectiveScanReference.Resets*).
+TEST(SelectiveScanCuda, ResetsMatchReference) {
+  if (!scan_cuda_available()) GTEST_SKIP() << "no CUDA device or CUDA kernel not built: test skipped";
+  detail::set_poison_outputs(true);
+  const int64_t chunk = detail::kCudaScanChunk;
+  for (int64_t L : {int64_t(9), int64_t(200), 2 * chunk + 5}) {
+    auto in = random_inputs(2, 5, L, 16, Options{}, at::kFloat, 3000 + L);
+    auto flags = at::rand({2, L}) < 0.05;
+    flags.select(1, 0).fill_(true);
+    for (int64_t edge = chunk; edge < L; edge += chunk) {
+      flags.select(1, edge - 1).fill_(true);
+      flags.select(1, edge).fill_(true);
+    }
+    in.reset = flags.to(in.u.device());
+    auto w = at::randn({2, 5, L}, at::TensorOptions().dtype(at::kDouble)).to(in.u.device());
+    ScanInputs ref_in = in;
+    for (at::Tensor* t : fields(ref_in)) {
+      if (t->defined()) *t = t->to(at::kDouble);
+    }
+    const auto expected = run(ref_in, ScanImpl::Reference, w);
+    const auto got = run(in, ScanImpl::Cuda, w);
+    const std::string what = "L=" + std::to_string(L);
+    expect_close(got.out, expected.out, 6e-4, 2e-3, "out " + what);
+    expect_close(got.last_state, expected.last_state, 6e-4, 2e-3, "last_state " + what);
+    for (size_t i = 0; i < got.grads.size(); ++i) {
+      expect_close(got.grads[i], expected.grads[i], 6e-4, 2e-3, std::string("d") + kFieldNames[i] + " " + what);
+    }
+  }
+  detail::set_poison_outputs(false);
+}
+
 #define SKIP_WITHOUT_CUDA_SCAN() \
   if (!scan_cuda_available()) GTEST_SKIP() << "no CUDA device or CUDA kernel not built: test skipped"
 

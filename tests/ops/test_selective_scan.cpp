@@ -1,6 +1,7 @@
 // test_selective_scan.cpp — the selective scan implementations against independent oracles: the
 // reference vs a scalar loop and vs finite differences, the fused CPU kernel vs the reference
-// (outputs, last state, all eight gradients) and vs finite differences, and the dispatch rules.
+// (outputs, last state, all eight gradients) and vs finite differences, document resets (the
+// reference vs each document run alone, the fused kernel vs the reference), and the dispatch rules.
 #include "hgpt/ops/selective_scan.h"
 #include "src/ops/selective_scan_dispatch.h"
 
@@ -362,6 +363,89 @@ TEST(SelectiveScanFusedCpu, RunsTheKernelOfAtensCpuCapability) {
   const std::string aten = at::get_cpu_capability();
   if (aten != "DEFAULT" && aten != "AVX2" && aten != "AVX512") GTEST_SKIP() << "no x86 kernels for " << aten;
   EXPECT_EQ(std::string(detail::scan_cpu_capability()), aten);
+}
+
+// ---- document resets ----
+// Reset flags (batch, L): a document start at t = 0, at random steps, and on both sides of the
+// fused kernel's chunk edge.
+at::Tensor reset_flags(int64_t batch, int64_t L, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto reset = at::rand({batch, L}, gen, at::TensorOptions().dtype(at::kDouble)) < 0.15;
+  reset.select(1, 0).fill_(true);
+  for (int64_t t : {detail::kCpuScanChunk - 1, detail::kCpuScanChunk}) {
+    if (t < L) reset.select(0, 0).select(0, t).fill_(true);
+  }
+  return reset;
+}
+
+// The independent oracle for resets: each document (a row's steps from one start to the next) run
+// alone through the reference scan without resets; the last document also gives the last state.
+TEST(SelectiveScanReference, ResetsEqualEachDocumentRunAlone) {
+  const Shape s{2, 3, 40, 4};
+  auto in = random_inputs(s, Options{}, at::kDouble, 31);
+  in.reset = reset_flags(s.batch, s.seqlen, 32);
+  const auto got = selective_scan_reference(in, true);
+  int documents = 0;
+  for (int64_t b = 0; b < s.batch; ++b) {
+    std::vector<int64_t> starts;
+    for (int64_t t = 0; t < s.seqlen; ++t) {
+      if (in.reset[b][t].item<bool>()) starts.push_back(t);
+    }
+    starts.push_back(s.seqlen);
+    for (size_t k = 0; k + 1 < starts.size(); ++k) {
+      const int64_t t0 = starts[k], len = starts[k + 1] - t0;
+      auto slice = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, b, 1).narrow(2, t0, len) : t; };
+      ScanInputs alone = in;
+      alone.reset = at::Tensor();
+      for (at::Tensor* t : {&alone.u, &alone.delta, &alone.B, &alone.C, &alone.z}) *t = slice(*t);
+      const auto expected = selective_scan_reference(alone, true);
+      const std::string what = "row " + std::to_string(b) + " document at " + std::to_string(t0);
+      expect_close(slice(got.out), expected.out, 1e-12, 1e-12, "out " + what);
+      if (k + 2 == starts.size())
+        expect_close(got.last_state.narrow(0, b, 1), expected.last_state, 1e-12, 1e-12, "last_state " + what);
+      ++documents;
+    }
+  }
+  EXPECT_GT(documents, 4);  // the flags really split the rows
+}
+
+// The fused CPU kernel with resets: outputs, last state and all eight gradients against the
+// reference with resets (fp64 on the same values), across chunk edges; and against finite
+// differences in fp64.
+TEST(SelectiveScanFusedCpu, ResetsMatchReferenceForwardBackward) {
+  detail::set_poison_outputs(true);
+  for (int64_t L : {int64_t(9), 3 * detail::kCpuScanChunk + 2}) {
+    const Shape s{2, 70, L, 16};  // a full task and a partial one
+    auto in = random_inputs(s, Options{}, at::kFloat, 33 + L);
+    in.reset = reset_flags(s.batch, L, 34 + L);
+    auto w = at::randn({s.batch, s.dim, s.seqlen}, at::kDouble);
+    auto ref_fn = [](const ScanInputs& x, bool last) { return selective_scan_reference(x, last); };
+    const auto expected = run_with_grads(ref_fn, cast_inputs(in, at::kDouble), w);
+    const auto got = run_with_grads(impl_fn(ScanImpl::FusedCpu), in, w);
+    const std::string what = "L=" + std::to_string(L);
+    expect_close(got.out, expected.out, 1e-5, 1e-6, "out " + what);
+    for (size_t i = 0; i < got.grads.size(); ++i) {
+      expect_close(got.grads[i], expected.grads[i], 1e-5, 1e-5, std::string("d") + kFieldNames[i] + " " + what);
+    }
+    const auto last = selective_scan(in, true, ScanImpl::FusedCpu).last_state;
+    expect_close(last, selective_scan_reference(cast_inputs(in, at::kDouble), true).last_state, 1e-5, 1e-6,
+                 "last_state " + what);
+    // Without the flags the results differ: the resets are not a no-op.
+    ScanInputs crossing = in;
+    crossing.reset = at::Tensor();
+    EXPECT_GT((selective_scan(crossing, false, ScanImpl::FusedCpu).out - got.out).abs().max().item<double>(), 1e-3);
+  }
+  detail::set_poison_outputs(false);
+  const Shape s{1, 2, detail::kCpuScanChunk + 3, 2};
+  auto in = random_inputs(s, Options{}, at::kDouble, 35);
+  in.reset = reset_flags(s.batch, s.seqlen, 36);
+  auto w = at::randn({s.batch, s.dim, s.seqlen}, at::kDouble);
+  const auto fn = impl_fn(ScanImpl::FusedCpu);
+  const auto got = run_with_grads(fn, in, w);
+  const auto fd = finite_differences(fn, in, w);
+  for (size_t i = 0; i < fd.size(); ++i) {
+    if (fd[i].defined()) expect_close(got.grads[i], fd[i], 1e-6, 1e-7, std::string("d") + kFieldNames[i] + " (fd)");
+  }
 }
 
 // ---- dispatch ----

@@ -126,6 +126,7 @@ struct Problem {
   int64_t batch = 0, dim = 0, seqlen = 0, dstate = 0;
   bool has_z = false, has_D = false, has_bias = false, softplus = false;
   std::vector<F> u, delta, z, A, B, C, D, bias, dout;
+  std::vector<bool> reset;  // (B, L), or empty: no document starts
   int64_t n_chunks() const { return chunks_for(seqlen); }
 };
 
@@ -145,6 +146,13 @@ void store_items(F* x, int64_t t_first, int valid, const F (&v)[kItems]) {
   for (int i = 0; i < kItems; ++i) {
     if (i < valid) x[t_first + i] = v[i];
   }
+}
+
+// keep[i] = 0 where step t_first + i starts a document, else 1 (the kernels' load_keep).
+template <typename F>
+void load_keep(const Problem<F>& p, int64_t b, int64_t t_first, int valid, F (&keep)[kItems]) {
+  for (int i = 0; i < kItems; ++i)
+    keep[i] = !p.reset.empty() && i < valid && p.reset[b * p.seqlen + t_first + i] ? F(0) : F(1);
 }
 
 template <typename F>
@@ -173,7 +181,7 @@ void forward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, FwdShared
   struct Lane {
     int64_t t_first;
     int valid;
-    F u[kItems], dt[kItems], y[kItems], B[kItems], C[kItems];
+    F u[kItems], dt[kItems], keep[kItems], y[kItems], B[kItems], C[kItems];
     Pair<F> pairs[kItems], prefix;
   };
   std::vector<Lane> lanes(kWarpSize);
@@ -194,6 +202,7 @@ void forward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, FwdShared
       l.valid = valid_items(l.t_first, p.seqlen);
       load_items(p.u.data() + x_off, l.t_first, l.valid, l.u);
       load_items(p.delta.data() + x_off, l.t_first, l.valid, l.dt);
+      load_keep(p, b, l.t_first, l.valid, l.keep);
       for (int i = 0; i < kItems; ++i) {
         l.dt[i] = step_size(l.dt[i], bias, p.softplus);
         l.y[i] = F(0);
@@ -205,7 +214,7 @@ void forward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, FwdShared
         Lane& l = lanes[lane];
         load_items(p.B.data() + bc_row, l.t_first, l.valid, l.B);
         load_items(p.C.data() + bc_row, l.t_first, l.valid, l.C);
-        forward_pairs(l.dt, l.u, l.B, p.A[d * N + n], l.valid, l.pairs);
+        forward_pairs(l.dt, l.u, l.B, l.keep, p.A[d * N + n], l.valid, l.pairs);
         inclusive[lane] = compose_forward(l.pairs);
       }
       warp_scan_forward(inclusive);
@@ -272,7 +281,7 @@ void backward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, BwdShare
     int64_t t_first;
     int valid;
     F u[kItems], delta[kItems], dt[kItems], dy[kItems], dz_per_y[kItems];
-    F y[kItems], ddt[kItems], du[kItems], B[kItems], C[kItems];
+    F y[kItems], ddt[kItems], du[kItems], B[kItems], C[kItems], keep[kItems];
     Pair<F> fwd[kItems], fwd_prefix, rev_suffix;
     F dD_acc, dbias_acc;
   };
@@ -299,6 +308,7 @@ void backward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, BwdShare
       F dout[kItems], z[kItems] = {};
       load_items(p.u.data() + x_off, l.t_first, l.valid, l.u);
       load_items(p.delta.data() + x_off, l.t_first, l.valid, l.delta);
+      load_keep(p, b, l.t_first, l.valid, l.keep);
       load_items(p.dout.data() + x_off, l.t_first, l.valid, dout);
       if (p.has_z) load_items(p.z.data() + x_off, l.t_first, l.valid, z);
       for (int i = 0; i < kItems; ++i) {
@@ -317,7 +327,7 @@ void backward_warp(const Problem<F>& p, int64_t b, int64_t d, int warp, BwdShare
         load_items(p.B.data() + bc_row, l.t_first, l.valid, l.B);
         load_items(p.C.data() + bc_row, l.t_first, l.valid, l.C);
         Pair<F> rev[kItems];
-        forward_pairs(l.dt, l.u, l.B, A_n, l.valid, l.fwd);
+        forward_pairs(l.dt, l.u, l.B, l.keep, A_n, l.valid, l.fwd);
         reverse_pairs(l.fwd, l.C, l.dy, l.valid, rev);
         fwd_inclusive[lane] = compose_forward(l.fwd);
         rev_inclusive[lane] = compose_reverse(rev);
@@ -443,11 +453,13 @@ Results<F> emulate(const Problem<F>& p, bool last_warp_first) {
 struct Case {
   int64_t seqlen, dstate;
   bool with_z, with_bias, softplus;
+  bool with_reset = false;  // document starts at random steps, at the first and at chunk edges
 };
 
 std::string describe(const Case& c) {
   return "L=" + std::to_string(c.seqlen) + " N=" + std::to_string(c.dstate) + " z=" + std::to_string(c.with_z) +
-         " bias=" + std::to_string(c.with_bias) + " softplus=" + std::to_string(c.softplus);
+         " bias=" + std::to_string(c.with_bias) + " softplus=" + std::to_string(c.softplus) +
+         " reset=" + std::to_string(c.with_reset);
 }
 
 template <typename F>
@@ -504,6 +516,13 @@ void check_case(const Case& c, uint64_t seed, double rtol, double atol, const st
   if (c.with_z) in.z = round(at::randn({Bn, Dn, L}, gen, f64));
   if (c.with_bias) in.delta_bias = round(at::rand({Dn}, gen, f64) * 0.5 + 0.1);
   in.delta_softplus = c.softplus;
+  if (c.with_reset) {
+    in.reset = at::rand({Bn, L}, gen, f64) < 0.05;
+    in.reset.select(1, 0).fill_(true);
+    for (int64_t t : {chunk_for(L) - 1, chunk_for(L), chunk_for(L) + 1}) {
+      if (t < L) in.reset.select(1, t).fill_(true);
+    }
+  }
   const auto w = round(at::randn({Bn, Dn, L}, gen, f64));
 
   // The oracle: the reference scan in fp64 through autograd.
@@ -530,6 +549,10 @@ void check_case(const Case& c, uint64_t seed, double rtol, double atol, const st
   p.B = values_of<F>(in.B), p.C = values_of<F>(in.C), p.D = values_of<F>(in.D_skip),
   p.bias = values_of<F>(in.delta_bias);
   p.dout = values_of<F>(w);
+  if (in.reset.defined()) {
+    const auto flags = in.reset.contiguous();
+    p.reset.assign(flags.data_ptr<bool>(), flags.data_ptr<bool>() + flags.numel());
+  }
   auto as_tensor = [](const std::vector<F>& v, at::IntArrayRef sizes) {
     return tensor_of(std::vector<double>(v.begin(), v.end()), sizes);
   };
@@ -582,6 +605,18 @@ TEST(SelectiveScanCudaEmulation, FloatWithinTheGpuTestsTolerances) {
 }
 
 // The switch points of the block size (32, 64, 128 threads), with and without every option.
+// Document starts (the reset flags): the zero carry inside a thread's steps, across lanes, warps
+// and chunks, forward and backward.
+TEST(SelectiveScanCudaEmulation, DocumentResetsMatchReference) {
+  uint64_t seed = 9500;
+  for (const Case& c : odd_cases()) {
+    if (c.seqlen > 513) continue;  // two chunks already cross a chunk edge
+    Case with_reset = c;
+    with_reset.with_reset = true;
+    check_case<double>(with_reset, seed++, 1e-9, 1e-9, {false, true});
+  }
+}
+
 TEST(SelectiveScanCudaEmulation, BlockSizeSwitchPointsAndOptions) {
   uint64_t seed = 9000;
   for (int64_t L : {128, 129, 256, 257}) {

@@ -6,6 +6,8 @@
 //   h_t  = exp(Δ_t·A) · h_{t−1} + Δ_t · B_t · u_t     (h_{−1} = 0)
 //   y_t  = Σ_n C_t · h_t + D · u_t
 //   out  = y · SiLU(z)                                (when z is given)
+// With `reset` (document boundaries): at a step t where reset is true the state starts afresh,
+// h_t = Δ_t · B_t · u_t — the decay is replaced by 0 (a zero carry, not an infinite decay).
 // Shapes: u, delta, z (B, D, L); A (D, N) fp32; B, C (B, N, L); D_skip, delta_bias (D) fp32.
 // The output has u's dtype. Optional tensors may be undefined (at::Tensor()).
 //
@@ -29,6 +31,7 @@ struct ScanInputs {
   at::Tensor D_skip;      // (D) fp32, optional
   at::Tensor z;           // (B, D, L), optional
   at::Tensor delta_bias;  // (D) fp32, optional
+  at::Tensor reset;       // (B, L) bool, optional: true where a document starts (h_{t−1} taken as 0)
   bool delta_softplus = false;
 };
 
