@@ -13,6 +13,10 @@
 //   own state    S  = (U ∘ w)ᵀ · B,     w_s = exp(seg[Q−1][s])         (headdim, d_state)
 //   recurrence   H_{c+1} = exp(Σ a) · H_c + S_c,  H_0 = initial_state
 //   from state   Y += exp(acum_t) · (C · H_cᵀ),   acum_t = a_0 + … + a_t
+// Document resets are masks on these decays (never an infinite a): with k_t the number of
+// document starts among the chunk's steps 0..t, Lm[t][s] needs k_t = k_s, w_s needs k_s = k_{Q−1},
+// exp(acum_t) needs k_t = 0 and the chunk decay k_{Q−1} = 0. The masks are constants, so the
+// backward applies the same ones to the gradients that flow through those decays.
 // The matrix products run through ATen's batched GEMMs. The non-GEMM parts are in ssd_parts.h:
 // the decay mask applied to C·Bᵀ and its backward (fused loops where the tensors are on a CPU,
 // ATen ops elsewhere), and the chunk-to-chunk recurrence.
@@ -135,12 +139,25 @@ struct Recomputed {
   at::Tensor xc, dtc, Bc, Cc;  // chunked inputs
   at::Tensor a;                // dt·A (batch, chunk, head, Q)
   at::Tensor CB;               // (batch, chunk, group, Q, Q): C·Bᵀ
-  MaskedDecay decay;           // M = CB ∘ Lm and the decays
+  MaskedDecay decay;           // M = CB ∘ Lm and the decays (document masks applied)
   at::Tensor U;                // (batch, chunk, head, Q, headdim): dt ∘ x
+  at::Tensor same_document;    // (batch, chunk, 1, Q, Q), 1 where steps t and s share a document; undefined: no resets
 };
 
+// The document masks (see the top of the file) applied to the chunk's decays.
+void mask_documents(Recomputed& r, const at::Tensor& reset) {
+  const auto dtype = r.a.scalar_type();
+  const auto k = to_chunks(reset.unsqueeze(-1), r.d, dtype).cumsum(-1);  // (batch, chunk, 1, Q)
+  const auto k_last = k.narrow(-1, r.d.Q - 1, 1);
+  r.same_document = k.unsqueeze(-1).eq(k.unsqueeze(-2)).to(dtype);
+  r.decay.M.mul_(r.same_document);
+  r.decay.w = r.decay.w * k.eq(k_last).to(dtype);
+  r.decay.acum_exp = r.decay.acum_exp * k.eq(0).to(dtype);
+  r.decay.chunk_decay = r.decay.chunk_decay * k_last.squeeze(-1).eq(0).to(dtype);
+}
+
 Recomputed recompute(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
-                     const at::Tensor& C, int64_t chunk_size) {
+                     const at::Tensor& C, const at::Tensor& reset, int64_t chunk_size) {
   Recomputed r;
   r.d = dims_of(x, B, chunk_size);
   const auto dtype = compute_dtype(x);
@@ -151,6 +168,7 @@ Recomputed recompute(const at::Tensor& x, const at::Tensor& dt, const at::Tensor
   r.a = r.dtc * A.to(dtype).view({1, 1, -1, 1});
   r.CB = at::matmul(r.Cc, r.Bc.transpose(-1, -2));
   r.decay = detail::masked_decay(r.a, r.CB);
+  if (reset.defined()) mask_documents(r, reset);
   r.U = r.xc * r.dtc.unsqueeze(-1);
   return r;
 }
@@ -160,8 +178,8 @@ struct Forward {
 };
 
 Forward ssd_forward(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
-                    const at::Tensor& C, const at::Tensor& initial_state, int64_t chunk_size) {
-  const Recomputed r = recompute(x, dt, A, B, C, chunk_size);
+                    const at::Tensor& C, const at::Tensor& reset, const at::Tensor& initial_state, int64_t chunk_size) {
+  const Recomputed r = recompute(x, dt, A, B, C, reset, chunk_size);
   const Dims& d = r.d;
   auto Y = lower_times(r.decay.M, r.U);  // inside each chunk
   const auto Uw = r.U * r.decay.w.unsqueeze(-1);
@@ -180,9 +198,9 @@ struct Grads {
 };
 
 Grads ssd_backward(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
-                   const at::Tensor& C, const at::Tensor& chunk_states, const at::Tensor& dy, const at::Tensor& dfinal,
-                   int64_t chunk_size, bool has_initial_state) {
-  const Recomputed r = recompute(x, dt, A, B, C, chunk_size);
+                   const at::Tensor& C, const at::Tensor& reset, const at::Tensor& chunk_states, const at::Tensor& dy,
+                   const at::Tensor& dfinal, int64_t chunk_size, bool has_initial_state) {
+  const Recomputed r = recompute(x, dt, A, B, C, reset, chunk_size);
   const Dims& d = r.d;
   const auto dtype = r.xc.scalar_type();
   const auto dY = dy.defined() ? to_chunks(dy, d, dtype) : at::zeros_like(r.U);
@@ -200,7 +218,8 @@ Grads ssd_backward(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& 
       dH_out, chunk_states, r.decay.chunk_decay, dfinal.defined() ? dfinal.to(dtype) : at::Tensor(), dinit, dlog_decay);
 
   // Inside the chunk: Y = M·U with M = CB ∘ Lm.
-  const auto dM = lower_outer(dY, r.U);
+  auto dM = lower_outer(dY, r.U);
+  if (r.same_document.defined()) dM.mul_(r.same_document);  // M's document mask, on its gradient
   auto dU = lower_transposed_times(r.decay.M, dY);
   at::Tensor dCB, da_mask;
   detail::masked_decay_backward(r.a, r.CB, dM, dCB, da_mask);
@@ -233,10 +252,11 @@ class SsdFn : public torch::autograd::Function<SsdFn> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                                                 const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
                                                 const at::Tensor& C, const std::optional<at::Tensor>& initial_state,
-                                                int64_t chunk_size) {
+                                                const std::optional<at::Tensor>& reset_opt, int64_t chunk_size) {
     const auto init = initial_state.value_or(at::Tensor());
-    auto f = ssd_forward(x, dt, A, B, C, init, chunk_size);
-    ctx->save_for_backward({x, dt, A, B, C, f.chunk_states});
+    const auto reset = reset_opt.value_or(at::Tensor());
+    auto f = ssd_forward(x, dt, A, B, C, reset, init, chunk_size);
+    ctx->save_for_backward({x, dt, A, B, C, reset, f.chunk_states});
     ctx->saved_data["chunk_size"] = chunk_size;
     ctx->saved_data["has_initial_state"] = init.defined();
     return {f.y, f.final_state};
@@ -246,9 +266,9 @@ class SsdFn : public torch::autograd::Function<SsdFn> {
                                                  torch::autograd::variable_list grad_outputs) {
     const auto s = ctx->get_saved_variables();
     const bool has_init = ctx->saved_data["has_initial_state"].toBool();
-    auto g = ssd_backward(s[0], s[1], s[2], s[3], s[4], s[5], grad_outputs[0], grad_outputs[1],
+    auto g = ssd_backward(s[0], s[1], s[2], s[3], s[4], s[5], s[6], grad_outputs[0], grad_outputs[1],
                           ctx->saved_data["chunk_size"].toInt(), has_init);
-    return {g.dx, g.ddt, g.dA, g.dB, g.dC, g.dinit, at::Tensor()};
+    return {g.dx, g.ddt, g.dA, g.dB, g.dC, g.dinit, at::Tensor(), at::Tensor()};  // reset, chunk_size: none
   }
 };
 
@@ -278,6 +298,12 @@ void check_ssd_inputs(const SsdInputs& in) {
     TORCH_CHECK(in.initial_state.sizes() == at::IntArrayRef(want), "ssd: initial_state must be ", at::IntArrayRef(want),
                 ", got ", in.initial_state.sizes());
   }
+  if (in.reset.defined()) {
+    TORCH_CHECK(in.reset.scalar_type() == at::kBool && in.reset.dim() == 2 && in.reset.size(0) == batch &&
+                    in.reset.size(1) == L,
+                "ssd: reset must be a bool (batch, L) = (", batch, ", ", L, ") tensor, got ", in.reset.sizes());
+    TORCH_CHECK(in.reset.device() == in.x.device(), "ssd: every input must be on x's device ", in.x.device());
+  }
   for (const auto* t : {&in.dt, &in.A, &in.B, &in.C})
     TORCH_CHECK(t->device() == in.x.device(), "ssd: every input must be on x's device ", in.x.device());
 }
@@ -285,7 +311,8 @@ void check_ssd_inputs(const SsdInputs& in) {
 SsdOutputs ssd(const SsdInputs& in) {
   check_ssd_inputs(in);
   auto init = in.initial_state.defined() ? std::optional<at::Tensor>(in.initial_state) : std::nullopt;
-  auto outs = SsdFn::apply(in.x, in.dt, in.A, in.B, in.C, init, in.chunk_size);
+  auto reset = in.reset.defined() ? std::optional<at::Tensor>(in.reset) : std::nullopt;
+  auto outs = SsdFn::apply(in.x, in.dt, in.A, in.B, in.C, init, reset, in.chunk_size);
   return {outs[0], outs[1]};
 }
 

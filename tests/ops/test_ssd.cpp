@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,7 +42,8 @@ SsdInputs random_inputs(const Shape& s, at::ScalarType dtype, uint64_t seed, boo
   return in;
 }
 
-// The oracle: h_t = exp(dt_t·A)·h_{t−1} + dt_t·x_t ⊗ B_t, y_t = h_t·C_t, one token at a time, float64.
+// The oracle: h_t = exp(dt_t·A)·h_{t−1} + dt_t·x_t ⊗ B_t, y_t = h_t·C_t, one token at a time, float64;
+// at a document start (reset) h_{t−1} is taken as 0. Differentiable through ATen's autograd.
 SsdOutputs sequential(const SsdInputs& in) {
   const int64_t batch = in.x.size(0), L = in.x.size(1), H = in.x.size(2), P = in.x.size(3);
   const int64_t G = in.B.size(2), N = in.B.size(3);
@@ -56,6 +58,7 @@ SsdOutputs sequential(const SsdInputs& in) {
     const auto dt_t = dt.select(1, t);                                 // (batch, H)
     const auto decay = at::exp(dt_t * A).unsqueeze(-1).unsqueeze(-1);  // (batch, H, 1, 1)
     const auto input = (dt_t.unsqueeze(-1) * x.select(1, t)).unsqueeze(-1) * B.select(1, t).unsqueeze(2);
+    if (in.reset.defined()) h = h * in.reset.select(1, t).logical_not().to(at::kDouble).view({batch, 1, 1, 1});
     h = decay * h + input;                                                  // (batch, H, P, N)
     ys.push_back(at::matmul(h, C.select(1, t).unsqueeze(-1)).squeeze(-1));  // (batch, H, P)
   }
@@ -181,6 +184,73 @@ TEST(Ssd, GradientsMatchFiniteDifferences) {
         EXPECT_NEAR(analytic, fd, 1e-6 * std::max(1.0, std::abs(fd))) << names[i] << "[" << j << "] " << describe(s, 4);
       }
     }
+  }
+}
+
+// Document starts (batch, L): at t = 0 and random steps in row 0, on both sides of each chunk edge
+// in the last row.
+at::Tensor reset_flags(int64_t batch, int64_t L, int64_t Q, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto reset = at::rand({batch, L}, gen, at::TensorOptions().dtype(at::kDouble)) < 0.1;
+  reset.select(1, 0).fill_(true);
+  for (int64_t edge = Q; edge < L; edge += Q) {
+    for (int64_t t : {edge - 1, edge}) reset.select(0, batch - 1).select(0, t).fill_(true);
+  }
+  return reset;
+}
+
+// With resets the chunked scan follows the recurrence that restarts at each document start:
+// outputs and final state in float64, and every gradient against the oracle's own (autograd through
+// the token-by-token recurrence), with an initial state that only the first document sees.
+TEST(Ssd, DocumentResetsFollowTheRestartingRecurrence) {
+  for (const int64_t Q : {int64_t{8}, int64_t{100}}) {
+    const Shape s{2, 2 * Q + 13, 4, 8, 2, 16};
+    auto in = random_inputs(s, at::kDouble, 51 + Q, true);
+    in.chunk_size = Q;
+    in.reset = reset_flags(s.batch, s.L, Q, 52 + Q);
+    in.reset.select(0, 0).select(0, 0).fill_(false);  // row 0 starts with the initial state's document
+    const auto Ry = at::randn({s.batch, s.L, s.heads, s.headdim}, at::kDouble);
+    const auto Rf = at::randn({s.batch, s.heads, s.headdim, s.dstate}, at::kDouble);
+    auto grads_of = [&](const std::function<SsdOutputs(const SsdInputs&)>& fn, SsdOutputs& out) {
+      SsdInputs v = in;
+      for (auto* t : {&v.x, &v.dt, &v.A, &v.B, &v.C, &v.initial_state}) *t = t->detach().clone().requires_grad_(true);
+      out = fn(v);
+      return torch::autograd::grad({(out.y * Ry).sum() + (out.final_state * Rf).sum()},
+                                   {v.x, v.dt, v.A, v.B, v.C, v.initial_state});
+    };
+    SsdOutputs got, want;
+    const auto g = grads_of([](const SsdInputs& v) { return ssd(v); }, got);
+    const auto w = grads_of([](const SsdInputs& v) { return sequential(v); }, want);
+    EXPECT_LT(max_rel_error(got.y, want.y), 1e-12) << describe(s, Q);
+    EXPECT_LT(max_rel_error(got.final_state, want.final_state), 1e-12) << describe(s, Q);
+    const char* names[] = {"x", "dt", "A", "B", "C", "initial_state"};
+    for (size_t i = 0; i < g.size(); ++i)
+      EXPECT_LT(max_rel_error(g[i], w[i]), 1e-11) << names[i] << " " << describe(s, Q);
+    // The resets matter: without them the outputs differ.
+    SsdInputs crossing = in;
+    crossing.reset = at::Tensor();
+    EXPECT_GT(max_rel_error(ssd(crossing).y, got.y), 1e-3);
+  }
+}
+
+// The independent check of the restart itself: a packed row with resets equals each document run
+// alone, in fp32 at the default chunk size.
+TEST(Ssd, PackedRowWithResetsEqualsEachDocumentAlone) {
+  const Shape s{1, 600, 4, 16, 1, 32};
+  auto in = random_inputs(s, at::kFloat, 61, false);
+  in.A = in.A * 1e-3;  // slow decays: what leaks across a start would still be there hundreds of steps on
+  in.reset = at::zeros({1, s.L}, at::kBool);
+  const std::vector<int64_t> starts{0, 37, 255, 256, 400, s.L};
+  for (size_t k = 0; k + 1 < starts.size(); ++k) in.reset[0][starts[k]] = true;
+  const auto packed = ssd(in);
+  for (size_t k = 0; k + 1 < starts.size(); ++k) {
+    const int64_t t0 = starts[k], len = starts[k + 1] - t0;
+    SsdInputs alone = in;
+    alone.reset = at::Tensor();
+    for (auto* t : {&alone.x, &alone.dt, &alone.B, &alone.C}) *t = t->narrow(1, t0, len);
+    const auto want = ssd(alone);
+    EXPECT_LT(max_rel_error(packed.y.narrow(1, t0, len), want.y), 2e-5) << "document at " << t0;
+    if (k + 2 == starts.size()) EXPECT_LT(max_rel_error(packed.final_state, want.final_state), 2e-5);
   }
 }
 

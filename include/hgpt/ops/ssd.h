@@ -6,8 +6,10 @@
 //   h_t = exp(dt_t · A_h) · h_{t−1} + dt_t · x_t ⊗ B_t      h (headdim, d_state), h_{−1} = initial_state or 0
 //   y_t = h_t · C_t                                          (headdim)
 // dt is Mamba-2's Δ, already through softplus(dt + dt_bias); D·x, the gate and the norm are the
-// block's. Shapes: x (B, L, nheads, headdim); dt (B, L, nheads); A (nheads), negative;
-// B, C (B, L, ngroups, d_state); initial_state and final_state (B, nheads, headdim, d_state).
+// block's. With `reset` (document boundaries), a step t where it is true starts afresh:
+// h_t = dt_t · x_t ⊗ B_t (the decay is masked to 0, never made infinite). Shapes: x (B, L, nheads, headdim); dt (B, L,
+// nheads); A (nheads), negative; B, C (B, L, ngroups, d_state); initial_state and final_state (B, nheads, headdim,
+// d_state).
 //
 // The algorithm is the chunked one of the Mamba-2 paper (arXiv 2405.21060, §6): per chunk of Q
 // tokens, the output inside the chunk as two matrix products with the causal decay mask
@@ -27,6 +29,7 @@ struct SsdInputs {
   at::Tensor B;              // (B, L, ngroups, d_state)
   at::Tensor C;              // (B, L, ngroups, d_state)
   at::Tensor initial_state;  // (B, nheads, headdim, d_state), optional
+  at::Tensor reset;          // (B, L) bool, optional: true where a document starts
   int64_t chunk_size = 256;  // Q; sequences need not be a multiple of it
 };
 
