@@ -125,7 +125,8 @@ nlohmann::json breakdown(hgpt::model::HybridGPT& gpt, hgpt::train::Optimizers& o
 }
 
 int run(const Options& o) {
-  const hgpt::Config config = hgpt::load_config(o.config_path, o.overrides, /*world_size=*/1);
+  const hgpt::Config config =
+      hgpt::train::with_document_bos(hgpt::load_config(o.config_path, o.overrides, /*world_size=*/1));
   const auto& t = config.train;
   const at::Device device = hgpt::train::resolve_device(t.device, 0);
   const bool cuda = device.is_cuda();

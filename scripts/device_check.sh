@@ -221,6 +221,20 @@ else
     --total_batch_size=16384 --steps 2 --warmup 1 --json
 fi
 
+# document_boundaries "reset" against "cross" (the step above): the block-diagonal attention mask
+# and the scans' reset flags at d20 (T, M and M2 stacks).
+if [[ $DRY_RUN == 1 ]]; then
+  for pattern in TT MM 22; do
+    bench "step_reset_$pattern" 60 "$BUILD/bench_step" configs/transformer_d20.json "${SMALL[@]}" \
+      --block_pattern=$pattern --document_boundaries=reset --json
+  done
+else
+  for cfg in transformer_d20 mamba_d20 mamba2_d20; do
+    bench "step_reset_$cfg" 35 "$BUILD/bench_step" "configs/$cfg.json" --device=cuda --data=synthetic \
+      --document_boundaries=reset --total_batch_size=131072 --steps 2 --warmup 1 --json
+  done
+fi
+
 # Inference (bench_generate): all-T, all-M and alternating models of equal depth and width,
 # prefill and decode tok/s and state bytes per sequence; nanochat d20's width in bf16 on the GPU.
 if [[ $DRY_RUN == 1 ]]; then

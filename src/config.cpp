@@ -61,6 +61,12 @@ const Spellings<DeviceChoice>& spellings(DeviceChoice) {
   return s;
 }
 
+const Spellings<DocumentBoundaries>& spellings(DocumentBoundaries) {
+  static const Spellings<DocumentBoundaries> s = {{DocumentBoundaries::Cross, "cross"},
+                                                  {DocumentBoundaries::Reset, "reset"}};
+  return s;
+}
+
 template <class E>
 const char* spelling(E value) {
   for (const auto& [v, name] : spellings(E{}))
@@ -83,6 +89,7 @@ std::string quoted_list(const std::vector<std::string>& items, const char* last_
 const char* to_string(ActivationCheckpointing value) { return spelling(value); }
 const char* to_string(NewtonSchulzDtype value) { return spelling(value); }
 const char* to_string(DeviceChoice value) { return spelling(value); }
+const char* to_string(DocumentBoundaries value) { return spelling(value); }
 
 DeviceChoice parse_device_choice(const std::string& text) {
   for (const auto& [value, spelled] : spellings(DeviceChoice{}))
@@ -249,6 +256,12 @@ const std::vector<KeySpec>& key_table() {
     k.push_back(make_choice("activation_checkpointing", m, &M::activation_checkpointing,
                             "which blocks recompute their activations in backward"));
     k.back().architecture = false;  // changes what backward recomputes, never a weight: a resume may change it
+    k.push_back(make_choice("document_boundaries", m, &M::document_boundaries,
+                            "cross: packed documents see each other; reset: every block restarts at each BOS"));
+    k.back().architecture = false;  // a mask, never a weight
+    k.push_back(make_key("bos_token_id", Kind::Int, m, &M::bos_token_id,
+                         "the token that starts a document (reset); -1: the data's <|bos|>"));
+    k.back().architecture = false;
     // runtime
     k.push_back(make_choice("device", t, &T::device, "auto: CUDA when present"));
     k.push_back(make_key("data", Kind::String, t, &T::data, "\"synthetic\" or a directory of token shards"));
@@ -584,6 +597,10 @@ void validate(const Config& c, int world_size) {
   require(m.mamba_d_conv >= 2 && m.mamba_d_conv <= 4, "mamba_d_conv",
           "must be in 2..4 (Mamba's causal depthwise convolution), got " + std::to_string(m.mamba_d_conv));
   check_mamba2(m);
+  require(m.bos_token_id >= -1 && m.bos_token_id < m.vocab_size, "bos_token_id",
+          "must be -1 (the data's <|bos|>: 256 for the built-in corpus, the tokenizer's for token shards) or a "
+          "token id below vocab_size " +
+              std::to_string(m.vocab_size) + ", got " + std::to_string(m.bos_token_id));
   require(m.attn_window >= 1 && m.attn_window <= kMaxSeqLen, "attn_window",
           "must be -1 (a quarter of max_seq_len, rounded up to a multiple of 128) or 1.." + std::to_string(kMaxSeqLen) +
               " positions, got " + std::to_string(m.attn_window));

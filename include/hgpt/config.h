@@ -27,6 +27,9 @@ enum class NewtonSchulzDtype { Auto, BF16, FP32 };
 enum class DeviceChoice { Auto, CPU, CUDA };
 // `resume`: false, true, or "auto" (resume when the run folder holds a complete checkpoint).
 enum class ResumeMode { Off, On, Auto };
+// document_boundaries: whether attention and the Mamba state flow from one packed document into
+// the next (Cross, nanochat's behaviour) or every block restarts at each document's BOS (Reset).
+enum class DocumentBoundaries { Cross, Reset };
 
 struct ModelConfig {
   int64_t depth = 20;         // number of blocks
@@ -53,6 +56,10 @@ struct ModelConfig {
   double hybrid_attention_ratio = -1;  // -1: unused; else allocate depth layers as Megatron-LM does
   double hybrid_mlp_ratio = -1;
   ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::None;
+  DocumentBoundaries document_boundaries = DocumentBoundaries::Cross;
+  // The token that starts a document: -1 = resolved when training starts (256 for the built-in
+  // corpus, the tokenizer's <|bos|> for token shards); only "reset" reads it.
+  int64_t bos_token_id = -1;
 
   // Derived shape (valid after validation).
   int64_t model_dim() const { return depth * aspect_ratio; }
@@ -137,6 +144,7 @@ int64_t grad_accum_steps(const Config& config, int world_size);
 const char* to_string(ActivationCheckpointing value);
 const char* to_string(NewtonSchulzDtype value);
 const char* to_string(DeviceChoice value);
+const char* to_string(DocumentBoundaries value);
 // A device name as the tools' --device takes it ("auto", "cpu", "cuda"); anything else is a UserError.
 DeviceChoice parse_device_choice(const std::string& text);
 

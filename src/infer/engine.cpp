@@ -48,7 +48,9 @@ at::Tensor Engine::forward(const at::Tensor& tokens, InferenceState& state) {
 at::Tensor Engine::run_layers(const at::Tensor& tokens, InferenceState& state) {
   const auto& blocks = model_->blocks();
   auto x = model_->embed(tokens);
-  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, {state.rotary, state.layers[i].get()});
+  const auto doc_starts = model_->document_starts(tokens);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    x = blocks[i]->forward(x, {state.rotary, state.layers[i].get(), doc_starts});
   state.length += tokens.size(1);
   return model_->head(x);
 }

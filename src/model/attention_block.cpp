@@ -11,7 +11,7 @@ AttentionBlockImpl::AttentionBlockImpl(int64_t dim, int64_t n_head, int64_t n_kv
 
 at::Tensor AttentionBlockImpl::forward(const at::Tensor& x, const LayerContext& context) {
   KVCache* cache = context.state ? &state_as<KVCache>(context.state) : nullptr;
-  return x + attn->forward(rms_norm(x), context.rotary, cache);
+  return x + attn->forward(rms_norm(x), context.rotary, cache, context.doc_starts);
 }
 
 void AttentionBlockImpl::init_weights() { attn->init_weights(); }

@@ -41,7 +41,7 @@ void HybridGPTImpl::init_weights() {
 at::Tensor HybridGPTImpl::hidden(const at::Tensor& idx) {
   // Any length runs (evaluation beyond the training length too): the rotary tables are made here.
   const int64_t seq = idx.size(1);
-  const LayerContext context{rotary_tables(seq, config_.attn_head_dim(), idx.device())};
+  const LayerContext context{rotary_tables(seq, config_.attn_head_dim(), idx.device()), nullptr, document_starts(idx)};
   auto x = embed(idx);
   for (const auto& block : blocks_) {
     if (config_.checkpoints(block->kind())) {
@@ -54,6 +54,12 @@ at::Tensor HybridGPTImpl::hidden(const at::Tensor& idx) {
 }
 
 at::Tensor HybridGPTImpl::forward(const at::Tensor& idx) { return head(hidden(idx)); }
+
+at::Tensor HybridGPTImpl::document_starts(const at::Tensor& idx) const {
+  if (config_.document_boundaries != DocumentBoundaries::Reset) return {};
+  TORCH_CHECK(config_.bos_token_id >= 0, "document_boundaries \"reset\" needs bos_token_id (resolve it first)");
+  return idx.eq(config_.bos_token_id);
+}
 
 at::Tensor HybridGPTImpl::embed(const at::Tensor& idx) { return rms_norm(wte_(idx)); }
 

@@ -4,6 +4,7 @@
 
 #include "hgpt/model/block_registry.h"
 #include "hgpt/model/causal_conv.h"
+#include "hgpt/model/documents.h"
 #include "hgpt/ops/ssd.h"
 
 #include <ATen/ATen.h>
@@ -79,13 +80,13 @@ Parts split(const at::Tensor& zxbcdt, const Mamba2Shape& s) {
 }
 }  // namespace
 
-at::Tensor Mamba2MixerImpl::forward(const at::Tensor& hidden, Mamba2State* state) {
-  if (state && state->ssm.defined()) return step(hidden, *state);
+at::Tensor Mamba2MixerImpl::forward(const at::Tensor& hidden, Mamba2State* state, const at::Tensor& doc_starts) {
+  if (state && state->ssm.defined()) return step(hidden, *state, doc_starts);
   const auto& s = shape;
   const int64_t batch = hidden.size(0), L = hidden.size(1), di = s.d_inner(), GN = s.ngroups * s.d_state;
   const auto parts = split(in_proj(hidden), s);
-  if (state) state->conv = conv_state_after(parts.xBC, s.d_conv);
-  const auto xBC = at::silu(causal_depthwise_conv(parts.xBC, conv1d));  // (B, L, conv_dim)
+  if (state) state->conv = conv_state_after(parts.xBC, s.d_conv, doc_starts);
+  const auto xBC = at::silu(causal_depthwise_conv(parts.xBC, conv1d, doc_starts));  // (B, L, conv_dim)
   ops::SsdInputs in;
   const auto x_B_C = at::split_with_sizes(xBC, {di, GN, GN}, 2);
   in.x = x_B_C[0].view({batch, L, s.nheads(), s.headdim});
@@ -94,14 +95,17 @@ at::Tensor Mamba2MixerImpl::forward(const at::Tensor& hidden, Mamba2State* state
   in.dt = at::softplus(parts.dt.to(at::kFloat) + dt_bias);
   in.A = -at::exp(A_log);
   in.chunk_size = s.chunk_size;
+  in.reset = doc_starts;
   const auto scan = ops::ssd(in);
   if (state) state->ssm = scan.final_state;
   const auto y = scan.y + in.x * D.view({s.nheads(), 1}).to(in.x.scalar_type());
   return out_proj(norm(y.reshape({batch, L, di}), parts.z));
 }
 
-at::Tensor Mamba2MixerImpl::step(const at::Tensor& hidden, Mamba2State& state) {
+at::Tensor Mamba2MixerImpl::step(const at::Tensor& hidden, Mamba2State& state, const at::Tensor& doc_starts) {
   TORCH_CHECK(hidden.size(1) == 1, "Mamba2Mixer::step takes one position, got ", hidden.size(1));
+  state.conv = restart_where(state.conv, doc_starts);
+  state.ssm = restart_where(state.ssm, doc_starts);
   const auto& s = shape;
   const int64_t batch = hidden.size(0), di = s.d_inner(), GN = s.ngroups * s.d_state, H = s.nheads();
   const auto parts = split(in_proj(hidden.squeeze(1)), s);  // (B, ·)
@@ -131,7 +135,7 @@ Mamba2BlockImpl::Mamba2BlockImpl(const Mamba2Shape& shape, bool use_mlp) {
 
 at::Tensor Mamba2BlockImpl::forward(const at::Tensor& x_in, const LayerContext& context) {
   Mamba2State* state = context.state ? &state_as<Mamba2State>(context.state) : nullptr;
-  auto x = x_in + mixer->forward(rms_norm(x_in), state);
+  auto x = x_in + mixer->forward(rms_norm(x_in), state, context.doc_starts);
   if (mlp) x = x + mlp(rms_norm(x));
   return x;
 }

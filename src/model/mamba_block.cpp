@@ -4,6 +4,7 @@
 
 #include "hgpt/model/block_registry.h"
 #include "hgpt/model/causal_conv.h"
+#include "hgpt/model/documents.h"
 #include "hgpt/ops/selective_scan.h"
 
 #include <ATen/ATen.h>
@@ -51,14 +52,14 @@ void MambaMixerImpl::init_weights() {
 // The scan takes (B, channels, L) views of them, which its CPU kernel reads in place.
 // With a state (inference), the prefill also leaves the conv and SSM states for decoding, and a
 // state that is already filled means one decoding step.
-at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden, MambaState* state) {
-  if (state && state->ssm.defined()) return step(hidden, *state);
+at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden, MambaState* state, const at::Tensor& doc_starts) {
+  if (state && state->ssm.defined()) return step(hidden, *state, doc_starts);
   const int64_t di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
   const auto xz = in_proj(hidden);  // (B, L, 2·di)
   // the conv's next window starts with the last d_conv−1 inputs (zeros before the start)
-  if (state) state->conv = conv_state_after(xz.narrow(2, 0, di), shape.d_conv);
-  const auto x = at::silu(causal_depthwise_conv(xz.narrow(2, 0, di), conv1d));  // (B, L, di)
-  const auto x_dbl = x_proj(x);                                                 // (B, L, r + 2N)
+  if (state) state->conv = conv_state_after(xz.narrow(2, 0, di), shape.d_conv, doc_starts);
+  const auto x = at::silu(causal_depthwise_conv(xz.narrow(2, 0, di), conv1d, doc_starts));  // (B, L, di)
+  const auto x_dbl = x_proj(x);                                                             // (B, L, r + 2N)
   // dt_proj's weight only: its bias enters the scan as delta_bias (before the softplus).
   const auto delta = at::linear(x_dbl.narrow(2, 0, r), dt_proj->weight);  // (B, L, di)
 
@@ -71,6 +72,7 @@ at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden, MambaState* state) 
   in.D_skip = D.to(at::kFloat);
   in.z = xz.narrow(2, di, di).transpose(1, 2);
   in.delta_bias = dt_proj->bias.to(at::kFloat);
+  in.reset = doc_starts;
   in.delta_softplus = true;
   auto scan = ops::selective_scan(in, /*return_last_state=*/state != nullptr);  // y: (B, di, L)
   if (state) state->ssm = scan.last_state;
@@ -82,8 +84,10 @@ at::Tensor MambaMixerImpl::forward(const at::Tensor& hidden, MambaState* state) 
 //   conv window = [conv state, x]; x = SiLU(bias + Σ_k w_k · window_k); (dt, B, C) = x_proj(x)
 //   Δ = softplus(dt_proj.weight · dt + dt_proj.bias); h = exp(Δ·A)·h + Δ·B·x
 //   y = C·h + D·x; out = out_proj(y · SiLU(z))
-at::Tensor MambaMixerImpl::step(const at::Tensor& hidden, MambaState& state) {
+at::Tensor MambaMixerImpl::step(const at::Tensor& hidden, MambaState& state, const at::Tensor& doc_starts) {
   TORCH_CHECK(hidden.size(1) == 1, "MambaMixer::step takes one position, got ", hidden.size(1));
+  state.conv = restart_where(state.conv, doc_starts);
+  state.ssm = restart_where(state.ssm, doc_starts);
   const int64_t di = shape.d_inner(), r = shape.dt_rank(), N = shape.d_state;
   const auto xz = in_proj(hidden.squeeze(1));  // (B, 2·di)
   const auto z = xz.narrow(1, di, di);
@@ -109,7 +113,7 @@ MambaBlockImpl::MambaBlockImpl(const MambaShape& shape, bool use_mlp) {
 
 at::Tensor MambaBlockImpl::forward(const at::Tensor& x_in, const LayerContext& context) {
   MambaState* state = context.state ? &state_as<MambaState>(context.state) : nullptr;
-  auto x = x_in + mixer->forward(rms_norm(x_in), state);
+  auto x = x_in + mixer->forward(rms_norm(x_in), state, context.doc_starts);
   if (mlp) x = x + mlp(rms_norm(x));
   return x;
 }

@@ -2,6 +2,8 @@
 // the sizes of attention and MLP layers.
 #include "hgpt/model/transformer_block.h"
 
+#include "hgpt/model/documents.h"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -29,6 +31,25 @@ at::Tensor window_mask(int64_t T, int64_t window, const at::Device& device) {
   return j.le(i).logical_and(j.gt(i - window));
 }
 
+// Queries i may see keys j ≤ i of the same document: (B, 1, T, T), true where attention is
+// allowed, narrowed further by the window when one is given (window > 0).
+at::Tensor document_mask(const at::Tensor& doc_starts, int64_t window) {
+  const int64_t T = doc_starts.size(1);
+  const auto ids = document_ids(doc_starts);
+  auto allowed = ids.unsqueeze(2).eq(ids.unsqueeze(1));  // (B, T, T)
+  const auto i = at::arange(T, ids.options()).unsqueeze(1);
+  const auto j = i.view({1, T});
+  auto causal = j.le(i);
+  if (window > 0 && window < T) causal = causal.logical_and(j.gt(i - window));
+  return allowed.logical_and(causal).unsqueeze(1);
+}
+
+// The position each row's last document starts at (0 when the row has no start).
+at::Tensor last_document_start(const at::Tensor& doc_starts) {
+  const auto positions = at::arange(doc_starts.size(1), doc_starts.options().dtype(at::kLong));
+  return (positions * doc_starts.to(at::kLong)).amax(1);
+}
+
 // Stores a prompt's (B, T, H, D) keys or values in a cache buffer: the last `slots` positions
 // (all of them unless a ring is shorter than the prompt), position p in slot p % slots.
 void store_prompt(at::Tensor& buffer, const at::Tensor& x, int64_t slots) {
@@ -39,7 +60,8 @@ void store_prompt(at::Tensor& buffer, const at::Tensor& x, int64_t slots) {
 }
 }  // namespace
 
-at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, const Rotary& rotary, KVCache* cache) {
+at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, const Rotary& rotary, KVCache* cache,
+                                            const at::Tensor& doc_starts) {
   const auto B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t start = cache ? cache->length : 0;
   // A single new token sees the cache; T > 1 after cached positions would need an offset mask:
@@ -55,13 +77,17 @@ at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, const Rotary& r
   at::Tensor keys = k.transpose(1, 2), values = v.transpose(1, 2), mask;
   bool causal = false;
   if (start == 0) {
-    // A whole sequence (training, or a prompt into an empty cache): causal, windowed by a mask.
-    if (window > 0 && window < T) {
+    // A whole sequence (training, or a prompt into an empty cache): causal, windowed by a mask;
+    // with documents, block-diagonal.
+    if (doc_starts.defined()) {
+      mask = document_mask(doc_starts, window);
+    } else if (window > 0 && window < T) {
       mask = window_mask(T, window, x.device());
     } else {
       causal = true;
     }
     if (cache) {
+      if (doc_starts.defined()) cache->doc_start = last_document_start(doc_starts);
       TORCH_CHECK(cache->ring || T <= cache->slots, "KV cache: ", T, " positions exceed its capacity of ",
                   cache->slots);
       store_prompt(cache->k, k, cache->slots);
@@ -76,6 +102,13 @@ at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, const Rotary& r
     cache->v.narrow(2, slot, 1).copy_(values);
     keys = cache->k.narrow(2, 0, filled);
     values = cache->v.narrow(2, 0, filled);
+    if (doc_starts.defined()) {
+      // Only the keys of the token's document: slot s holds position start − ((start − s) mod slots).
+      cache->doc_start = at::where(doc_starts.select(1, 0), start, cache->doc_start);
+      const auto slots = at::arange(filled, cache->doc_start.options());
+      const auto positions = start - (start - slots).remainder(cache->slots);
+      mask = positions.view({1, 1, 1, filled}).ge(cache->doc_start.view({-1, 1, 1, 1}));
+    }
   }
   if (cache) cache->length = start + T;
   const auto attn_mask = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
@@ -107,7 +140,7 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t n_head, int64_t 
 
 at::Tensor TransformerBlockImpl::forward(const at::Tensor& x_in, const LayerContext& context) {
   KVCache* cache = context.state ? &state_as<KVCache>(context.state) : nullptr;
-  auto x = x_in + attn->forward(rms_norm(x_in), context.rotary, cache);
+  auto x = x_in + attn->forward(rms_norm(x_in), context.rotary, cache, context.doc_starts);
   return x + mlp(rms_norm(x));
 }
 

@@ -78,7 +78,8 @@ int run(int argc, char** argv) {
     return 0;
   }
   const hgpt::dist::DistEnv env = hgpt::dist::detect_env();
-  const hgpt::Config config = hgpt::load_config(args.config_path, args.overrides, env.world_size);
+  const hgpt::Config config =
+      hgpt::train::with_document_bos(hgpt::load_config(args.config_path, args.overrides, env.world_size));
 
   if (args.dry_run) {
     const auto summary = hgpt::train::run_summary(config, env.world_size, hgpt::train::wants_cuda(config.train.device));

@@ -2,6 +2,7 @@
 // every step evaluate, sample, save, stop or take one optimizer step.
 #include "hgpt/train/trainer.h"
 
+#include "hgpt/data/synthetic.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
@@ -36,6 +37,22 @@
 #include <unistd.h>
 
 namespace hgpt::train {
+
+Config with_document_bos(const Config& config) {
+  Config c = config;
+  if (c.model.document_boundaries != DocumentBoundaries::Reset || c.model.bos_token_id >= 0) return c;
+  if (c.train.data == "synthetic") {
+    c.model.bos_token_id = data::kByteBos;
+    return c;
+  }
+  if (c.train.tokenizer.empty()) {
+    throw UserError(
+        "config key 'document_boundaries': \"reset\" on token shards needs the token that starts a document; "
+        "set tokenizer to the shards' tokenizer directory (its <|bos|>) or bos_token_id to the id");
+  }
+  c.model.bos_token_id = infer::TextCodec::for_run(c).bos();
+  return c;
+}
 
 model::HybridGPT build_model(const Config& config, const at::Device& device) {
   at::manual_seed(config.train.seed);

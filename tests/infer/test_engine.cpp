@@ -107,6 +107,36 @@ TEST(Engine, PrefillAndDecodeEqualTheFullForward) {
   }
 }
 
+// document_boundaries "reset": a BOS in the prompt or among the decoded tokens starts a fresh
+// document (KV caches masked to it, Mamba conv and SSM states zeroed), so prefill + decode give
+// the full forward's logits — which test_document_boundaries.cpp checks against each document run
+// alone. Documents longer than the window of 5 (the ring wraps), BOS tokens next to each other.
+TEST(Engine, DocumentResetsInPromptAndDecodeEqualTheFullForward) {
+  const nlohmann::json base = {{"mamba2_headdim", 16},    {"mamba2_ngroups", 2}, {"mamba2_d_state", 16},
+                               {"mamba2_chunk_size", 8},  {"attn_window", 5},    {"max_seq_len", 64},
+                               {"total_batch_size", 128}, {"bos_token_id", 0},   {"document_boundaries", "reset"}};
+  for (std::string p : {"T", "M", "2", "S", "TM2S", "*-"}) {
+    nlohmann::json patch = base;
+    patch["depth"] = p.size();
+    patch["block_pattern"] = p;
+    const auto config = tiny_config(patch);
+    auto model = make_model(config);
+    perturb_zero_init(model);
+    Engine engine(model);
+    auto tokens = random_tokens(3, 30, config.vocab_size - 1, 23) + 1;  // no BOS but where placed
+    for (int64_t t : {0, 4, 5, 13, 22, 27}) tokens[0][t] = 0;
+    for (int64_t t : {3, 17}) tokens[1][t] = 0;
+    at::Tensor want;
+    {
+      at::NoGradGuard no_grad;
+      want = model->forward(tokens);
+    }
+    for (int64_t prompt : {int64_t{1}, int64_t{5}, int64_t{9}, int64_t{14}, int64_t{23}}) {
+      EXPECT_LE(relative_error(prefill_then_decode(engine, tokens, prompt), want), 1e-5) << p << ", prompt " << prompt;
+    }
+  }
+}
+
 // Several tokens after the prefill go one step at a time: the same logits as single steps.
 TEST(Engine, SeveralTokensAfterThePrefillAreSteps) {
   const auto config = tiny_config({{"block_pattern", "TM"}, {"max_seq_len", 64}, {"total_batch_size", 128}});

@@ -27,6 +27,10 @@ class LayerState {
 struct LayerContext {
   Rotary rotary;                // tables from position 0 on, covering every position in use
   LayerState* state = nullptr;  // inference: this layer's state (see BlockImpl::new_state); training: null
+  // document_boundaries "reset": (B, T) bool, true at each position that starts a document (its
+  // BOS); undefined when documents cross. A block lets nothing reach such a position, or any after
+  // it, from the positions before it (model/documents.h).
+  at::Tensor doc_starts;
 };
 
 // A residual update of x (B, T, C). With a state: a fresh one (from new_state) is filled from the

@@ -10,11 +10,14 @@ namespace hgpt::model {
 
 // y_t = bias + Σ_k w_k · x_{t−(K−1)+k} on x (B, L, channels), zeros before the start. Written as K
 // shifted multiply-adds rather than at::conv1d, whose grouped (depthwise) path is slow on CPUs.
-at::Tensor causal_depthwise_conv(const at::Tensor& x, const torch::nn::Conv1d& conv);
+// With doc_starts (B, L) (model/documents.h) the inputs from an earlier document count as zeros.
+at::Tensor causal_depthwise_conv(const at::Tensor& x, const torch::nn::Conv1d& conv,
+                                 const at::Tensor& doc_starts = at::Tensor());
 
 // The decoding state after x (B, L, channels): its last K − 1 positions as (B, channels, K − 1),
-// zeros in front when L < K − 1.
-at::Tensor conv_state_after(const at::Tensor& x, int64_t K);
+// zeros in front when L < K − 1, and (with doc_starts) zeros for positions before the last
+// document's start.
+at::Tensor conv_state_after(const at::Tensor& x, int64_t K, const at::Tensor& doc_starts = at::Tensor());
 
 // One position x (B, channels) with `state` from conv_state_after: the conv's output at x, and
 // `state` moved on by one position (in the state's dtype).

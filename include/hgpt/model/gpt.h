@@ -36,6 +36,10 @@ class HybridGPTImpl : public torch::nn::Module {
   at::Tensor embed(const at::Tensor& idx);
   at::Tensor head(const at::Tensor& x);
 
+  // document_boundaries "reset": where each row of idx (B, T) starts a document (the BOS token),
+  // for LayerContext::doc_starts; undefined when documents cross.
+  at::Tensor document_starts(const at::Tensor& idx) const;
+
   const ModelConfig& config() const { return config_; }
   // The layers in order (the modules of transformer.h).
   const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }

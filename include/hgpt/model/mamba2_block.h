@@ -48,9 +48,11 @@ class Mamba2MixerImpl : public torch::nn::Module {
   explicit Mamba2MixerImpl(const Mamba2Shape& shape);
   // (B, L, dim) → (B, L, dim). With a state: an empty one is filled with the state after x (the
   // prefill's final chunk state); a filled one is continued by one token (a step).
-  at::Tensor forward(const at::Tensor& x, Mamba2State* state = nullptr);
-  // One token: the recurrence h = exp(Δ·A)·h + Δ·x ⊗ B, y = h·C + D·x, in the state's dtype.
-  at::Tensor step(const at::Tensor& x, Mamba2State& state);
+  // doc_starts (B, L), optional: the conv and the scan restart at each document start.
+  at::Tensor forward(const at::Tensor& x, Mamba2State* state = nullptr, const at::Tensor& doc_starts = at::Tensor());
+  // One token: the recurrence h = exp(Δ·A)·h + Δ·x ⊗ B, y = h·C + D·x, in the state's dtype; the
+  // state is zeroed first in the rows where the token starts a document.
+  at::Tensor step(const at::Tensor& x, Mamba2State& state, const at::Tensor& doc_starts = at::Tensor());
   // mamba_ssm's init of dt_bias, A_log, D and the norm; the projections as the Mamba-1 block's.
   void init_weights();
 

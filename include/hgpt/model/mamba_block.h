@@ -33,9 +33,11 @@ class MambaMixerImpl : public torch::nn::Module {
   explicit MambaMixerImpl(const MambaShape& shape);
   // (B, L, dim) → (B, L, dim). With a state: an empty one is filled with the state after x (a
   // prefill); a filled one is continued by x, one token (L = 1), and left after it (a step).
-  at::Tensor forward(const at::Tensor& x, MambaState* state = nullptr);
-  // One token: x (B, 1, dim), mamba's selective_state_update in plain ATen ops.
-  at::Tensor step(const at::Tensor& x, MambaState& state);
+  // doc_starts (B, L), optional: the conv and the scan restart at each document start.
+  at::Tensor forward(const at::Tensor& x, MambaState* state = nullptr, const at::Tensor& doc_starts = at::Tensor());
+  // One token: x (B, 1, dim), mamba's selective_state_update in plain ATen ops; the state is zeroed
+  // first in the rows where the token starts a document.
+  at::Tensor step(const at::Tensor& x, MambaState& state, const at::Tensor& doc_starts = at::Tensor());
   // Mamba's own init (A_log, D, dt_proj) and the generic/zero init of the other matrices.
   void init_weights();
 

@@ -17,9 +17,10 @@ namespace hgpt::model {
 // sequence grows.
 struct KVCache : LayerState {
   int64_t slots = 0;
-  bool ring = false;   // older positions may be overwritten (a windowed layer), else an error
-  int64_t length = 0;  // positions seen
-  at::Tensor k, v;     // (B, n_kv_head, slots, head_dim)
+  bool ring = false;     // older positions may be overwritten (a windowed layer), else an error
+  int64_t length = 0;    // positions seen
+  at::Tensor k, v;       // (B, n_kv_head, slots, head_dim)
+  at::Tensor doc_start;  // (B) int64, document resets only: where each row's current document began
   int64_t bytes() const override;
 };
 
@@ -31,8 +32,10 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   CausalSelfAttentionImpl(int64_t dim, int64_t n_head, int64_t n_kv_head, int64_t window = 0);
   // x (B, T, C). With a cache, x holds the positions after the cache's `length` (all of a prompt
   // into an empty cache, else one token): they are rotated at those positions, stored in the
-  // cache and attend to what it holds of their window.
-  at::Tensor forward(const at::Tensor& x, const Rotary& rotary, KVCache* cache = nullptr);
+  // cache and attend to what it holds of their window. With doc_starts (B, T) a query sees only
+  // keys of its own document (block-diagonal causal attention).
+  at::Tensor forward(const at::Tensor& x, const Rotary& rotary, KVCache* cache = nullptr,
+                     const at::Tensor& doc_starts = at::Tensor());
   void init_weights();
   // An empty cache for up to `capacity` positions (a ring of `window` slots when windowed).
   std::unique_ptr<LayerState> new_cache(int64_t capacity) const;

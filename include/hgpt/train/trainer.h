@@ -12,6 +12,10 @@ namespace hgpt::train {
 
 struct Optimizers;  // optimizers.h
 
+// The config with bos_token_id resolved where document_boundaries is "reset" and it is -1: 256
+// for the built-in corpus, the tokenizer's <|bos|> for token shards (UserError without one).
+Config with_document_bos(const Config& config);
+
 // Builds and initialises the model from the seed (identical on every rank).
 model::HybridGPT build_model(const Config& config, const at::Device& device);
 
