@@ -3,6 +3,7 @@
 embedded, and a report.md summary beside it.
 
     .venv/bin/python scripts/report.py RUN_DIR [RUN_DIR ...] [--out report.html] [--save-charts DIR]
+                                       [--tensorboard DIR]
 
 RUN_DIR is a run's <out_dir>/<model_tag> folder: base_train writes metrics.jsonl there (one JSON
 object per step and per evaluation), run.json at the start (resolved config, parameter counts,
@@ -15,10 +16,19 @@ each group's mean ± standard deviation.
 --out defaults to RUN_DIR/report.html for one run, else report.html in the runs' common parent;
 the summary goes beside it with the same name and .md (report.md).
 --save-charts DIR also writes each chart as DIR/<chart id>.png.
-Exit codes: 0 done, 2 bad input (a missing or unreadable run directory).
+--tensorboard DIR also writes every run's scalars as TensorBoard event files, one TensorBoard run per
+run folder (DIR/<model_tag>/, e.g. DIR/all-T-s0/ in a pattern sweep), so `tensorboard --logdir DIR`
+shows the runs side by side; the x-axis is the optimizer step. Tags: train/loss, train/loss_ema,
+train/lr_mult, train/grad_norm, perf/tok_per_s, perf/dt_ms, perf/mfu (any other number of a step
+record: train/<key>), val/loss, val/bpb, val/<task>_acc and, for the final model at a longer
+evaluation length n (extrapolate_to), val_len<n>/...; non-finite values are left out (gaps). It
+replaces the event files of an earlier export into the same DIR. It needs torch and the tensorboard
+package (bash scripts/setup.sh installs both into .venv).
+Exit codes: 0 done, 2 bad input (a missing or unreadable run directory) or a missing package.
 """
 import argparse
 import base64
+import bisect
 import datetime
 import glob
 import html
@@ -655,6 +665,116 @@ def main(argv):
     parser = argparse.ArgumentParser(description="HTML report (with charts) and report.md for training runs")
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="a run's <out_dir>/<model_tag> folder")
     parser.add_argument("--out", help="the HTML file (report.md goes beside it)")
+# ---------------------------------------------------------------------------------------------
+# TensorBoard: every run's scalars as event files, one TensorBoard run (a subfolder) per run folder,
+# so `tensorboard --logdir DIR` shows a sweep side by side
+
+# Tags of the step records' keys: the optimisation under train/, the speed under perf/; any other
+# numeric key of a step record goes to train/<key>.
+STEP_TAGS = {"loss": "train/loss", "loss_ema": "train/loss_ema", "lr_mult": "train/lr_mult",
+             "grad_norm": "train/grad_norm", "tok_per_s": "perf/tok_per_s", "dt_ms": "perf/dt_ms", "mfu": "perf/mfu"}
+
+
+def summary_writer():
+    """torch's SummaryWriter class, imported only for --tensorboard (it needs torch and the tensorboard
+    package, which the HTML report does not)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        reason = (str(e).splitlines() or ["not importable"])[0]  # one line, whatever the import said
+        raise ReportError(f"--tensorboard needs the tensorboard package ({reason}); install it with "
+                          f"bash scripts/setup.sh (into .venv) and run the report with .venv/bin/python")
+    return SummaryWriter
+
+
+def eval_tag(key, section):
+    """val_bpb → val/bpb, acc_induction → val/induction_acc; section is val, or val_len<n> for the
+    final model at a longer evaluation length."""
+    if key.startswith("acc_"):
+        return f"{section}/{key[4:]}_acc"
+    return f"{section}/{key[4:] if key.startswith('val_') else key}"
+
+
+def record_scalars(record, tag_of, skip=("step",)):
+    """(tag, value) of each finite number in a record; null, strings, booleans and non-finite values
+    are left out, as the charts draw them as gaps."""
+    out = []
+    for key, value in record.items():
+        value = number(value)
+        if key not in skip and math.isfinite(value):
+            out.append((tag_of(key), value))
+    return out
+
+
+def run_scalars(run):
+    """(tag, step, value, training seconds) of every scalar of a run: its step records, evaluations
+    and evaluations at longer lengths. The seconds are the sum of step times up to the step, so that
+    TensorBoard's "relative" axis is training time, as in the report's loss-time chart."""
+    steps, seconds = run.step_numbers(), run.train_seconds()
+
+    def seconds_at(step):  # an evaluation at step s comes after the step record s
+        i = bisect.bisect_right(steps, step)
+        return seconds[i - 1] if i else 0.0
+
+    out = []
+    for record, t in zip(run.steps, seconds):
+        out += [(tag, record["step"], v, t) for tag, v in record_scalars(record, lambda k: STEP_TAGS.get(k, f"train/{k}"))]
+    for record in run.evals:
+        out += [(tag, record["step"], v, seconds_at(record["step"]))
+                for tag, v in record_scalars(record, lambda k: eval_tag(k, "val"))]
+    for length, record in sorted(run.length_evals.items()):
+        out += [(tag, record["step"], v, seconds_at(record["step"]))
+                for tag, v in record_scalars(record, lambda k: eval_tag(k, f"val_len{length}"), ("step", "eval_seq_len"))]
+    return out
+
+
+def tensorboard_names(runs):
+    """One folder name per run: its name in the report (model_tag, or the folder path where tags
+    repeat), characters TensorBoard or a file system may mangle as '_', made unique."""
+    names, taken = [], set()
+    for run in runs:
+        base = re.sub(r"[^\w.+=-]+", "_", run.tag).strip("._") or "run"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def run_text(run):
+    """The run's description for TensorBoard's text tab (Markdown): what it is and its config."""
+    lines = [f"**{run.label}**", "", f"run folder: `{os.path.abspath(run.path)}`", "", f"status: {run.status()}"]
+    if run.config:
+        lines += ["", "config:", ""] + ["    " + line for line in json.dumps(run.config, indent=2).splitlines()]
+    return "\n".join(lines)
+
+
+def write_tensorboard(runs, log_dir, SummaryWriter):
+    """DIR/<name>/ with each run's event file. Event files an earlier export left there are removed
+    first: TensorBoard would show both, each step twice."""
+    for run, name in zip(runs, tensorboard_names(runs)):
+        folder = os.path.join(log_dir, name)
+        for old in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+            os.remove(old)
+        start = run_start(run)
+        writer = SummaryWriter(log_dir=folder)
+        try:
+            for tag, step, value, seconds in run_scalars(run):
+                writer.add_scalar(tag, value, step, walltime=start + seconds)
+            writer.add_text("run", run_text(run), 0, walltime=start)
+        finally:
+            writer.close()
+
+
+def run_start(run):
+    """The wall-clock time the run started: run.json is written then (without it, metrics.jsonl's
+    last change, so only TensorBoard's relative axis is right)."""
+    info = os.path.join(run.path, "run.json")
+    return os.path.getmtime(info if os.path.exists(info) else os.path.join(run.path, "metrics.jsonl"))
+
+
     parser.add_argument("--save-charts", metavar="DIR", help="also write each chart as DIR/<id>.png")
     args = parser.parse_args(argv)
     try:
@@ -677,6 +797,17 @@ def main(argv):
     print(f"report: {out} (summary: {md})")
     return 0
 
+    parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's scalars as TensorBoard event "
+                        "files, one run per subfolder DIR/<run>/ (view with: tensorboard --logdir DIR)")
 
 if __name__ == "__main__":
+        # Before anything is written: a missing package stops the report, not half of it.
+        SummaryWriter = summary_writer() if args.tensorboard else None
     sys.exit(main(sys.argv[1:]))
+        if args.tensorboard:
+            try:
+                write_tensorboard(runs, args.tensorboard, SummaryWriter)
+            except OSError as e:
+                raise ReportError(f"cannot write the TensorBoard event files ({e}); choose another --tensorboard")
+    if args.tensorboard:
+        print(f"tensorboard: {args.tensorboard} ({len(runs)} run(s); view with: tensorboard --logdir {args.tensorboard})")

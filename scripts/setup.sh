@@ -6,7 +6,8 @@
 #      Gloo's headers, which LibTorch's ProcessGroupGloo.hpp includes but the wheel does not ship).
 #   2. LibTorch from the pinned `torch` wheel in a project-local virtual environment (.venv),
 #      unless Torch_DIR or CMAKE_PREFIX_PATH already points at a LibTorch.
-#   3. matplotlib in .venv, for the training report (scripts/report.py).
+#   3. matplotlib and the pinned tensorboard in .venv, for the training report (scripts/report.py;
+#      tensorboard for its --tensorboard export).
 #   4. CMake configure (Release, Ninja) and build into build/.
 #
 # Environment knobs: HGPT_SKIP_APT=1 skips step 1, HGPT_SKIP_BUILD=1 stops after step 3,
@@ -18,6 +19,9 @@ set -euo pipefail
 # The one pinned LibTorch: PyPI's torch 2.11.0 wheel is a CUDA 13 build (cu130), as on the GPU
 # machines we test on. Change it here and nowhere else.
 TORCH_VERSION="2.11.0"
+# The pinned TensorBoard, whose writer torch's SummaryWriter uses (scripts/report.py --tensorboard):
+# torch accepts any TensorBoard >= 1.15; 2.21.0 needs Python >= 3.9. Change it here and nowhere else.
+TENSORBOARD_VERSION="2.21.0"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -56,7 +60,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. matplotlib in .venv for scripts/report.py (the training report's charts)
+# 3. matplotlib and tensorboard in .venv for scripts/report.py (the charts; --tensorboard)
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating virtual environment $VENV (for scripts/report.py)"
   python3 -m venv "$VENV"
@@ -64,6 +68,11 @@ fi
 if ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
   log "installing matplotlib into .venv (for scripts/report.py)"
   "$VENV/bin/python" -m pip install -q matplotlib
+fi
+have_tb=$("$VENV/bin/python" -c 'import tensorboard; print(tensorboard.__version__)' 2>/dev/null || true)
+if [[ "$have_tb" != "$TENSORBOARD_VERSION" ]]; then
+  log "installing tensorboard==$TENSORBOARD_VERSION into .venv (for scripts/report.py --tensorboard)"
+  "$VENV/bin/python" -m pip install -q "tensorboard==$TENSORBOARD_VERSION"
 fi
 
 [[ "${HGPT_SKIP_BUILD:-0}" == 1 ]] && exit 0

@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -404,6 +405,171 @@ class ReportRealRuns(unittest.TestCase):
         cls.resumed = run(common + ["--block_pattern=MT", "--model_tag=resumed", "--resume=true"])
         cls.out = os.path.join(cls.dir, "report.html")
         cls.report = run_report(os.path.join(cls.dir, "plain"), os.path.join(cls.dir, "resumed"), "--out", cls.out)
+
+# ---------------------------------------------------------------------------------------------
+# --tensorboard: the event files read back with TensorBoard's own reader
+
+def f32(value):
+    """A value as TensorBoard stores a scalar (float32) and reads it back."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+# The tag each metrics key must get, spelled out here rather than derived the way report.py does.
+TRAIN_TAGS = {"loss": "train/loss", "loss_ema": "train/loss_ema", "lr_mult": "train/lr_mult",
+              "grad_norm": "train/grad_norm", "dt_ms": "perf/dt_ms", "tok_per_s": "perf/tok_per_s", "mfu": "perf/mfu",
+              "tokens_seen": "train/tokens_seen"}
+EVAL_TAGS = {"val_loss": "val/loss", "val_bpb": "val/bpb", "acc_induction": "val/induction_acc",
+             "acc_assoc_recall": "val/assoc_recall_acc"}
+
+
+def expected_scalars(metrics_file):
+    """{(tag, step): float32 value} from a metrics.jsonl, read independently of report.py: the
+    later line of a repeated step wins, null / NaN / infinite values have no point."""
+    latest = {}  # (kind of record, step) → the record's last line
+    for record in read_jsonl(metrics_file):
+        kind = "train" if "loss" in record else record.get("eval_seq_len", "val")
+        latest[(kind, record["step"])] = record
+    out = {}
+    for (kind, step), record in latest.items():
+        tags = TRAIN_TAGS if kind == "train" else EVAL_TAGS
+        section = "val" if kind in ("train", "val") else f"val_len{kind}"
+        for key, value in record.items():
+            if key not in ("step", "eval_seq_len") and value is not None and math.isfinite(value):
+                out[(tags[key].replace("val/", section + "/", 1), step)] = f32(value)
+    return out
+
+
+def read_events(folder):
+    """{(tag, step): value} of a TensorBoard run folder, the number of scalar events (a step twice
+    would make it larger than the dict), the wall times of train/loss, and the run's text."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    acc = ea.EventAccumulator(folder, size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})  # 0: keep every event
+    acc.Reload()
+    values, count = {}, 0
+    for tag in acc.Tags()["scalars"]:
+        for event in acc.Scalars(tag):
+            values[(tag, event.step)] = event.value
+            count += 1
+    wall = [e.wall_time for e in acc.Scalars("train/loss")] if "train/loss" in acc.Tags()["scalars"] else []
+    text = [t.tensor_proto.string_val[0].decode() for t in acc.Tensors("run/text_summary")] \
+        if "run/text_summary" in acc.Tags()["tensors"] else []
+    return values, count, wall, text
+
+
+def sweep_lines(pattern, seed):
+    """A run's metrics: values float32 cannot hold exactly, a resume that repeats steps 3 and 4,
+    null and non-finite values, an extra numeric key, evaluations at steps 0 and 4, and the final
+    model at two longer lengths."""
+    base = {"TT": 3.0, "TM": 2.5}[pattern] + seed / 10
+
+    def step(s, loss, **extra):
+        values = dict(loss_ema=loss + 1 / 3, lr_mult=1 - s / 7, dt_ms=100 + s / 9, tok_per_s=12345.678 + s,
+                      grad_norm=0.1 * s + 1 / 11, mfu=1.7 + s / 13, tokens_seen=128 * s)
+        return step_line(s, loss, **{**values, **extra})
+
+    lines = [{"step": 0, "val_loss": base + 0.7, "val_bpb": base + 0.9, "acc_induction": 0.0, "acc_assoc_recall": 0.1}]
+    lines += [step(s, base - s / 17) for s in range(1, 5)]
+    lines += [step(s, base - s / 19) for s in (3, 4)]  # resumed from step 2: these lines win
+    lines += [step(5, base - 5 / 19, grad_norm=None), '{"step": 6, "loss": NaN, "loss_ema": Infinity, "dt_ms": 101}']
+    lines += [{"step": 4, "val_loss": base / 3, "val_bpb": None, "acc_induction": 0.3125, "acc_assoc_recall": 2 / 3},
+              {"step": 6, "eval_seq_len": 64, "val_loss": base / 7, "acc_assoc_recall": 0.2},
+              {"step": 6, "eval_seq_len": 128, "val_loss": base / 9, "acc_assoc_recall": 1 / 9}]
+    return lines
+
+
+class ReportTensorBoard(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="hgpt_report_tb_")
+        self.tb = os.path.join(self.dir, "tb")
+        self.names = [f"{p}-s{s}" for p in ("TT", "TM") for s in (0, 1)]
+        for name in self.names:
+            pattern, seed = name.split("-s")
+            write_run(os.path.join(self.dir, name), sweep_lines(pattern, int(seed)), num_iterations=6, pattern=pattern,
+                      seed=int(seed))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def export(self, *names, env=None):
+        return subprocess.run([sys.executable, REPORT, *[os.path.join(self.dir, n) for n in names],
+                               "--out", os.path.join(self.dir, "report.html"), "--tensorboard", self.tb],
+                              capture_output=True, text=True, env=env or ENV)
+
+    def test_every_scalar_of_every_run_is_read_back_at_its_step(self):
+        r = self.export(*self.names)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"tensorboard: {self.tb}", r.stdout)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "report.html")))  # the report itself, as without the flag
+        self.assertEqual(sorted(os.listdir(self.tb)), sorted(self.names))  # one TensorBoard run per run folder
+        for name in self.names:
+            folder = os.path.join(self.tb, name)
+            self.assertEqual(len([f for f in os.listdir(folder) if f.startswith("events.out.tfevents.")]), 1, name)
+            expected = expected_scalars(os.path.join(self.dir, name, "metrics.jsonl"))
+            # What the fixture must have produced, so that an empty or partial read-back cannot match.
+            self.assertEqual(len(expected), 4 * 8 + 7 + 1 + 4 + 3 + 2 * 2, name)  # steps 1–4, 5, 6; evaluations; lengths
+            self.assertEqual({tag.split("/")[0] for tag, _ in expected}, {"train", "perf", "val", "val_len64", "val_len128"})
+            values, count, wall, text = read_events(folder)
+            self.assertEqual(values, expected, name)
+            self.assertEqual(count, len(expected), name)  # no step written twice
+            self.assertEqual(values[("train/loss", 3)], f32(({"TT": 3.0, "TM": 2.5}[name[:2]] + int(name[-1]) / 10) - 3 / 19))
+            # Wall times advance by each step's dt_ms: TensorBoard's relative axis is training time.
+            dts = [100 + s / 9 for s in range(1, 6)]
+            self.assertEqual(len(wall), 5)
+            for i in range(1, 5):
+                self.assertAlmostEqual(wall[i] - wall[i - 1], dts[i] / 1000, places=4)
+            self.assertEqual(len(text), 1)
+            self.assertIn(name, text[0])
+            self.assertIn('"seed": ' + name[-1], text[0])
+
+    def test_a_second_export_replaces_the_first(self):
+        for _ in range(2):
+            r = self.export(self.names[0])
+            self.assertEqual(r.returncode, 0, r.stderr)
+        folder = os.path.join(self.tb, self.names[0])
+        self.assertEqual(len(os.listdir(folder)), 1)
+        values, count, _, _ = read_events(folder)
+        self.assertEqual(values, expected_scalars(os.path.join(self.dir, self.names[0], "metrics.jsonl")))
+        self.assertEqual(count, len(values))
+
+    def test_runs_with_the_same_model_tag_get_their_own_folders(self):
+        for name in ("a/d4", "b/d4"):
+            write_run(os.path.join(self.dir, name), [step_line(1, 3.0 + len(name) / 7)], num_iterations=1)
+        r = self.export("a/d4", "b/d4")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(self.tb)), ["a_d4", "b_d4"])
+        for name in ("a_d4", "b_d4"):
+            self.assertEqual(read_events(os.path.join(self.tb, name))[0][("train/loss", 1)], f32(3.0 + 4 / 7))
+
+    def test_without_tensorboard_it_is_one_error_line_naming_setup(self):
+        # A tensorboard package first on the path that fails to import, as if it were not installed.
+        hide = os.path.join(self.dir, "hide")
+        os.makedirs(os.path.join(hide, "tensorboard"))
+        with open(os.path.join(hide, "tensorboard", "__init__.py"), "w") as f:
+            f.write("raise ModuleNotFoundError(\"No module named 'tensorboard'\", name='tensorboard')\n")
+        env = dict(ENV, PYTHONPATH=hide + os.pathsep + ENV.get("PYTHONPATH", ""))
+        probe = subprocess.run([sys.executable, "-c", "import tensorboard"], capture_output=True, text=True, env=env)
+        self.assertNotEqual(probe.returncode, 0, "the stub did not hide tensorboard")
+        r = self.export(self.names[0], env=env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertRegex(r.stderr, r"^error: --tensorboard needs the tensorboard package")
+        self.assertIn("bash scripts/setup.sh", r.stderr)
+        self.assertFalse(os.path.exists(self.tb))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "report.html")))  # nothing half-written
+        # Without the flag the report does not need tensorboard.
+        plain = subprocess.run([sys.executable, REPORT, os.path.join(self.dir, self.names[0])],
+                               capture_output=True, text=True, env=env)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+
+    def test_unwritable_tensorboard_folder_is_a_clear_error(self):
+        a_file = os.path.join(self.dir, "a_file")
+        open(a_file, "w").close()
+        self.tb = a_file
+        r = self.export(self.names[0])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, "^error: cannot write the TensorBoard event files")
+        self.assertNotIn("Traceback", r.stderr)
+
 
     @classmethod
     def tearDownClass(cls):
