@@ -418,16 +418,37 @@ def within_noise_marks(groups, floors):
     return marks
 
 
+# Resolved from other keys (bos_token_id from the data): never what tells two settings apart.
+DERIVED_KEYS = {"bos_token_id"}
+
+
+def group_labels(groups):
+    """Each group's label: its block pattern, and where other groups share that pattern, the config
+    keys whose values tell them apart (e.g. "T×6, document_boundaries=reset")."""
+    def pattern_of(group):
+        return compact(group[0].pattern) if group[0].pattern else group[0].tag
+
+    labels = []
+    for group in groups:
+        same = [g for g in groups if pattern_of(g) == pattern_of(group) and g[0].config and group[0].config]
+        keys = sorted({k for g in same for k in set(g[0].config) | set(group[0].config)
+                       if k not in PER_RUN_KEYS | DERIVED_KEYS and g[0].config.get(k) != group[0].config.get(k)})
+        setting = ", ".join(f"{k}={group[0].config.get(k)}" for k in keys)
+        labels.append(f"{pattern_of(group)}, {setting}" if setting else pattern_of(group))
+    return labels
+
+
 def group_table(runs):
     tasks = task_keys(runs)
     metrics = list(LOWER_IS_BETTER) + tasks
     header = ["block pattern", "runs", "seeds"] + metrics + ["median tok/s"]
     groups = group_values(runs, tasks)
     marks = within_noise_marks(groups, noise_floor(groups))
+    labels = group_labels([group for group, _, _ in groups])
     rows = []
     for i, (group, values, _) in enumerate(groups):
         seeds = ",".join(str(run.config.get("seed", "?")) for run in group)
-        pattern = compact(group[0].pattern) if group[0].pattern else group[0].tag
+        pattern = labels[i]
         cells = []
         for c in metrics:
             cell = mean_sd([v[c] for v in values])
@@ -644,27 +665,6 @@ def write_report(runs, out_path, charts_dir=None):
     return md_path
 
 
-def distinct_names(runs):
-    """Runs with the same model_tag (out/a/d4, out/b/d4) are named by their folders instead."""
-    tags = [run.tag for run in runs]
-    if len(set(tags)) == len(tags):
-        return
-    parent = os.path.commonpath([os.path.abspath(run.path) for run in runs])
-    for run in runs:
-        run.tag = os.path.relpath(os.path.abspath(run.path), parent) if len(runs) > 1 else run.tag
-        run.label = f"{run.tag} · {compact(run.pattern)}" if run.pattern else run.tag
-
-
-def default_out(paths):
-    if len(paths) == 1:
-        return os.path.join(paths[0], "report.html")
-    return os.path.join(os.path.commonpath([os.path.abspath(p) for p in paths]), "report.html")
-
-
-def main(argv):
-    parser = argparse.ArgumentParser(description="HTML report (with charts) and report.md for training runs")
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="a run's <out_dir>/<model_tag> folder")
-    parser.add_argument("--out", help="the HTML file (report.md goes beside it)")
 # ---------------------------------------------------------------------------------------------
 # TensorBoard: every run's scalars as event files, one TensorBoard run (a subfolder) per run folder,
 # so `tensorboard --logdir DIR` shows a sweep side by side
@@ -775,9 +775,34 @@ def run_start(run):
     return os.path.getmtime(info if os.path.exists(info) else os.path.join(run.path, "metrics.jsonl"))
 
 
+def distinct_names(runs):
+    """Runs with the same model_tag (out/a/d4, out/b/d4) are named by their folders instead."""
+    tags = [run.tag for run in runs]
+    if len(set(tags)) == len(tags):
+        return
+    parent = os.path.commonpath([os.path.abspath(run.path) for run in runs])
+    for run in runs:
+        run.tag = os.path.relpath(os.path.abspath(run.path), parent) if len(runs) > 1 else run.tag
+        run.label = f"{run.tag} · {compact(run.pattern)}" if run.pattern else run.tag
+
+
+def default_out(paths):
+    if len(paths) == 1:
+        return os.path.join(paths[0], "report.html")
+    return os.path.join(os.path.commonpath([os.path.abspath(p) for p in paths]), "report.html")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description="HTML report (with charts) and report.md for training runs")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="a run's <out_dir>/<model_tag> folder")
+    parser.add_argument("--out", help="the HTML file (report.md goes beside it)")
     parser.add_argument("--save-charts", metavar="DIR", help="also write each chart as DIR/<id>.png")
+    parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's scalars as TensorBoard event "
+                        "files, one run per subfolder DIR/<run>/ (view with: tensorboard --logdir DIR)")
     args = parser.parse_args(argv)
     try:
+        # Before anything is written: a missing package stops the report, not half of it.
+        SummaryWriter = summary_writer() if args.tensorboard else None
         runs = [Run(path) for path in args.runs]
         distinct_names(runs)
         out = args.out or default_out(args.runs)
@@ -787,6 +812,11 @@ def run_start(run):
             md = write_report(runs, out, args.save_charts)
         except OSError as e:
             raise ReportError(f"cannot write the report ({e}); choose another --out or --save-charts")
+        if args.tensorboard:
+            try:
+                write_tensorboard(runs, args.tensorboard, SummaryWriter)
+            except OSError as e:
+                raise ReportError(f"cannot write the TensorBoard event files ({e}); choose another --tensorboard")
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -795,19 +825,10 @@ def run_start(run):
               f"the report with .venv/bin/python", file=sys.stderr)
         return 2
     print(f"report: {out} (summary: {md})")
-    return 0
-
-    parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's scalars as TensorBoard event "
-                        "files, one run per subfolder DIR/<run>/ (view with: tensorboard --logdir DIR)")
-
-if __name__ == "__main__":
-        # Before anything is written: a missing package stops the report, not half of it.
-        SummaryWriter = summary_writer() if args.tensorboard else None
-    sys.exit(main(sys.argv[1:]))
-        if args.tensorboard:
-            try:
-                write_tensorboard(runs, args.tensorboard, SummaryWriter)
-            except OSError as e:
-                raise ReportError(f"cannot write the TensorBoard event files ({e}); choose another --tensorboard")
     if args.tensorboard:
         print(f"tensorboard: {args.tensorboard} ({len(runs)} run(s); view with: tensorboard --logdir {args.tensorboard})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -340,6 +340,26 @@ class ReportEdgeCases(unittest.TestCase):
         self.assertEqual(floors["val loss"], "0.0141")
         self.assertIn("Noise floor", self.markdown())
 
+    def test_groups_of_one_pattern_are_told_apart_by_their_setting(self):
+        names = []
+        for boundaries, bos, loss in (("cross", -1, 1.0), ("reset", 256, 0.9)):
+            for seed in (0, 1):
+                name = f"{boundaries}-s{seed}"
+                names.append(name)
+                write_run(os.path.join(self.dir, name), [step_line(1, 2.0), {"step": 1, "val_loss": loss + seed / 100}],
+                          num_iterations=1, pattern="TT", seed=seed)
+                info_path = os.path.join(self.dir, name, "run.json")
+                with open(info_path) as f:
+                    info = json.load(f)
+                info["config"].update({"document_boundaries": boundaries, "bos_token_id": bos})
+                with open(info_path, "w") as f:
+                    json.dump(info, f)
+        write_run(os.path.join(self.dir, "other"), [step_line(1, 2.0)], num_iterations=1, pattern="MM")
+        page = self.report(*names, "other")
+        labels = [row["block pattern"] for row in page.rows("seed-groups")]
+        # The derived bos_token_id is not named; a pattern nobody shares keeps its plain label.
+        self.assertEqual(labels, ["T×2, document_boundaries=cross", "T×2, document_boundaries=reset", "M×2"])
+
     def test_a_matched_stack_outside_two_percent_is_flagged(self):
         for name, block in (("near", 1010), ("far", 1100)):
             write_run(os.path.join(self.dir, name), [step_line(1, 2.0)], num_iterations=1)
@@ -385,26 +405,6 @@ class ReportEdgeCases(unittest.TestCase):
             self.assertIn(needle, r.stderr, args)
             self.assertNotIn("Traceback", r.stderr)
 
-
-# ---------------------------------------------------------------------------------------------
-# Two short real runs of build/base_train, one of them resumed
-
-class ReportRealRuns(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="hgpt_report_real_")
-        common = [BASE_TRAIN, TINY_CONFIG, *TINY, "--num_iterations=6", "--eval_every=3", "--save_every=3",
-                  f"--out_dir={cls.dir}"]
-        cls.plain = run(common + ["--block_pattern=TM", "--model_tag=plain"])
-        # The resumed run: finish, drop the final checkpoint's meta (as if killed before it was
-        # complete), resume from step 3: base_train cuts metrics.jsonl back to step 3 first, so
-        # steps 4..6 and the evaluation at 6 appear once.
-        first = run(common + ["--block_pattern=MT", "--model_tag=resumed"])
-        assert first.returncode == 0, first.stdout + first.stderr
-        os.remove(os.path.join(cls.dir, "resumed", "meta_000006.json"))
-        cls.resumed = run(common + ["--block_pattern=MT", "--model_tag=resumed", "--resume=true"])
-        cls.out = os.path.join(cls.dir, "report.html")
-        cls.report = run_report(os.path.join(cls.dir, "plain"), os.path.join(cls.dir, "resumed"), "--out", cls.out)
 
 # ---------------------------------------------------------------------------------------------
 # --tensorboard: the event files read back with TensorBoard's own reader
@@ -570,6 +570,26 @@ class ReportTensorBoard(unittest.TestCase):
         self.assertRegex(r.stderr, "^error: cannot write the TensorBoard event files")
         self.assertNotIn("Traceback", r.stderr)
 
+
+# ---------------------------------------------------------------------------------------------
+# Two short real runs of build/base_train, one of them resumed
+
+class ReportRealRuns(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="hgpt_report_real_")
+        common = [BASE_TRAIN, TINY_CONFIG, *TINY, "--num_iterations=6", "--eval_every=3", "--save_every=3",
+                  f"--out_dir={cls.dir}"]
+        cls.plain = run(common + ["--block_pattern=TM", "--model_tag=plain"])
+        # The resumed run: finish, drop the final checkpoint's meta (as if killed before it was
+        # complete), resume from step 3: base_train cuts metrics.jsonl back to step 3 first, so
+        # steps 4..6 and the evaluation at 6 appear once.
+        first = run(common + ["--block_pattern=MT", "--model_tag=resumed"])
+        assert first.returncode == 0, first.stdout + first.stderr
+        os.remove(os.path.join(cls.dir, "resumed", "meta_000006.json"))
+        cls.resumed = run(common + ["--block_pattern=MT", "--model_tag=resumed", "--resume=true"])
+        cls.out = os.path.join(cls.dir, "report.html")
+        cls.report = run_report(os.path.join(cls.dir, "plain"), os.path.join(cls.dir, "resumed"), "--out", cls.out)
 
     @classmethod
     def tearDownClass(cls):
