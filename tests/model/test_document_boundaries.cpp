@@ -43,6 +43,18 @@ const std::vector<std::string> kPatterns = {"T", "M", "2", "S", "*-", "TM2S", "2
 struct Packed {
   at::Tensor tokens;                         // (2, 40)
   std::vector<std::vector<int64_t>> starts;  // per row: the first position of each document
+
+  // fn(piece, where) for each document: piece(t) narrows a (2, 40, ...) tensor to its positions.
+  template <class Fn>
+  void for_each_document(const Fn& fn) const {
+    for (size_t r = 0; r < starts.size(); ++r) {
+      for (size_t k = 0; k < starts[r].size(); ++k) {
+        const int64_t t0 = starts[r][k], t1 = k + 1 < starts[r].size() ? starts[r][k + 1] : tokens.size(1);
+        const auto piece = [=](const at::Tensor& t) { return t.narrow(0, r, 1).narrow(1, t0, t1 - t0); };
+        fn(piece, "row " + std::to_string(r) + ", document at " + std::to_string(t0));
+      }
+    }
+  }
 };
 
 Packed packed_rows(int64_t vocab) {
@@ -85,15 +97,9 @@ TEST(DocumentBoundaries, PackedRowWithResetsEqualsEachDocumentAlone) {
     const Packed p = packed_rows(reset->config().vocab_size);
     at::NoGradGuard no_grad;
     const auto packed = reset->forward(p.tokens);
-    for (size_t r = 0; r < p.starts.size(); ++r) {
-      const auto& starts = p.starts[r];
-      for (size_t k = 0; k < starts.size(); ++k) {
-        const int64_t t0 = starts[k], t1 = k + 1 < starts.size() ? starts[k + 1] : p.tokens.size(1);
-        const auto alone = crossing->forward(p.tokens.narrow(0, r, 1).narrow(1, t0, t1 - t0));
-        EXPECT_LE(relative_error(packed.narrow(0, r, 1).narrow(1, t0, t1 - t0), alone), 2e-5)
-            << pattern << ": row " << r << ", document at " << t0;
-      }
-    }
+    p.for_each_document([&](const auto& piece, const std::string& where) {
+      EXPECT_LE(relative_error(piece(packed), crossing->forward(piece(p.tokens))), 2e-5) << pattern << ": " << where;
+    });
     // Not a no-op: letting the documents cross changes the logits after the first document.
     EXPECT_GT(relative_error(crossing->forward(p.tokens), packed), 1e-3) << pattern;
   }
@@ -113,18 +119,12 @@ TEST(DocumentBoundaries, TrainingLossesAndGradientsEqualEachDocumentAlone) {
 
     std::vector<at::Tensor> alone_grads;
     for (const auto& param : crossing->parameters()) alone_grads.push_back(at::zeros_like(param));
-    for (size_t r = 0; r < p.starts.size(); ++r) {
-      const auto& starts = p.starts[r];
-      for (size_t k = 0; k < starts.size(); ++k) {
-        const int64_t t0 = starts[k], t1 = k + 1 < starts.size() ? starts[k + 1] : p.tokens.size(1);
-        auto piece = [&](const at::Tensor& t) { return t.narrow(0, r, 1).narrow(1, t0, t1 - t0); };
-        const auto losses = crossing->loss(piece(p.tokens), piece(targets), /*per_token=*/true);
-        EXPECT_LE(relative_error(piece(packed).detach(), losses.detach()), 2e-5)
-            << pattern << ": row " << r << ", document at " << t0;
-        const auto grads = torch::autograd::grad({losses.sum()}, crossing->parameters());
-        for (size_t i = 0; i < grads.size(); ++i) alone_grads[i] += grads[i];
-      }
-    }
+    p.for_each_document([&](const auto& piece, const std::string& where) {
+      const auto losses = crossing->loss(piece(p.tokens), piece(targets), /*per_token=*/true);
+      EXPECT_LE(relative_error(piece(packed).detach(), losses.detach()), 2e-5) << pattern << ": " << where;
+      const auto grads = torch::autograd::grad({losses.sum()}, crossing->parameters());
+      for (size_t i = 0; i < grads.size(); ++i) alone_grads[i] += grads[i];
+    });
     const auto names = reset->named_parameters().keys();
     for (size_t i = 0; i < packed_grads.size(); ++i) {
       EXPECT_LE(relative_error(packed_grads[i], alone_grads[i]), 1e-4) << pattern << ": d " << names[i];
