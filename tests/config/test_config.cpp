@@ -309,6 +309,20 @@ TEST(ConfigKeys, ArchitectureKeysAreTheModelKeysButSequenceLength) {
   EXPECT_EQ(architecture_keys(), expected);
 }
 
+// Found by a hostile probe: eval_tokens = 10^9 on the built-in corpus ran an evaluation of hours
+// before the first step. Bounded at 2^34 tokens, with one line naming the key.
+TEST(ConfigValidation, EvalTokensAreBounded) {
+  const int64_t limit = int64_t{1} << 34;
+  EXPECT_EQ(config_from_json({{"eval_tokens", limit}}).train.eval_tokens, limit);
+  try {
+    config_from_json({{"eval_tokens", limit + 1}});
+    FAIL() << "accepted eval_tokens beyond the bound";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("config key 'eval_tokens': must be at most 17179869184"), std::string::npos)
+        << e.what();
+  }
+}
+
 // Found by fuzz_config: an override whose value is not UTF-8 was kept as a JSON string, and the
 // first dump() of it (an error message, to_json() for a meta file) threw json::type_error.
 TEST(ConfigOverrides, ValuesThatAreNotUtf8AreAUserError) {
