@@ -45,6 +45,7 @@ std::vector<at::Tensor> run(const SsdInputs& host, const at::Device& device, at:
   in.dt = host.dt.to(device, real).requires_grad_(true);
   in.A = host.A.to(device, real).requires_grad_(true);
   in.initial_state = host.initial_state.to(device, real).requires_grad_(true);
+  if (host.reset.defined()) in.reset = host.reset.to(device);
   const auto out = ssd(in);
   const auto loss = (out.y.to(real) * Ry.to(device, real)).sum() + out.final_state.sum();
   auto grads = torch::autograd::grad({loss}, {in.x, in.dt, in.A, in.B, in.C, in.initial_state});
@@ -72,6 +73,24 @@ TEST(SsdCuda, MatchesTheCpuInFloat64) {
     expect_close(run(in, at::kCUDA, at::kFloat, Ry), want, 1e-4);
     expect_close(run(in, at::kCUDA, at::kBFloat16, Ry), want, 5e-2);
   }
+}
+
+// Document resets (the decay masks) on the GPU against the CPU in float64, whose own oracle is
+// the restarting recurrence (Ssd.DocumentResetsFollowTheRestartingRecurrence).
+TEST(SsdCuda, DocumentResetsMatchTheCpuInFloat64) {
+  if (!have_cuda()) GTEST_SKIP() << "no CUDA device: GPU test skipped (its CPU twin is tests/ops/test_ssd.cpp)";
+  at::manual_seed(2);
+  const Shape s{2, 300, 6, 16, 2, 32, 64};
+  auto in = make_inputs(s);
+  in.reset = at::rand({s.batch, s.L}) < 0.05;
+  for (int64_t edge = s.Q; edge < s.L; edge += s.Q) {
+    in.reset.select(1, edge - 1).fill_(true);
+    in.reset.select(1, edge).fill_(true);
+  }
+  const auto Ry = at::randn({s.batch, s.L, s.heads, s.headdim});
+  const auto want = run(in, at::kCPU, at::kDouble, Ry);
+  expect_close(run(in, at::kCUDA, at::kFloat, Ry), want, 1e-4);
+  expect_close(run(in, at::kCUDA, at::kBFloat16, Ry), want, 5e-2);
 }
 
 // The shape of a Mamba-2 d20 layer's scan (d_inner 2560 = 40 heads of 64 at batch 4 in the
