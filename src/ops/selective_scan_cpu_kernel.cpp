@@ -9,7 +9,7 @@
 //
 // Per task (batch row b, channels [d0, d1)), vectors of W channels:
 //   forward   h[n] = exp(Δ·A[n])·h[n] + Δ·u·B[n];  y = Σ_n C[n]·h[n] + D·u;  out = y·SiLU(z)
-//             (at a reset step the decay is 0: h[n] = Δ·u·B[n])
+//             (at a reset step the previous state reads as 0: h[n] = Δ·u·B[n])
 //   backward  per chunk (last first): recompute the chunk's states and decays from its
 //             checkpoint, then walk it backwards carrying q[n] = a_{t+1}·∂L/∂h_{t+1}.
 #include "src/ops/selective_scan_cpu_kernel.h"
@@ -107,15 +107,16 @@ inline bool resets_at(const ScanArgs<T>& a, int64_t b, int64_t t) {
 
 // One step of the recurrence for a vector of channels, over the N states:
 //   h[n] = exp(Δ·A[n])·h_prev[n] + Δ·u·B[n];  returns y + Σ_n C[n]·h[n].
-// At a reset the decay is 0 (a zero carry; the backward then passes nothing to earlier steps).
 // h_next may be h_prev (the forward updates in place); the backward's recompute also keeps each
-// decay exp(Δ·A[n]) in e.
+// decay exp(Δ·A[n]) in e. At a reset the callers pass zeros as h_prev (a zero carry) and the
+// backward zeroes that step's decays, so nothing flows back to earlier steps; this loop stays the
+// same for every step.
 template <typename T, bool kKeepDecays>
 inline Vec<T> recurrence_step(const Vec<T>& dt, const Vec<T>& dtu, Vec<T> y, const T* Av, const T* h_prev, T* h_next,
-                              T* e, const T* Brow, const T* Crow, int64_t N, bool reset) {
+                              T* e, const T* Brow, const T* Crow, int64_t N) {
   constexpr int64_t W = Vec<T>::size();
   for (int64_t n = 0; n < N; ++n) {
-    const Vec<T> en = reset ? Vec<T>(T(0)) : (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
+    const Vec<T> en = (dt * Vec<T>::loadu(Av + n * W)).exp_u20();
     if (kKeepDecays) en.store(e + n * W);
     const Vec<T> h = at::vec::fmadd(en, Vec<T>::loadu(h_prev + n * W), dtu * Vec<T>(Brow[n]));
     h.store(h_next + n * W);
@@ -131,8 +132,10 @@ void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
   const Block k = block_of(a, task);
   T* h = scratch;                       // (n_vec, N, W): the running state
   T* As = scratch + kTaskChannels * N;  // (n_vec, N, W)
+  T* zeros = As + kTaskChannels * N;    // (N, W): the state before a document's first step
   gather_A(a, k, As);
   for (int64_t i = 0; i < k.n_vec * N * W; ++i) h[i] = T(0);
+  for (int64_t i = 0; i < N * W; ++i) zeros[i] = T(0);
   for (int64_t c = 0; c < a.n_chunks; ++c) {
     T* ckpt = a.checkpoints + (k.b * a.n_chunks + c) * N * a.dim_padded + k.d0;
     for (int64_t v = 0; v < k.n_vec; ++v) {
@@ -149,7 +152,7 @@ void fwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
         const Vec<T> dtu = dt * u;
         T* hv = h + v * N * W;
         Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
-        y = recurrence_step<T, false>(dt, dtu, y, As + v * N * W, hv, hv, nullptr, Brow, Crow, N, reset);
+        y = recurrence_step<T, false>(dt, dtu, y, As + v * N * W, reset ? zeros : hv, hv, nullptr, Brow, Crow, N);
         if (a.z.p) {
           const Vec<T> z = load(a.z.row(k.b, t) + d, nl);
           y = y * z * sigmoid(z);
@@ -182,7 +185,9 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
   T* lanes_dC = lanes_dB + kChunk * N * kMaxLanes;
   T* dD = lanes_dC + kChunk * N * kMaxLanes;  // (n_vec, W)
   T* dbias = dD + kTaskChannels;
+  T* zeros = dbias + kTaskChannels;  // (N, W): the state before a document's first step
   gather_A(a, k, As);
+  for (int64_t i = 0; i < N * W; ++i) zeros[i] = T(0);
   const int64_t state = k.n_vec * N * W;
   for (int64_t i = 0; i < state; ++i) q[i] = dA[i] = T(0);
   for (int64_t i = 0; i < k.n_vec * W; ++i) dD[i] = dbias[i] = T(0);
@@ -209,7 +214,10 @@ void bwd_task(const ScanArgs<T>& a, int64_t task, T* scratch) {
         T* hn = H + (j + 1) * state + v * N * W;
         T* e = E + j * state + v * N * W;
         Vec<T> y = load_or_zero(a.D ? a.D + d : nullptr, nl) * u;
-        y = recurrence_step<T, true>(dt, dtu, y, Av, hp, hn, e, Brow, Crow, N, reset);
+        y = recurrence_step<T, true>(dt, dtu, y, Av, reset ? zeros : hp, hn, e, Brow, Crow, N);
+        if (reset) {  // no decay into this step: nothing flows back past it
+          for (int64_t n = 0; n < N; ++n) Vec<T>(T(0)).store(e + n * W);
+        }
         y.store(Y + (j * k.n_vec + v) * W);
       }
     }

@@ -62,10 +62,10 @@ struct ScanArgs {
 };
 
 // Scratch (elements of T) one thread needs for a forward / backward task.
-inline int64_t fwd_scratch_size(int64_t dstate) { return 2 * kTaskChannels * dstate; }
+inline int64_t fwd_scratch_size(int64_t dstate) { return 2 * kTaskChannels * dstate + dstate * kMaxLanes; }
 inline int64_t bwd_scratch_size(int64_t dstate) {
   return (2 * kChunk + 4) * kTaskChannels * dstate + 2 * kChunk * kTaskChannels + 2 * kChunk * dstate * kMaxLanes +
-         2 * kTaskChannels;
+         2 * kTaskChannels + dstate * kMaxLanes;
 }
 
 // The kernels of one capability: tasks [begin, end) of a forward or a backward.
