@@ -201,6 +201,9 @@ BlockSizes mamba2_block_sizes(const ModelConfig& c, bool cuda) {
   // input; with the MLP: its input and norm, relu(c_fc), relu².
   b.activation_bytes_per_token = 2 * d * f + a * (s.in_proj_dim() + 3 * s.conv_dim() + di) + f * (2 * H) +
                                  f * di * N / Q + f * 3 * di + a * di + (c.mamba_use_mlp ? 2 * d * f + 8 * d * a : 0);
+  // Document resets: the conv's d_conv − 1 masked taps, kept for its backward.
+  if (c.document_boundaries == DocumentBoundaries::Reset)
+    b.activation_bytes_per_token += (c.mamba_d_conv - 1) * s.conv_dim() * a;
   // The scan's backward holds (batch, chunk, head, Q, Q) fp32 buffers while it runs, Q·nheads floats
   // each per token: about four with the fused CPU mask (the masked C·Bᵀ, dM and the products'
   // blocks), about eight with the ATen ops other devices run (also the mask, its gradient and the

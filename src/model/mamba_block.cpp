@@ -172,6 +172,8 @@ BlockSizes mamba_block_sizes(const ModelConfig& c, bool cuda) {
   s.activation_bytes_per_token = 2 * d * f + 6 * di * a + (r + 4 * N) * a +
                                  f * di * N / ops::scan_checkpoint_interval(cuda) +
                                  (c.mamba_use_mlp ? 2 * d * f + 8 * d * a : 0);
+  // Document resets: the conv's d_conv − 1 masked taps, kept for its backward.
+  if (c.document_boundaries == DocumentBoundaries::Reset) s.activation_bytes_per_token += (c.mamba_d_conv - 1) * di * a;
   return s;
 }
 

@@ -165,6 +165,8 @@ BlockSizes attention_layer_sizes(const ModelConfig& c, bool cuda, int64_t window
   // x, norm(x) | q, k after rotary and after their norms, v, the attention output and its
   // contiguous copy.
   s.activation_bytes_per_token = 2 * d * f + 7 * d * a;
+  // Document resets: the (B, 1, T, T) mask, which SDPA keeps in the activations' dtype.
+  if (c.document_boundaries == DocumentBoundaries::Reset) s.activation_bytes_per_token += a * c.sequence_len;
   return s;
 }
 
