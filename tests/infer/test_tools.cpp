@@ -259,6 +259,30 @@ TEST(LengthExtrapolation, BaseTrainRecordsEqualEvaluateAtThoseLengths) {
   EXPECT_NE(refused.output.find("'extrapolate_to'"), std::string::npos) << refused.output;
 }
 
+// document_boundaries "reset": the checkpoint keeps the setting and the resolved BOS (256 on the
+// built-in corpus), so evaluate resets where training did and gives the logged numbers bit for bit
+// (an evaluation that let the documents cross would differ), also at 2× the length.
+TEST(DocumentResets, EvaluateResetsWhereTrainingDid) {
+  TempDir dir;
+  const auto trained = run_base_train({"--num_iterations=2", "--document_boundaries=reset", "--extrapolate_to=2",
+                                       "--eval_tokens=1024", "--out_dir=" + dir.path()});
+  ASSERT_TRUE(trained.ok()) << trained.describe();
+  const Json meta = Json::parse(std::ifstream(dir.file("d2/meta_000002.json")));
+  EXPECT_EQ(meta.at("config").at("document_boundaries"), "reset");
+  EXPECT_EQ(meta.at("config").at("bos_token_id"), 256);
+  int compared = 0;
+  for (const auto& logged : read_jsonl(dir.file("d2/metrics.jsonl"))) {
+    if (!logged.contains("val_loss") || logged.at("step") != 2) continue;
+    const auto length = logged.value("eval_seq_len", int64_t{32});
+    const auto r = run_tool(kEvaluate, {"--checkpoint", dir.file("d2"), "--seq_len", std::to_string(length), "--json"});
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(last_json_line(r.output).at("val_loss").get<double>(), logged.at("val_loss").get<double>())
+        << "at length " << length;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 2);  // the training length and twice it
+}
+
 TEST_F(TrainedRun, EvaluateBadInputsAreUserErrors) {
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", dir_->path() + "/nowhere"}), "does not exist");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", "5"}), "meta_000005.json");
