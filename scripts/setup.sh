@@ -7,7 +7,8 @@
 #   2. LibTorch from the pinned `torch` wheel in a project-local virtual environment (.venv),
 #      unless Torch_DIR or CMAKE_PREFIX_PATH already points at a LibTorch.
 #   3. matplotlib and the pinned tensorboard in .venv, for the training report (scripts/report.py;
-#      tensorboard for its --tensorboard export).
+#      tensorboard for its --tensorboard export), and the pinned pyarrow, whose Arrow C++ library
+#      tok_train and tokenize read parquet with.
 #   4. CMake configure (Release, Ninja) and build into build/.
 #
 # Environment knobs: HGPT_SKIP_APT=1 skips step 1, HGPT_SKIP_BUILD=1 stops after step 3,
@@ -22,6 +23,10 @@ TORCH_VERSION="2.11.0"
 # The pinned TensorBoard, whose writer torch's SummaryWriter uses (scripts/report.py --tensorboard):
 # torch accepts any TensorBoard >= 1.15; 2.21.0 needs Python >= 3.9. Change it here and nowhere else.
 TENSORBOARD_VERSION="2.21.0"
+# The pinned pyarrow, whose wheel carries Apache Arrow's C++ headers and libraries: tok_train and
+# tokenize read parquet through them. 26.0.1 has wheels for CPython 3.10-3.14 on x86-64 and
+# aarch64 Linux (manylinux_2_28). Change it here and nowhere else.
+PYARROW_VERSION="26.0.1"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -75,6 +80,12 @@ if [[ "$have_tb" != "$TENSORBOARD_VERSION" ]]; then
   "$VENV/bin/python" -m pip install -q "tensorboard==$TENSORBOARD_VERSION"
 fi
 
+have_pa=$("$VENV/bin/python" -c 'import pyarrow; print(pyarrow.__version__)' 2>/dev/null || true)
+if [[ "$have_pa" != "$PYARROW_VERSION" ]]; then
+  log "installing pyarrow==$PYARROW_VERSION into .venv (Apache Arrow's C++ library, for parquet input)"
+  "$VENV/bin/python" -m pip install -q "pyarrow==$PYARROW_VERSION"
+fi
+
 [[ "${HGPT_SKIP_BUILD:-0}" == 1 ]] && exit 0
 
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +108,12 @@ cached_cuda=$(sed -n 's/^HGPT_CUDA:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
 if [[ -n "${HGPT_CUDA:-}" && "$cached_cuda" != "$HGPT_CUDA" ]]; then
   log "configuring $BUILD_DIR with HGPT_CUDA=$HGPT_CUDA (was $cached_cuda)"
   cmake -S . -B "$BUILD_DIR" "-DHGPT_CUDA=$HGPT_CUDA" >/dev/null
+fi
+# A folder configured before pyarrow was installed: configure it again to find Arrow.
+if grep -q '^HGPT_WITH_PARQUET_FOUND:INTERNAL=OFF' "$BUILD_DIR/CMakeCache.txt" &&
+   "$VENV/bin/python" -c 'import pyarrow' 2>/dev/null; then
+  log "configuring $BUILD_DIR again: pyarrow is installed now (parquet input)"
+  cmake -S . -B "$BUILD_DIR" >/dev/null
 fi
 if [[ -n "${HGPT_BUILD_TARGETS:-}" ]]; then
   log "building $HGPT_BUILD_TARGETS in $BUILD_DIR"

@@ -1,7 +1,9 @@
 // documents.cpp — reading documents from the user's corpus files for tok_train and tokenize
-// (JSONL with a "text" field, or plain text split on blank lines), with file:line errors.
+// (parquet's text column, JSONL's "text" field, or plain text split on blank lines), with
+// file:line errors.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include "hgpt/errors.h"
 #include "hgpt/strings.h"
 #include "hgpt/tokenizer/documents.h"
+#include "hgpt/tokenizer/parquet_text.h"
 
 namespace hgpt::tokenizer {
 namespace {
@@ -47,7 +50,6 @@ int64_t invalid_utf8_bytes(std::string_view text) {
 // a NUL byte, or more than 1% of its bytes outside valid UTF-8.
 std::string binary_reason(std::string_view head) {
   auto starts = [&](std::string_view magic) { return head.substr(0, magic.size()) == magic; };
-  if (starts("PAR1")) return "a parquet file";
   if (starts("\x1f\x8b")) return "a gzip file";
   if (starts("\x28\xb5\x2f\xfd")) return "a zstd file";
   if (starts("PK\x03\x04")) return "a zip file";
@@ -73,7 +75,10 @@ struct DocumentReader::OpenFile {
   std::ifstream in;
   int64_t line_no = 0;
   bool jsonl = false;
-  bool done = false;  // whole-file mode: the single document was returned
+  std::unique_ptr<ParquetTextReader> parquet;  // set for a parquet file
+  int64_t size = 0, bytes_counted = 0;         // parquet: file size, and how much of it bytes_read_ holds
+  int64_t nulls_counted = 0;                   // parquet: its null rows already in null_rows_
+  bool done = false;                           // whole-file mode: the single document was returned
 };
 
 DocumentReader::DocumentReader(std::vector<std::string> files, DocumentReaderOptions options)
@@ -101,12 +106,23 @@ bool DocumentReader::open_next_file() {
       f->in.open(path, std::ios::binary);
       if (!f->in) why = std::strerror(errno);
     }
-    if (why.empty()) {
-      const std::string binary = binary_reason(read_head(f->in));
+    std::string head;
+    if (why.empty()) head = read_head(f->in);
+    const bool parquet = ends_with(path, ".parquet") || head.substr(0, 4) == "PAR1";
+    if (why.empty() && parquet) {
+      f->in.close();
+      try {
+        f->parquet = std::make_unique<ParquetTextReader>(path, options_.text_column);
+        f->size = static_cast<int64_t>(st.st_size);
+      } catch (const UserError& e) {
+        if (!options_.skip_bad) throw;
+        why = e.what();
+      }
+    } else if (why.empty()) {
+      const std::string binary = binary_reason(head);
       if (!binary.empty()) {
-        why = "not text (" + binary + "); tokenize and tok_train read UTF-8 text and JSONL with a \"text\" field" +
-              (binary == "a parquet file" ? ": export its text column to JSONL first" : "") +
-              ", or pass --skip_bad to skip such files";
+        why = "not text (" + binary + "); tokenize and tok_train read parquet files (by their --text_column), " +
+              "UTF-8 text and JSONL, or pass --skip_bad to skip such files";
       }
     }
     if (!why.empty()) {
@@ -125,9 +141,40 @@ bool DocumentReader::open_next_file() {
 bool DocumentReader::next(std::string& doc) {
   while (true) {
     if (!current_ && !open_next_file()) return false;
-    if (current_->jsonl ? next_jsonl(doc) : next_text(doc)) return true;
+    if (current_->parquet ? next_parquet(doc) : current_->jsonl ? next_jsonl(doc) : next_text(doc)) return true;
     current_.reset();
   }
+}
+
+std::string DocumentReader::skipped_summary() const {
+  if (bad_files_ == 0 && bad_lines_ == 0 && null_rows_ == 0) return "";
+  std::string text;
+  if (bad_files_ > 0 || bad_lines_ > 0)
+    text = "skipped " + std::to_string(bad_files_) + " unreadable or non-text files and " + std::to_string(bad_lines_) +
+           " bad lines";
+  if (null_rows_ > 0)
+    text += (text.empty() ? "skipped " : ", and ") + std::to_string(null_rows_) + " null rows (no text)";
+  return text;
+}
+
+bool DocumentReader::next_parquet(std::string& doc) {
+  OpenFile& f = *current_;
+  bool more = false;
+  try {
+    more = f.parquet->next(doc);
+  } catch (const UserError&) {  // a damaged page: the rest of this file is lost
+    if (!options_.skip_bad) throw;
+    ++bad_files_;
+  }
+  null_rows_ += f.parquet->nulls();
+  null_rows_ -= f.nulls_counted;
+  f.nulls_counted = f.parquet->nulls();
+  // Progress in bytes: the file's share of rows read so far.
+  const int64_t rows = std::max<int64_t>(1, f.parquet->rows());
+  const int64_t counted = more ? f.size * f.parquet->rows_read() / rows : f.size;
+  bytes_read_ += counted - f.bytes_counted;
+  f.bytes_counted = counted;
+  return more;
 }
 
 bool DocumentReader::next_jsonl(std::string& doc) {
@@ -141,11 +188,11 @@ bool DocumentReader::next_jsonl(std::string& doc) {
     try {
       nlohmann::json j = nlohmann::json::parse(line);
       if (!j.is_object())
-        why = "expected a JSON object with a \"text\" field";
-      else if (!j.contains("text") || !j["text"].is_string())
-        why = "no \"text\" string field";
+        why = "expected a JSON object with a \"" + options_.text_column + "\" field";
+      else if (!j.contains(options_.text_column) || !j[options_.text_column].is_string())
+        why = "no \"" + options_.text_column + "\" string field (name the field with --text_column)";
       else {
-        doc = j["text"].get<std::string>();
+        doc = j[options_.text_column].get<std::string>();
         return true;
       }
     } catch (const nlohmann::json::exception& e) {

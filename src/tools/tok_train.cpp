@@ -1,7 +1,7 @@
-// tok_train — trains the byte-level BPE tokenizer on text / JSONL files (or on generated
+// tok_train — trains the byte-level BPE tokenizer on parquet / JSONL / text files (or on generated
 // pseudo-text, tokenizer/pseudo_text.h, when no file is given) and writes DIR/tokenizer.tiktoken
 // + DIR/tokenizer.json.
-// Usage: tok_train --out DIR [--vocab_size 65536] [--max_chars 2e9] [--doc_cap 10000] FILES...
+// Usage: tok_train --out DIR [--vocab_size 65536] [--max_chars 2e9] [--doc_cap 10000] [--text_column text] FILES...
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,13 +21,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int run(int argc, char** argv) {
-  CLI::App app{"Train a byte-level BPE tokenizer (tiktoken format) on text/JSONL files"};
+  CLI::App app{"Train a byte-level BPE tokenizer (tiktoken format) on parquet/JSONL/text files"};
   std::string out;
   int64_t vocab_size = 65536;
   double max_chars = 2e9;
   int64_t doc_cap = 10000;
   int threads = 0;
   bool whole_files = false, skip_bad = false, overwrite = false;
+  std::string text_column = "text";
   std::vector<std::string> files;
   app.add_option("--out", out, "output tokenizer directory")->required();
   app.add_option("--vocab_size", vocab_size, "vocabulary size including the special tokens")->capture_default_str();
@@ -38,8 +39,13 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--overwrite", overwrite, "replace a tokenizer already in --out");
   app.add_flag("--whole_files", whole_files, "a plain-text file is one document (default: split on blank lines)");
-  app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable or non-text files and invalid JSON lines (counted)");
-  app.add_option("files", files, "*.jsonl (one {\"text\": ...} per line) or plain-text files; none: built-in corpus");
+  app.add_flag("--skip-bad,--skip_bad", skip_bad,
+               "skip unreadable, damaged or non-text files and invalid JSON lines (counted)");
+  app.add_option("--text_column", text_column, "the text: a parquet file's string column, a JSONL line's field")
+      ->capture_default_str();
+  app.add_option("files", files,
+                 "*.parquet (nanochat's shards), *.jsonl (one {\"text\": ...} per line) or plain-text files; none: "
+                 "built-in corpus");
   if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
   if (vocab_size < 256 + 9 || vocab_size > (int64_t{1} << 31))
     throw hgpt::UserError("--vocab_size must be in [265, 2^31] (256 bytes + 9 special tokens at least)");
@@ -65,7 +71,7 @@ int run(int argc, char** argv) {
     builtin = hgpt::tokenizer::pseudo_text(bytes);
   } else {
     reader = std::make_unique<hgpt::tokenizer::DocumentReader>(
-        files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad});
+        files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad, text_column});
   }
   size_t builtin_index = 0;
   int64_t chars = 0, docs = 0;
@@ -109,9 +115,7 @@ int run(int argc, char** argv) {
   };
   hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::train(source, opt);
   tok.save(out);
-  if (reader && (reader->bad_files() > 0 || reader->bad_lines() > 0))
-    std::cerr << "tok_train: skipped " << reader->bad_files() << " unreadable or non-text files and "
-              << reader->bad_lines() << " bad lines\n";
+  if (reader && !reader->skipped_summary().empty()) std::cerr << "tok_train: " << reader->skipped_summary() << "\n";
   if (tok.vocab_size() < vocab_size)
     std::cerr << "tok_train: warning: the corpus ran out of pairs; vocab_size is " << tok.vocab_size() << ", not "
               << vocab_size << "\n";

@@ -1,8 +1,8 @@
-// tokenize — encodes text / JSONL files with a trained tokenizer into llm.c-format token shards:
-// <|bos|> before every document, fixed-size shards, the first shard (or a fraction of the
+// tokenize — encodes parquet / JSONL / text files with a trained tokenizer into llm.c-format token
+// shards: <|bos|> before every document, fixed-size shards, the first shard (or a fraction of the
 // documents) kept for validation. Usage:
 //   tokenize --tokenizer DIR --out DIR [--prefix data] [--shard_size 100000000]
-//            [--val_fraction F] [--skip-bad] FILES...
+//            [--val_fraction F] [--text_column text] [--skip-bad] FILES...
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,12 +117,13 @@ class StagedOutput {
 };
 
 int run(int argc, char** argv) {
-  CLI::App app{"Encode text/JSONL files into llm.c-format token shards"};
+  CLI::App app{"Encode parquet/JSONL/text files into llm.c-format token shards"};
   std::string tokenizer_dir, out, prefix = "data";
   int64_t shard_size = 100'000'000;
   double val_fraction = 0;
   int threads = 0;
   bool skip_bad = false, whole_files = false;
+  std::string text_column = "text";
   std::vector<std::string> files;
   app.add_option("--tokenizer", tokenizer_dir, "tokenizer directory (tokenizer.tiktoken + tokenizer.json)")->required();
   app.add_option("--out", out, "output directory for the shards")->required();
@@ -135,9 +136,14 @@ int run(int argc, char** argv) {
   app.add_option("--threads", threads, "encoding threads (0: all cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
-  app.add_flag("--skip-bad,--skip_bad", skip_bad, "skip unreadable or non-text files and invalid JSON lines (counted)");
+  app.add_flag("--skip-bad,--skip_bad", skip_bad,
+               "skip unreadable, damaged or non-text files and invalid JSON lines (counted)");
+  app.add_option("--text_column", text_column, "the text: a parquet file's string column, a JSONL line's field")
+      ->capture_default_str();
   app.add_flag("--whole_files", whole_files, "a plain-text file is one document (default: split on blank lines)");
-  app.add_option("files", files, "*.jsonl (one {\"text\": ...} per line) or plain-text files")->required();
+  app.add_option("files", files,
+                 "*.parquet (nanochat's shards), *.jsonl (one {\"text\": ...} per line) or plain-text files")
+      ->required();
   if (const auto stop = hgpt::parse_command_line(app, argc, argv)) return *stop;
   if (shard_size <= 0 || shard_size > INT32_MAX) throw hgpt::UserError("--shard_size must be in [1, 2^31)");
   if (!(val_fraction >= 0 && val_fraction < 1)) throw hgpt::UserError("--val_fraction must be in [0, 1)");
@@ -162,7 +168,8 @@ int run(int argc, char** argv) {
     train = std::make_unique<ShardWriter>(dir, prefix, shard_size, wide, &next_index, [](int i) { return i == 0; });
   }
 
-  hgpt::tokenizer::DocumentReader reader(files, hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad});
+  hgpt::tokenizer::DocumentReader reader(files,
+                                         hgpt::tokenizer::DocumentReaderOptions{whole_files, skip_bad, text_column});
   const auto start = Clock::now();
   auto last_report = start;
   int64_t docs = 0, tokens = 0;
@@ -215,9 +222,7 @@ int run(int argc, char** argv) {
   staged.commit();
   const int64_t val_tokens = val ? val->tokens() : std::min<int64_t>(shard_size, train->tokens());
   const int64_t train_tokens = (val ? 0 : -val_tokens) + train->tokens();
-  if (reader.bad_files() > 0 || reader.bad_lines() > 0)
-    std::cerr << "tokenize: skipped " << reader.bad_files() << " unreadable or non-text files and "
-              << reader.bad_lines() << " bad lines\n";
+  if (!reader.skipped_summary().empty()) std::cerr << "tokenize: " << reader.skipped_summary() << "\n";
   if (train_tokens == 0)
     std::cerr << "tokenize: warning: no training shard was written (all " << tokens
               << " tokens went to validation); use a smaller --shard_size or --val_fraction\n";
