@@ -171,30 +171,50 @@ uint32_t TokenShard::max_token() const {
   return m;
 }
 
-void write_shard(const std::string& path, const std::vector<uint32_t>& tokens, bool force_uint32) {
-  const bool wide = force_uint32 || std::any_of(tokens.begin(), tokens.end(), [](uint32_t t) { return t >= 65536u; });
-  if (tokens.size() > static_cast<size_t>(INT32_MAX))
-    throw UserError("token shard " + path + ": " + std::to_string(tokens.size()) +
-                    " tokens do not fit the int32 header count; use a smaller shard size");
-  int32_t header[kShardHeaderInts] = {};
-  header[0] = wide ? kShardMagicU32 : kShardMagicU16;
-  header[1] = wide ? kShardVersionU32 : kShardVersionU16;
-  header[2] = static_cast<int32_t>(tokens.size());
+ShardBuilder::ShardBuilder(bool wide, int64_t capacity) : wide_(wide), capacity_(capacity) {
+  // Reserved, not touched: only the bytes written are resident. Capped, so that an odd shard size
+  // asks for no more address space than a default shard's (beyond it the string grows as usual).
+  const int64_t reserved = std::clamp<int64_t>(capacity_, 0, 100'000'000);
+  bytes_.reserve(static_cast<size_t>(kShardHeaderBytes + (wide_ ? 4 : 2) * reserved));
+  bytes_.assign(kShardHeaderBytes, '\0');
+}
 
-  // The file's bytes (little-endian, as the machines we run on), written atomically.
-  const size_t width = wide ? 4 : 2;
-  std::string bytes(sizeof(header) + width * tokens.size(), '\0');
-  std::memcpy(bytes.data(), header, sizeof(header));
-  char* payload = bytes.data() + sizeof(header);
-  if (wide) {
-    if (!tokens.empty()) std::memcpy(payload, tokens.data(), 4 * tokens.size());
+void ShardBuilder::append(const uint32_t* tokens, size_t count) {
+  const size_t width = wide_ ? 4 : 2;
+  const size_t at = bytes_.size();
+  bytes_.resize(at + width * count);
+  char* out = bytes_.data() + at;
+  if (wide_) {
+    if (count > 0) std::memcpy(out, tokens, 4 * count);
   } else {
-    for (size_t i = 0; i < tokens.size(); ++i) {
+    for (size_t i = 0; i < count; ++i) {
+      if (tokens[i] >= 65536u) throw UserError("token " + std::to_string(tokens[i]) + " does not fit a uint16 shard");
       const auto narrow = static_cast<uint16_t>(tokens[i]);
-      std::memcpy(payload + 2 * i, &narrow, 2);
+      std::memcpy(out + 2 * i, &narrow, 2);
     }
   }
-  write_file_atomic(path, bytes);
+  size_ += static_cast<int64_t>(count);
+}
+
+void ShardBuilder::write(const std::string& path) {
+  if (size_ > INT32_MAX)
+    throw UserError("token shard " + path + ": " + std::to_string(size_) +
+                    " tokens do not fit the int32 header count; use a smaller shard size");
+  int32_t header[kShardHeaderInts] = {};  // little-endian, as the machines we run on
+  header[0] = wide_ ? kShardMagicU32 : kShardMagicU16;
+  header[1] = wide_ ? kShardVersionU32 : kShardVersionU16;
+  header[2] = static_cast<int32_t>(size_);
+  std::memcpy(bytes_.data(), header, sizeof(header));
+  write_file_atomic(path, bytes_);
+  bytes_.resize(kShardHeaderBytes);
+  size_ = 0;
+}
+
+void write_shard(const std::string& path, const std::vector<uint32_t>& tokens, bool force_uint32) {
+  const bool wide = force_uint32 || std::any_of(tokens.begin(), tokens.end(), [](uint32_t t) { return t >= 65536u; });
+  ShardBuilder shard(wide, static_cast<int64_t>(tokens.size()));
+  shard.append(tokens.data(), tokens.size());
+  shard.write(path);
 }
 
 std::vector<std::string> list_shards(const std::string& dir, bool validation) {

@@ -28,52 +28,52 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Cuts one token stream into shards of exactly shard_size tokens (the last one shorter); shard
-// numbers are shared by all writers so every file name is unique and in writing order.
+// numbers are shared by all writers so every file name is unique and in writing order. Memory: one
+// shard's bytes.
 class ShardWriter {
  public:
-  ShardWriter(std::string out_dir, std::string prefix, int64_t shard_size, bool force_uint32, int* next_index,
+  ShardWriter(std::string out_dir, std::string prefix, int64_t shard_size, bool wide, int* next_index,
               std::function<bool(int)> is_val)
       : out_dir_(std::move(out_dir)),
         prefix_(std::move(prefix)),
         shard_size_(shard_size),
-        force_uint32_(force_uint32),
         next_index_(next_index),
-        is_val_(std::move(is_val)) {}
+        is_val_(std::move(is_val)),
+        shard_(wide, shard_size) {}
 
   void add(uint32_t bos, const std::vector<uint32_t>& doc) {
-    buffer_.push_back(bos);
-    buffer_.insert(buffer_.end(), doc.begin(), doc.end());
-    size_t start = 0;
-    while (buffer_.size() - start >= static_cast<size_t>(shard_size_)) {
-      flush_range(start, start + shard_size_);
-      start += shard_size_;
-    }
-    buffer_.erase(buffer_.begin(), buffer_.begin() + start);
+    add_tokens(&bos, 1);
+    add_tokens(doc.data(), doc.size());
   }
   void finish() {
-    if (!buffer_.empty()) flush_range(0, buffer_.size());
-    buffer_.clear();
+    if (shard_.size() > 0) flush();
   }
   int64_t tokens() const { return tokens_; }
   int shards() const { return shards_; }
 
  private:
-  void flush_range(size_t begin, size_t end) {
+  void add_tokens(const uint32_t* tokens, size_t count) {
+    while (count > 0) {
+      const size_t take = std::min(count, static_cast<size_t>(shard_size_ - shard_.size()));
+      shard_.append(tokens, take);
+      tokens += take, count -= take;
+      if (shard_.size() == shard_size_) flush();
+    }
+  }
+  void flush() {
     const int index = (*next_index_)++;
     char name[64];
     std::snprintf(name, sizeof(name), "_%s_%06d.bin", is_val_(index) ? "val" : "train", index);
-    hgpt::data::write_shard(out_dir_ + "/" + prefix_ + name,
-                            std::vector<uint32_t>(buffer_.begin() + begin, buffer_.begin() + end), force_uint32_);
-    tokens_ += static_cast<int64_t>(end - begin);
+    tokens_ += shard_.size();
     ++shards_;
+    shard_.write(out_dir_ + "/" + prefix_ + name);
   }
 
   std::string out_dir_, prefix_;
   int64_t shard_size_;
-  bool force_uint32_;
   int* next_index_;
   std::function<bool(int)> is_val_;
-  std::vector<uint32_t> buffer_;
+  hgpt::data::ShardBuilder shard_;
   int64_t tokens_ = 0;
   int shards_ = 0;
 };

@@ -62,6 +62,24 @@ class TokenShard {
 // below 65536, unless force_uint32. Throws UserError when the file cannot be written.
 void write_shard(const std::string& path, const std::vector<uint32_t>& tokens, bool force_uint32 = false);
 
+// A shard built in its file's bytes as tokens arrive, for writers that must not hold the tokens
+// twice (tokenize: a 100M-token shard is 200 MB here, not 400 MB of uint32 plus its copy).
+class ShardBuilder {
+ public:
+  // wide: uint32 tokens; otherwise uint16, and a token ≥ 65536 is refused. `capacity`: the tokens
+  // the shard will hold at most (reserved once, so the bytes are never copied while it grows).
+  ShardBuilder(bool wide, int64_t capacity = 0);
+  void append(const uint32_t* tokens, size_t count);
+  int64_t size() const { return size_; }
+  // Writes the shard atomically (as write_shard) and empties the builder for the next one.
+  void write(const std::string& path);
+
+ private:
+  bool wide_;
+  int64_t capacity_, size_ = 0;
+  std::string bytes_;  // the header, then size_ tokens
+};
+
 // Sorted paths of the *.bin files of a directory: validation = names containing "_val_",
 // training = the others. Throws UserError if the directory is missing or has no such shard.
 std::vector<std::string> list_shards(const std::string& dir, bool validation);
