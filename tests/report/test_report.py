@@ -659,6 +659,54 @@ class ReportRealRuns(unittest.TestCase):
 
 # ---------------------------------------------------------------------------------------------
 
+class RealTextSweep(unittest.TestCase):
+    """scripts/real_text_sweep.sh end to end at a toy size: Debian's KJV text → one document per
+    chapter → tokenizer → shards with a fixed validation split → the sweep and its report."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="hgpt_real_text_")
+        self.env = dict(ENV, HGPT_BUILD_DIR=BUILD_DIR, HGPT_PYTHON=sys.executable)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def run_script(self, *args):
+        return subprocess.run([os.path.join(SOURCE_DIR, "scripts/real_text_sweep.sh"), "--out", self.dir,
+                               "--patterns", "all-T,all-M", "--seeds", "0", "--steps", "2", "--vocab_size", "300",
+                               *args, *TINY, "--eval_every=-1", "--extrapolate_to=2"],
+                              capture_output=True, text=True, env=self.env)
+
+    def test_bible_chapters_become_shards_and_a_report(self):
+        r = self.run_script()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        chapters = read_jsonl(os.path.join(self.dir, "corpus", "kjv.jsonl"))
+        self.assertEqual(len(chapters), 1189)  # the KJV's chapters, Genesis 1 to Revelation 22
+        self.assertEqual(chapters[0]["text"].split("\n")[:2],
+                         ["Genesis 1", "In the beginning God created the heaven and the earth."])
+        self.assertTrue(chapters[-1]["text"].startswith("Revelation 22\n"))
+        tok = json.load(open(os.path.join(self.dir, "tokenizer", "tokenizer.json")))
+        self.assertEqual(tok["vocab_size"], 300)
+        shards = sorted(os.listdir(os.path.join(self.dir, "shards")))
+        self.assertIn("data_val_000000.bin", shards)
+        for tag in ["all-T-s0", "all-M-s0"]:
+            config = json.load(open(os.path.join(self.dir, "sweep", tag, "run.json")))["config"]
+            self.assertEqual(config["data"], os.path.join(self.dir, "shards"))
+            self.assertEqual(config["vocab_size"], 300)
+        page = ReportPage(os.path.join(self.dir, "sweep", "report.html"))
+        self.assertEqual(page.tables["runs"]["ids"], ["all-T-s0", "all-M-s0"])
+        # The same command again redoes nothing.
+        again = self.run_script()
+        self.assertEqual(again.returncode, 0, again.stdout + again.stderr)
+        self.assertEqual(again.stdout.count("already done, skipped"), 2)
+        self.assertNotIn("training a tokenizer", again.stdout)
+
+    def test_keys_the_script_sets_are_refused(self):
+        r = self.run_script("--data=elsewhere")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("error: ", r.stderr)
+        self.assertEqual(os.listdir(self.dir), [])
+
+
 class PatternSweep(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="hgpt_sweep_")
