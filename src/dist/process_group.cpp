@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
@@ -136,6 +137,20 @@ class RendezvousWatchdog {
   std::thread thread_;  // last: it starts once the members above exist
 };
 
+// c10d's TCPStore logs each failed connection attempt with the C++ stack trace of the exception it
+// retries on (a dozen lines per try). Silenced while connecting: a failure reaches the user as one
+// DistError line naming the address, the timeout and the cause.
+class QuietC10dLogs {
+ public:
+  QuietC10dLogs() : saved_(FLAGS_caffe2_log_level) { FLAGS_caffe2_log_level = 3; }  // FATAL only
+  ~QuietC10dLogs() { FLAGS_caffe2_log_level = saved_; }
+  QuietC10dLogs(const QuietC10dLogs&) = delete;
+  QuietC10dLogs& operator=(const QuietC10dLogs&) = delete;
+
+ private:
+  int saved_;
+};
+
 StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
   require_resolvable(env.master_addr);
   c10d::TCPStoreOptions so;
@@ -148,6 +163,7 @@ StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
   }
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
+    QuietC10dLogs quiet;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
     return c10::make_intrusive<c10d::PrefixStore>(store_prefix(), tcp);
   } catch (const std::exception& e) {

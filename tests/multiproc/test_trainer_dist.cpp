@@ -621,6 +621,22 @@ TEST(TrainerDist, AMuteMasterPortEndsTheRankWithinTwiceTheTimeout) {
   EXPECT_TRUE(contains(res.output, "127.0.0.1:" + std::to_string(port))) << res.describe();
 }
 
+// Nothing listens on MASTER_PORT: c10d's client retries until the timeout, logging each failed try
+// with a C++ stack trace; the user sees one line instead, naming the address and the timeout.
+TEST(TrainerDist, ANoOneAtTheMasterPortIsOneLineWithoutStackTraces) {
+  const int port = hgpt::testing::free_tcp_port();
+  auto specs = hgpt::testing::torchrun_specs(train_argv("TM", fresh_dir("closed_port"), {"--dist_timeout_s=3"}), 2,
+                                             port, {kOneThread});
+  const auto res = hgpt::testing::run_process(specs[1], 60s);
+  EXPECT_NE(res.exit_code, 0) << res.describe();
+  EXPECT_TRUE(contains(res.output, "could not reach the rendezvous store at 127.0.0.1:" + std::to_string(port) +
+                                       " within 3000 ms"))
+      << res.describe();
+  EXPECT_FALSE(contains(res.output, "frame #")) << res.describe();
+  EXPECT_FALSE(contains(res.output, "Exception raised from")) << res.describe();
+  EXPECT_FALSE(contains(res.output, "[c10d]")) << res.describe();
+}
+
 TEST(TrainerDist, AMasterAddrThatDoesNotResolveSaysSo) {
   auto specs = hgpt::testing::torchrun_specs(train_argv("TM", fresh_dir("no_such_host"), {"--dist_timeout_s=2"}), 2,
                                              hgpt::testing::free_tcp_port(), {kOneThread});
