@@ -5,7 +5,8 @@ Writes a shard shaped like nanochat's pretraining shards (one `text` column, zst
 1,024 documents of a few KB) of about --mb megabytes, and the same documents as JSONL; trains a
 tokenizer on a slice of them (or takes --tokenizer); then runs build/tokenize on each and prints
 one JSON line per input: file size, peak resident memory of the process, seconds, tokens, and
-whether the shards equal those written from the JSONL (the baseline, read line by line).
+whether the shards equal those written from the JSONL (the baseline, read line by line); first the
+peak of the binary at rest (`--help`: LibTorch's libraries loaded), which every run includes.
 
   .venv/bin/python bench/parquet_memory.py [--mb 100] [--work /tmp/parquet_memory] [--threads 0]
 """
@@ -87,6 +88,9 @@ def main():
         subprocess.run([os.path.join(BUILD, "tok_train"), "--out", tokenizer, "--vocab_size", "8192",
                         "--max_chars", "2e7", shard], check=True, stderr=subprocess.DEVNULL)
     meta = pq.ParquetFile(shard).metadata
+    # The binary at rest (its libraries loaded, no input): what the inputs add is measured above it.
+    _, rest_mb, _ = run_measured([os.path.join(BUILD, "tokenize"), "--help"])
+    print(json.dumps({"input": "none (tokenize --help)", "peak_rss_mb": round(rest_mb, 1)}), flush=True)
     outputs = {}
     for name, path in [("jsonl", jsonl), ("parquet", shard)]:
         out = os.path.join(args.work, f"tokens_{name}")
