@@ -5,7 +5,6 @@
 // a damaged page, a column that is not strings, a missing column) is one `error:` line, exit 2,
 // with nothing written.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -15,26 +14,16 @@
 #include "hgpt/tokenizer/documents.h"
 #include "hgpt/tokenizer/parquet_text.h"
 #include "tests/support/files.h"
+#include "tests/tokenizer/tool_run.h"
 
 using hgpt::testing::file_size;
 using hgpt::testing::read_text;
+using hgpt::testing::run_tool;
 using hgpt::testing::TempDir;
+using hgpt::testing::ToolRun;
 using hgpt::testing::write_text;
 
 namespace {
-
-struct ToolRun {
-  int exit_code;
-  std::string stderr_text;
-};
-
-ToolRun run_tool(const TempDir& dir, const std::string& tool, const std::string& args) {
-  const std::string path = std::string(HGPT_BUILD_DIR) + "/" + tool;
-  if (file_size(path) < 0) ADD_FAILURE() << path << " is missing: build the `" << tool << "` target first";
-  const std::string err = dir.file(tool + ".stderr");
-  const int status = std::system((path + " " + args + " > /dev/null 2> " + err).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(err)};
-}
 
 // The lines of `text` that start with `prefix`.
 int lines_starting(const std::string& text, const std::string& prefix) {

@@ -15,30 +15,22 @@
 #include "hgpt/tokenizer/pseudo_text.h"
 #include "hgpt/tokenizer/tokenizer.h"
 #include "tests/support/files.h"
+#include "tests/tokenizer/tool_run.h"
 
 using namespace hgpt::data;
 using namespace hgpt::tokenizer;
 using hgpt::testing::basename_of;
 using hgpt::testing::file_size;
 using hgpt::testing::read_text;
+using hgpt::testing::run_tool;
 using hgpt::testing::TempDir;
+using hgpt::testing::ToolRun;
 using hgpt::testing::write_text;
 
 namespace {
 
-struct ToolRun {
-  int exit_code;
-  std::string stderr_text;
-};
-
-// Runs build/tokenize with the given arguments; stderr captured to a file.
-ToolRun run_tokenize(const TempDir& dir, const std::string& args) {
-  const std::string tool = std::string(HGPT_BUILD_DIR) + "/tokenize";
-  if (file_size(tool) < 0) ADD_FAILURE() << tool << " is missing: build the `tokenize` target first";
-  const std::string err = dir.file("stderr.txt");
-  const int status = std::system((tool + " " + args + " > /dev/null 2> " + err).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(err)};
-}
+// Runs build/tokenize with the given arguments.
+ToolRun run_tokenize(const TempDir& dir, const std::string& args) { return run_tool(dir, "tokenize", args); }
 
 std::string json_line(const std::string& text) {
   std::string out = "{\"text\": \"";
