@@ -36,12 +36,9 @@ at::Tensor window_mask(int64_t T, int64_t window, const at::Device& device) {
 at::Tensor document_mask(const at::Tensor& doc_starts, int64_t window) {
   const int64_t T = doc_starts.size(1);
   const auto ids = document_ids(doc_starts);
-  auto allowed = ids.unsqueeze(2).eq(ids.unsqueeze(1));  // (B, T, T)
-  const auto i = at::arange(T, ids.options()).unsqueeze(1);
-  const auto j = i.view({1, T});
-  auto causal = j.le(i);
-  if (window > 0 && window < T) causal = causal.logical_and(j.gt(i - window));
-  return allowed.logical_and(causal).unsqueeze(1);
+  const auto same_document = ids.unsqueeze(2).eq(ids.unsqueeze(1));  // (B, T, T)
+  const int64_t span = window > 0 && window < T ? window : T;        // a window of T: causal only
+  return same_document.logical_and(window_mask(T, span, doc_starts.device())).unsqueeze(1);
 }
 
 // The position each row's last document starts at (0 when the row has no start).
