@@ -85,16 +85,29 @@ HybridGPT same_weights(HybridGPT& from, const ModelConfig& config) {
   return to;
 }
 
+// One pattern's pair of models with the same (perturbed) weights, "reset" and "cross", and the
+// packed rows both are run on.
+struct ResetAndCross {
+  HybridGPT reset, crossing;
+  Packed rows;
+  explicit ResetAndCross(const std::string& pattern)
+      : reset(perturbed(make_model(tiny_config(patch_for(pattern, "reset"))))),
+        crossing(same_weights(reset, tiny_config(patch_for(pattern, "cross")))),
+        rows(packed_rows(reset->config().vocab_size)) {}
+  static HybridGPT perturbed(HybridGPT model) {
+    perturb_zero_init(model);
+    return model;
+  }
+};
+
 double relative_error(const at::Tensor& got, const at::Tensor& want) {
   return (got - want).abs().max().item<double>() / want.abs().max().clamp_min(1e-30).item<double>();
 }
 
 TEST(DocumentBoundaries, PackedRowWithResetsEqualsEachDocumentAlone) {
   for (const auto& pattern : kPatterns) {
-    auto reset = make_model(tiny_config(patch_for(pattern, "reset")));
-    perturb_zero_init(reset);
-    auto crossing = same_weights(reset, tiny_config(patch_for(pattern, "cross")));
-    const Packed p = packed_rows(reset->config().vocab_size);
+    ResetAndCross models(pattern);
+    auto& [reset, crossing, p] = models;
     at::NoGradGuard no_grad;
     const auto packed = reset->forward(p.tokens);
     p.for_each_document([&](const auto& piece, const std::string& where) {
@@ -109,10 +122,8 @@ TEST(DocumentBoundaries, PackedRowWithResetsEqualsEachDocumentAlone) {
 // the gradient of their sum equals the sum of the documents' gradients.
 TEST(DocumentBoundaries, TrainingLossesAndGradientsEqualEachDocumentAlone) {
   for (const auto& pattern : kPatterns) {
-    auto reset = make_model(tiny_config(patch_for(pattern, "reset")));
-    perturb_zero_init(reset);
-    auto crossing = same_weights(reset, tiny_config(patch_for(pattern, "cross")));
-    const Packed p = packed_rows(reset->config().vocab_size);
+    ResetAndCross models(pattern);
+    auto& [reset, crossing, p] = models;
     const auto targets = at::roll(p.tokens, -1, 1);
     const auto packed = reset->loss(p.tokens, targets, /*per_token=*/true);
     const auto packed_grads = torch::autograd::grad({packed.sum()}, reset->parameters());
