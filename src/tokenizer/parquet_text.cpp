@@ -39,8 +39,11 @@ std::string one_line(std::string text) {
   return text;
 }
 
+// What to do about a file Arrow cannot read: the same advice for a damaged footer as for a damaged page.
+const char* const kDamagedFix = "; fetch the file again, or pass --skip_bad to skip damaged files";
+
 void check(const arrow::Status& status, const std::string& where) {
-  if (!status.ok()) throw UserError(where + ": " + one_line(status.message()));
+  if (!status.ok()) throw UserError(where + ": " + one_line(status.message()) + kDamagedFix);
 }
 
 }  // namespace
@@ -50,13 +53,31 @@ bool parquet_supported() { return true; }
 struct ParquetTextReader::Impl {
   std::string path;
   std::unique_ptr<parquet::arrow::FileReader> file;
-  int leaf = 0;                                       // the column among the file's leaf columns
-  int next_row_group = 0;                             // the row group `batches` reads is the one before
-  std::unique_ptr<arrow::RecordBatchReader> batches;  // of one row group
-  std::shared_ptr<arrow::Array> values;               // the column of the current batch
+  int leaf = 0;                                        // the column among the file's leaf columns
+  int next_row_group = 0;                              // the row group `batches` reads is the one before
+  std::unique_ptr<arrow::RecordBatchReader> batches;   // of one row group
+  std::shared_ptr<arrow::Array> column;                // the column of the current batch
+  std::shared_ptr<arrow::Array> values;                // its strings: the column, or its dictionary
+  const arrow::DictionaryArray* dictionary = nullptr;  // the column when it is dictionary-encoded
   int64_t next_in_batch = 0, rows = 0, rows_read = 0, nulls = 0;
 
-  // The value at `i` of a string column of any of Arrow's three string layouts.
+  // Takes the next batch's column: a dictionary-encoded one (pandas' categoricals, or a file whose
+  // stored Arrow schema says so) is read through its indices into its dictionary of strings.
+  void take(std::shared_ptr<arrow::Array> batch_column) {
+    column = std::move(batch_column);
+    dictionary = nullptr;
+    values = column;
+    if (column->type_id() == arrow::Type::DICTIONARY) {
+      dictionary = static_cast<const arrow::DictionaryArray*>(column.get());
+      values = dictionary->dictionary();
+    }
+    next_in_batch = 0;
+  }
+
+  // The text of row `i` of the current batch (not null).
+  std::string_view text(int64_t i) const { return view(dictionary ? dictionary->GetValueIndex(i) : i); }
+
+  // The value at `i` of a string array of any of Arrow's three string layouts.
   std::string_view view(int64_t i) const {
     switch (values->type_id()) {
       case arrow::Type::STRING:
@@ -90,14 +111,22 @@ ParquetTextReader::ParquetTextReader(const std::string& path, const std::string&
 
     std::shared_ptr<arrow::Schema> schema;
     check(r.file->GetSchema(&schema), where);
-    const int field = schema->GetFieldIndex(column);
+    const std::vector<int> fields = schema->GetAllFieldIndices(column);
+    if (fields.size() > 1)
+      throw UserError(path + ": " + std::to_string(fields.size()) + " columns are named '" + column +
+                      "', so which holds the text is unclear; rename one where the file is written, or name "
+                      "another column with --text_column");
+    const int field = fields.empty() ? -1 : fields[0];
     if (field < 0) {
       std::string names;
       for (const auto& f : schema->fields()) names += (names.empty() ? "" : ", ") + f->name();
       throw UserError(path + ": no column '" + column + "' (its columns: " + (names.empty() ? "none" : names) +
                       "); name the text column with --text_column");
     }
-    const auto type = schema->field(field)->type()->id();
+    auto stored = schema->field(field)->type();
+    if (stored->id() == arrow::Type::DICTIONARY)
+      stored = static_cast<const arrow::DictionaryType&>(*stored).value_type();
+    const auto type = stored->id();
     if (type != arrow::Type::STRING && type != arrow::Type::LARGE_STRING && type != arrow::Type::STRING_VIEW)
       throw UserError(path + ": column '" + column + "' holds " + schema->field(field)->type()->ToString() +
                       ", not strings; name the text column with --text_column");
@@ -108,7 +137,7 @@ ParquetTextReader::ParquetTextReader(const std::string& path, const std::string&
   } catch (const UserError&) {
     throw;
   } catch (const std::exception& e) {  // parquet::ParquetException from a damaged footer
-    throw UserError(where + ": " + one_line(e.what()));
+    throw UserError(where + ": " + one_line(e.what()) + kDamagedFix);
   }
 }
 
@@ -117,14 +146,14 @@ ParquetTextReader::~ParquetTextReader() = default;
 bool ParquetTextReader::next(std::string& text) {
   Impl& r = *impl_;
   while (true) {
-    while (r.values && r.next_in_batch < r.values->length()) {
+    while (r.column && r.next_in_batch < r.column->length()) {
       const int64_t i = r.next_in_batch++;
       ++r.rows_read;
-      if (r.values->IsNull(i)) {
+      if (r.column->IsNull(i) || (r.dictionary && r.values->IsNull(r.dictionary->GetValueIndex(i)))) {
         ++r.nulls;
         continue;
       }
-      text.assign(r.view(i));
+      text.assign(r.text(i));
       return true;
     }
     // The next batch of this row group, or the first of the next row group (one at a time, so that
@@ -153,11 +182,9 @@ bool ParquetTextReader::next(std::string& text) {
     }
     if (!why.empty())
       throw UserError(r.path + ": row group " + std::to_string(r.next_row_group - 1) + " of " +
-                      std::to_string(r.file->num_row_groups()) + " is damaged (" + one_line(why) +
-                      "); fetch the file again, or pass --skip_bad to skip damaged files");
+                      std::to_string(r.file->num_row_groups()) + " is damaged (" + one_line(why) + ")" + kDamagedFix);
     if (!batch) return false;
-    r.values = batch->column(0);
-    r.next_in_batch = 0;
+    r.take(batch->column(0));
   }
 }
 

@@ -84,18 +84,21 @@ TEST(ParquetInput, ReaderGivesTheTextsInOrderAndCountsNulls) {
   ParquetCases c;
   SKIP_WITHOUT_PARQUET(c);
   ASSERT_GT(c.counts["row_groups"].get<int>(), 3);
-  hgpt::tokenizer::DocumentReader parquet({c.file("docs.parquet")}), jsonl({c.file("docs.jsonl")});
-  std::string a, b;
-  int64_t docs = 0;
-  while (jsonl.next(b)) {
-    ASSERT_TRUE(parquet.next(a)) << "parquet ended after " << docs << " documents";
-    EXPECT_EQ(a, b) << "document " << docs;
-    ++docs;
+  // A dictionary-encoded column holds the same texts as indices into a dictionary of strings.
+  for (const std::string name : {"docs.parquet", "dict.parquet"}) {
+    hgpt::tokenizer::DocumentReader parquet({c.file(name)}), jsonl({c.file("docs.jsonl")});
+    std::string a, b;
+    int64_t docs = 0;
+    while (jsonl.next(b)) {
+      ASSERT_TRUE(parquet.next(a)) << name << " ended after " << docs << " documents";
+      EXPECT_EQ(a, b) << name << ": document " << docs;
+      ++docs;
+    }
+    EXPECT_FALSE(parquet.next(a));
+    EXPECT_EQ(docs, c.counts["documents"].get<int64_t>());
+    EXPECT_EQ(parquet.null_rows(), c.counts["nulls"].get<int64_t>()) << name;
+    EXPECT_EQ(parquet.bytes_read(), parquet.total_bytes());  // progress reaches 100%
   }
-  EXPECT_FALSE(parquet.next(a));
-  EXPECT_EQ(docs, c.counts["documents"].get<int64_t>());
-  EXPECT_EQ(parquet.null_rows(), c.counts["nulls"].get<int64_t>());
-  EXPECT_EQ(parquet.bytes_read(), parquet.total_bytes());  // progress reaches 100%
 }
 
 // tok_train on the parquet file writes the same tokenizer as on the JSONL; tokenize writes the
@@ -146,7 +149,10 @@ TEST(ParquetInput, BadFilesAreOneErrorLineAndExitTwo) {
   const std::string tok = c.tokenizer();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"zero.parquet", "cannot read as parquet"},
+      {"zero.parquet", "pass --skip_bad"},
       {"truncated.parquet", "cannot read as parquet"},
+      {"truncated.parquet", "fetch the file again, or pass --skip_bad"},
+      {"twice.parquet", "2 columns are named 'text'"},
       {"damaged.parquet", "row group 1 of"},
       {"ints.parquet", "column 'text' holds int64, not strings"},
       {"body.parquet", "no column 'text' (its columns: body)"},

@@ -4,6 +4,8 @@ pyarrow (the writer nanochat's shards come from), each beside the JSONL of the s
 
   docs.parquet     an int64 `id` column before `text`; row groups of 7 rows; nulls, an empty
                    string, non-ASCII text; docs.jsonl holds its non-null texts in order
+  dict.parquet     docs.parquet's texts as a dictionary-encoded column (as pandas' categoricals write)
+  twice.parquet    two columns, both named `text`
   body.parquet     the texts in a column named `body` (and body.jsonl with a "body" field)
   empty.parquet    a valid file with a `text` column and no rows
   zero.parquet     0 bytes
@@ -41,6 +43,8 @@ def write_jsonl(name, field, docs):
 
 pq.write_table(pa.table({"id": list(range(len(texts))), "text": texts}), path("docs.parquet"), row_group_size=7)
 write_jsonl("docs.jsonl", "text", documents)
+pq.write_table(pa.table({"text": pa.array(texts).dictionary_encode()}), path("dict.parquet"), row_group_size=7)
+pq.write_table(pa.Table.from_arrays([pa.array(texts), pa.array(texts)], names=["text", "text"]), path("twice.parquet"))
 pq.write_table(pa.table({"body": texts}), path("body.parquet"), row_group_size=16, compression="zstd")
 write_jsonl("body.jsonl", "body", documents)
 pq.write_table(pa.table({"text": pa.array([], pa.string())}), path("empty.parquet"))
