@@ -62,7 +62,12 @@ RunLock::RunLock(const std::string& dir) {
   make_dirs(dir);
   const std::string path = path_join(dir, kLockFile);
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw UserError("cannot open the run folder's lock file " + path + ": " + std::strerror(errno));
+  if (fd_ < 0) {
+    const int err = errno;
+    const std::string fix = err == EISDIR ? "remove that directory (base_train keeps its lock file at that name)"
+                                          : "make the run folder writable, or choose another out_dir";
+    throw UserError("cannot open the run folder's lock file " + path + ": " + std::strerror(err) + "; " + fix);
+  }
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     const std::string holder = err == EWOULDBLOCK ? read_lock_holder(fd_) : std::string();

@@ -229,6 +229,10 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
 
   // Output folder, resume, metrics ------------------------------------------------------------
   const std::string dir = ctx.run_dir();
+  // resume=true names a run that exists: a mistyped model_tag must not leave an empty folder behind.
+  if (t.resume == ResumeMode::On && !is_directory(dir))
+    throw UserError("resume=true but there is no run folder '" + dir +
+                    "'; start without --resume=true or point out_dir/model_tag at a previous run");
   std::optional<RunLock> run_lock;  // one writer per run folder, held until the run returns
   if (ctx.master()) run_lock.emplace(dir);
   const bool resume = decide_resume(ctx, dir, say);

@@ -4,7 +4,8 @@
 // cannot pick up the old run's newer steps and metrics.jsonl holds the new run only. And one
 // writer per folder: beside a live run a fresh run, a resume and an overwrite all stop before
 // touching anything (exit 2, naming the holder's PID); after kill -9 of the holder a resume
-// continues at once; a lock file left by a dead process is no obstacle.
+// continues at once; a lock file left by a dead process is no obstacle; a resume of a missing run
+// creates nothing.
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 #include "hgpt/train/checkpoint.h"
@@ -136,6 +137,24 @@ TEST(RunLock, ALockFileLeftByADeadProcessIsNoObstacle) {
   const auto r = run_base_train({"--num_iterations=2", "--out_dir=" + dir.path()});
   ASSERT_TRUE(r.ok()) << r.describe();
   EXPECT_EQ(read_text(dir.file("d2/run.lock")).find("elsewhere"), std::string::npos) << "the holder text is stale";
+}
+
+// --resume=true names a run: with none there it stops and creates nothing (no folder, no lock file).
+TEST(RunLock, AResumeOfAMissingRunCreatesNothing) {
+  TempDir dir;
+  const auto r = run_base_train({"--num_iterations=2", "--resume=true", "--out_dir=" + dir.path()});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_NE(r.output.find("no run folder '" + dir.file("d2") + "'"), std::string::npos) << r.output;
+  EXPECT_FALSE(is_directory(dir.file("d2"))) << "the failed resume created the run folder";
+}
+
+// Something else at the lock file's name: one line that says what to remove, exit 2.
+TEST(RunLock, ALockPathThatIsADirectoryNamesTheFix) {
+  TempDir dir;
+  make_dirs(dir.file("d2/run.lock"));
+  const auto r = run_base_train({"--num_iterations=2", "--out_dir=" + dir.path()});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_NE(r.output.find("remove that directory"), std::string::npos) << r.output;
 }
 
 }  // namespace
