@@ -50,6 +50,9 @@ int run(int argc, char** argv) {
   if (vocab_size < 256 + 9 || vocab_size > (int64_t{1} << 31))
     throw hgpt::UserError("--vocab_size must be in [265, 2^31] (256 bytes + 9 special tokens at least)");
   if (!(max_chars >= 1 && max_chars <= 1e18)) throw hgpt::UserError("--max_chars must be in [1, 1e18]");
+  if (hgpt::path_exists(out) && !hgpt::is_directory(out))
+    throw hgpt::UserError("--out " + out + " is a file, not a folder (the tokenizer is two files in a folder); " +
+                          "choose another --out");
   for (const char* name : {"tokenizer.json", "tokenizer.tiktoken"}) {
     const std::string existing = hgpt::path_join(out, name);
     if (hgpt::path_exists(existing) && !overwrite)

@@ -85,6 +85,9 @@ class StagedOutput {
  public:
   explicit StagedOutput(std::string out) : out_(std::move(out)) {
     while (out_.size() > 1 && out_.back() == '/') out_.pop_back();
+    if (hgpt::path_exists(out_) && !hgpt::is_directory(out_))
+      throw hgpt::UserError("--out " + out_ + " is a file, not a folder (the shards are files in a folder); " +
+                            "choose another --out");
     if (hgpt::is_directory(out_)) {
       const auto entries = hgpt::list_dir(out_);
       if (!entries.empty())

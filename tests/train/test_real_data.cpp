@@ -93,6 +93,8 @@ TEST(RealData, TokenizerToolsRefuseBadFlags) {
   const std::string corpus = dir.file("corpus.txt"), tok = dir.file("tok");
   expect_refused(run({kTokTrain, "--out", tok, "--threads", "100000", corpus}), "--threads");
   expect_refused(run({kTokTrain, "--out", tok, "--max_chars", "nan", corpus}), "--max_chars");
+  write_text(dir.file("a_file"), "not a folder");
+  expect_refused(run({kTokTrain, "--out", dir.file("a_file"), corpus}), "is a file, not a folder");
   ASSERT_TRUE(run({kTokTrain, "--out", tok, "--vocab_size", "300", corpus}).ok());
   const std::string ranks = read_text(tok + "/tokenizer.tiktoken");
   expect_refused(run({kTokTrain, "--out", tok, "--vocab_size", "320", corpus}), "already holds a tokenizer");
@@ -110,6 +112,7 @@ TEST(RealData, TokenizerToolsRefuseBadFlags) {
   expect_refused(run(with({"--val_fraction", "nan"})), "--val_fraction");
   expect_refused(run(with({"--prefix", "x_val_y"})), "_val_");
   expect_refused(run(with({"--threads", "100000"})), "--threads");
+  expect_refused(run({kTokenize, "--tokenizer", tok, "--out", dir.file("a_file"), corpus}), "is a file, not a folder");
 }
 
 TEST(RealData, VocabSmallerThanTheTokenizerIsRefused) {
