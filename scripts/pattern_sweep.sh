@@ -41,6 +41,7 @@ overrides=()
 command_line=$(printf '%q ' "$0" "$@")
 
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+source "$ROOT/scripts/sweep_owned_keys.sh"
 log() { printf '[sweep] %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -54,17 +55,7 @@ while (($#)); do
       flag="${1%%=*}"; declare "${flag#--}=${1#*=}"; shift ;;
     -h|--help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
-    --out_dir=*|--model_tag=*|--block_pattern=*|--seed=*|--resume=*|--overwrite=*)
-      key="${1%%=*}"
-      case "$key" in
-        --out_dir) die "the sweep chooses each run's out_dir: give the sweep folder as --out DIR" ;;
-        --seed) die "the sweep chooses each run's seed: give the seeds as --seeds LIST" ;;
-        --block_pattern) die "the sweep chooses each run's block_pattern: give the patterns as --patterns LIST" ;;
-        --model_tag) die "the sweep names each run <pattern>-s<seed>: model_tag is not an override here" ;;
-        --resume) die "the sweep resumes interrupted runs itself: run the same command again, without --resume" ;;
-        *) die "the sweep never deletes a run: remove a run's folder to train it afresh, without --overwrite" ;;
-      esac ;;
-    --*=*) overrides+=("$1"); shift ;;
+    --*=*) refuse_sweep_owned_key "$1"; overrides+=("$1"); shift ;;
     *) die "unexpected argument '$1'; base_train overrides are --key=value (see --help)" ;;
   esac
 done

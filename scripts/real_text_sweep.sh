@@ -17,7 +17,8 @@
 #                             at 2× and 4× the training length (--extrapolate_to=4), and its report
 #                             (OUT/sweep/report.html, report.md, charts/).
 # Each step is skipped when its output is there, and the sweep resumes, so running the same command
-# again continues. --key=value overrides go to every run (pattern_sweep.sh refuses the keys it owns).
+# again continues. --key=value overrides go to every run; the keys the sweep sets itself (out_dir,
+# model_tag, block_pattern, seed, resume, overwrite) are refused before any work, naming the flag to use.
 # The defaults take about 19 minutes on a 2-core CPU (docs/BENCHMARKS.md "Real English").
 set -euo pipefail
 
@@ -33,6 +34,7 @@ vocab_size="4096"
 overrides=()
 
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+source "$ROOT/scripts/sweep_owned_keys.sh"
 log() { printf '[real_text] %s\n' "$*"; }
 
 while (($#)); do
@@ -45,7 +47,7 @@ while (($#)); do
     -h|--help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     --data=*|--tokenizer=*) die "the script makes the data and the tokenizer itself: ${1%%=*} is not an override here" ;;
-    --*=*) overrides+=("$1"); shift ;;
+    --*=*) refuse_sweep_owned_key "$1"; overrides+=("$1"); shift ;;
     *) die "unexpected argument '$1' (see --help)" ;;
   esac
 done

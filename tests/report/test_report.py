@@ -701,10 +701,15 @@ class RealTextSweep(unittest.TestCase):
         self.assertNotIn("training a tokenizer", again.stdout)
 
     def test_keys_the_script_sets_are_refused(self):
-        r = self.run_script("--data=elsewhere")
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("error: ", r.stderr)
-        self.assertEqual(os.listdir(self.dir), [])
+        # Its own (data, tokenizer) and the sweep's: refused before any data is built.
+        for override, fix in [("--data=elsewhere", "makes the data"), ("--model_tag=x", "model_tag"),
+                              ("--out_dir=x", "--out DIR"), ("--seed=3", "--seeds"), ("--resume=true", "same command"),
+                              ("--block_pattern=T", "--patterns"), ("--overwrite=true", "remove a run's folder")]:
+            r = self.run_script(override)
+            self.assertEqual(r.returncode, 2, override)
+            self.assertEqual(r.stderr.count("error: "), 1, r.stderr)
+            self.assertIn(fix, r.stderr)
+            self.assertEqual(os.listdir(self.dir), [], override)
 
 
 class PatternSweep(unittest.TestCase):
