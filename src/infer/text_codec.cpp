@@ -43,8 +43,17 @@ TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_
   }
   codec.owned_ = std::make_shared<const tokenizer::Tokenizer>(tokenizer::Tokenizer::load(dir));
   codec.tokenizer_ = codec.owned_.get();
+  const int64_t tokens = codec.tokenizer_->vocab_size();
+  // A --tokenizer given to a trained model cannot change its vocab_size: that tokenizer is wrong.
+  if (!tokenizer_dir.empty() && tokens > config.model.vocab_size) {
+    throw UserError("--tokenizer '" + dir + "' has " + std::to_string(tokens) + " tokens, more than the model's " +
+                    "vocab_size " + std::to_string(config.model.vocab_size) +
+                    ", so it is not this model's tokenizer; give the one it was trained with" +
+                    (config.train.tokenizer.empty() ? std::string()
+                                                    : " ('" + config.train.tokenizer + "', or leave --tokenizer out)"));
+  }
   warn_if_not_the_runs(config, tokenizer_dir);
-  if (codec.tokenizer_->vocab_size() > config.model.vocab_size) {
+  if (tokens > config.model.vocab_size) {
     throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
                     " is smaller than the tokenizer's " + std::to_string(codec.tokenizer_->vocab_size()) +
                     " tokens in '" + dir + "'; set vocab_size to at least that");

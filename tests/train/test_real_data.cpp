@@ -79,6 +79,23 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
       << other.output;
   ASSERT_TRUE(same.ok()) << same.describe();
   EXPECT_EQ(same.output.find("warning:"), std::string::npos) << same.output;
+
+  // A tokenizer with more tokens than the model's vocabulary cannot be its tokenizer: one error line
+  // that names the run's tokenizer (setting vocab_size is no fix for a trained model), no warning.
+  ASSERT_TRUE(run({kTokTrain, "--out", dir.file("big_tok"), "--vocab_size", "400", dir.file("corpus.txt")}).ok());
+  const std::string evaluate = std::string(HGPT_BUILD_DIR) + "/evaluate";
+  for (const auto& argv :
+       {std::vector<std::string>{sample, "--checkpoint", dir.file("out/d2"), "--prompt", "The", "--tokenizer",
+                                 dir.file("big_tok")},
+        std::vector<std::string>{evaluate, "--checkpoint", dir.file("out/d2"), "--tokenizer", dir.file("big_tok")}}) {
+    const auto big = run(argv);
+    EXPECT_EQ(big.exit_code, 2) << big.describe();
+    EXPECT_NE(big.output.find("error: --tokenizer '" + dir.file("big_tok") + "' has 400 tokens"), std::string::npos)
+        << big.output;
+    EXPECT_NE(big.output.find("'" + dir.file("tok") + "', or leave --tokenizer out"), std::string::npos) << big.output;
+    EXPECT_EQ(big.output.find("warning:"), std::string::npos) << big.output;
+    EXPECT_EQ(big.output.find("set vocab_size"), std::string::npos) << big.output;
+  }
 }
 
 // The tools' flags a hostile probe tried: each is one `error:` line and exit 2, before any work.
