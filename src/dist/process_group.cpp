@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -151,6 +152,16 @@ class QuietC10dLogs {
   int saved_;
 };
 
+// "rank 1 of 2 could not reach the rendezvous store at host:port within 5000 ms (...)": why a rank
+// failed to join the store, from c10d's error or from the watchdog.
+std::string store_failure(const DistEnv& env, const DistOptions& opts) {
+  const bool server = env.rank == 0 && !env.use_agent_store;
+  const std::string role = server ? "host the rendezvous store on " : "reach the rendezvous store at ";
+  return "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + " could not " + role +
+         env.master_addr + ":" + std::to_string(env.master_port) + " within " + std::to_string(opts.timeout.count()) +
+         " ms (every rank needs the same MASTER_ADDR/MASTER_PORT, rank 0 must be running and the port free)";
+}
+
 StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
   require_resolvable(env.master_addr);
   c10d::TCPStoreOptions so;
@@ -161,7 +172,6 @@ StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
     so.numWorkers = static_cast<std::size_t>(env.world_size);
     so.waitWorkers = true;  // rank 0 returns only when every rank has joined (or the timeout)
   }
-  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
     QuietC10dLogs quiet;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
@@ -169,12 +179,7 @@ StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
   } catch (const std::exception& e) {
     const std::string cause =
         dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace() : e.what();
-    const std::string role = so.isServer ? "host the rendezvous store on " : "reach the rendezvous store at ";
-    throw DistError("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + " could not " +
-                    role + where + " within " + std::to_string(opts.timeout.count()) +
-                    " ms (every rank needs the same MASTER_ADDR/MASTER_PORT, rank 0 must be "
-                    "running and the port free): " +
-                    cause);
+    throw DistError(store_failure(env, opts) + ": " + cause);
   }
 }
 
@@ -223,14 +228,21 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda
   impl->cuda = cuda;
   if (env.world_size > 1 || opts.force_backend) {
     // Joining the store and building the backend each wait at most the timeout when the peers
-    // speak c10d; the watchdog bounds them when something else holds MASTER_PORT.
+    // speak c10d; a watchdog per stage bounds it when something else holds MASTER_PORT, at the
+    // timeout plus a grace of at most 5 s, so that c10d's own error usually comes first (its
+    // connection retries end up to a few seconds past the timeout); the store's watchdog says the same.
+    const auto grace =
+        std::min<std::chrono::milliseconds>(opts.timeout / 2 + std::chrono::seconds(2), std::chrono::seconds(5));
+    const auto limit = opts.timeout + grace;
+    {
+      const RendezvousWatchdog watchdog(
+          limit, store_failure(env, opts) + ": no answer in time (a program other than rank 0 may hold that port)");
+      impl->store = connect_store(env, opts);
+    }
     const RendezvousWatchdog watchdog(
-        2 * opts.timeout + std::chrono::seconds(5),
-        "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": the rendezvous at " +
-            env.master_addr + ":" + std::to_string(env.master_port) + " did not finish within twice dist_timeout_s (" +
-            std::to_string(opts.timeout.count() / 1000) +
-            " s): is rank 0 running, and is MASTER_PORT its port and not another program's?");
-    impl->store = connect_store(env, opts);
+        limit, "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": the " +
+                   std::string(cuda ? "NCCL" : "Gloo") + " process group was not built within dist_timeout_s (" +
+                   std::to_string(opts.timeout.count() / 1000) + " s): can every rank reach every other?");
     try {
       if (cuda) {
 #ifdef HGPT_WITH_CUDA  // backend_nccl_cuda.cpp is compiled exactly in the builds that define it

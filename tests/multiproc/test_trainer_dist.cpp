@@ -596,7 +596,8 @@ TEST(TrainerDist, DifferentConfigsStopEveryRankNamingTheKey) {
 // A rendezvous that cannot happen ends, and says why
 
 // A port whose listener never accepts or answers (the kernel still completes the connections):
-// rank 1 pointed at it exits within twice dist_timeout_s (+5 s), naming the rendezvous.
+// rank 1 pointed at it exits within dist_timeout_s plus at most 5 s (within twice the timeout from
+// 5 s on), naming the rendezvous.
 TEST(TrainerDist, AMuteMasterPortEndsTheRankWithinTwiceTheTimeout) {
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(listener, 0);
@@ -609,7 +610,7 @@ TEST(TrainerDist, AMuteMasterPortEndsTheRankWithinTwiceTheTimeout) {
   ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const int port = ntohs(addr.sin_port);
 
-  auto specs = hgpt::testing::torchrun_specs(train_argv("TM", fresh_dir("mute_port"), {"--dist_timeout_s=2"}), 2, port,
+  auto specs = hgpt::testing::torchrun_specs(train_argv("TM", fresh_dir("mute_port"), {"--dist_timeout_s=5"}), 2, port,
                                              {kOneThread});
   const auto start = std::chrono::steady_clock::now();
   const auto res = hgpt::testing::run_process(specs[1], 60s);
@@ -617,7 +618,7 @@ TEST(TrainerDist, AMuteMasterPortEndsTheRankWithinTwiceTheTimeout) {
   ::close(listener);
   EXPECT_FALSE(res.timed_out) << res.describe();
   EXPECT_NE(res.exit_code, 0) << res.describe();
-  EXPECT_LT(seconds, 2 * 2 + 5 + 15) << res.describe();  // the bound, plus start-up on a slow machine
+  EXPECT_LT(seconds, 2 * 5 + 4) << res.describe();  // twice the timeout, plus start-up on a slow machine
   EXPECT_TRUE(contains(res.output, "127.0.0.1:" + std::to_string(port))) << res.describe();
 }
 
@@ -629,8 +630,8 @@ TEST(TrainerDist, ANoOneAtTheMasterPortIsOneLineWithoutStackTraces) {
                                              port, {kOneThread});
   const auto res = hgpt::testing::run_process(specs[1], 60s);
   EXPECT_NE(res.exit_code, 0) << res.describe();
-  EXPECT_TRUE(contains(res.output, "could not reach the rendezvous store at 127.0.0.1:" + std::to_string(port) +
-                                       " within 3000 ms"))
+  EXPECT_TRUE(contains(res.output,
+                       "could not reach the rendezvous store at 127.0.0.1:" + std::to_string(port) + " within 3000 ms"))
       << res.describe();
   EXPECT_FALSE(contains(res.output, "frame #")) << res.describe();
   EXPECT_FALSE(contains(res.output, "Exception raised from")) << res.describe();
