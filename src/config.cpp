@@ -447,10 +447,7 @@ constexpr int64_t kMaxModelDim = 65536;                // depth × aspect_ratio,
 constexpr int64_t kMaxMicroTokens = int64_t{1} << 24;  // device_batch_size × max_seq_len
 constexpr int64_t kMaxMambaExpand = 16;
 constexpr int64_t kMaxTimeoutSeconds = 1000000;  // ~11.6 days; milliseconds stay far from overflow
-// Validation tokens per evaluation: a thousand times nanochat's 20 × 524,288 (an evaluation of days
-// on one GPU is a typo, not a plan).
-constexpr int64_t kMaxEvalTokens = int64_t{1} << 34;
-constexpr double kMaxFloat = 1e30;  // fp32 optimizer math overflows near 3.4e38
+constexpr double kMaxFloat = 1e30;               // fp32 optimizer math overflows near 3.4e38
 
 void at_most(int64_t v, int64_t limit, const char* key, const std::string& what = "") {
   require(v <= limit, key, "must be at most " + std::to_string(limit) + what + ", got " + std::to_string(v));

@@ -124,6 +124,9 @@ constexpr int64_t kMaxIterations = 1000000000000;  // 10^12
 // The largest vocabulary: vocab_size, and every token id a tokenizer file may give.
 constexpr int64_t kMaxVocabSize = int64_t{1} << 24;  // 16,777,216
 constexpr int64_t kMaxSeqLen = int64_t{1} << 20;     // 1,048,576 positions: max_seq_len and evaluations
+// Validation tokens per evaluation (eval_tokens, evaluate --eval_tokens): a thousand times nanochat's
+// 20 × 524,288 (an evaluation of days on one GPU is a typo, not a plan).
+constexpr int64_t kMaxEvalTokens = int64_t{1} << 34;
 
 // Parse a config file, then `key=value` overrides (the leading "--" already stripped), validate.
 // Throws hgpt::UserError. `world_size` is used for the grad-accumulation divisibility check.

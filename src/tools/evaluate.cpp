@@ -39,7 +39,9 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_flag("--json", json, "print one JSON object (the metrics.jsonl record of an evaluation)");
   if (const auto stop = parse_command_line(app, argc, argv)) return *stop;
-  if (eval_tokens && *eval_tokens <= 0) throw UserError("--eval_tokens must be positive");
+  if (eval_tokens && (*eval_tokens <= 0 || *eval_tokens > kMaxEvalTokens))
+    throw UserError("--eval_tokens must be in 1.." + std::to_string(kMaxEvalTokens) + " (about 17 billion), got " +
+                    std::to_string(*eval_tokens));
   if (seq_len && (*seq_len < 1 || *seq_len > kMaxSeqLen))
     throw UserError("--seq_len must be in 1.." + std::to_string(kMaxSeqLen) + ", got " + std::to_string(*seq_len));
 

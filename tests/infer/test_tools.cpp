@@ -287,6 +287,9 @@ TEST_F(TrainedRun, EvaluateBadInputsAreUserErrors) {
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", dir_->path() + "/nowhere"}), "does not exist");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", "5"}), "meta_000005.json");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "0"}), "--eval_tokens");
+  // Bounded as base_train bounds eval_tokens: 2^34 + 1 is a typo, not hours of evaluation.
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "17179869185"}),
+                    "--eval_tokens must be in 1..17179869184");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--seq_len", "0"}), "--seq_len");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--data", dir_->path() + "/no_shards"}),
                     "no_shards");
