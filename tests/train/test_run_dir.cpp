@@ -157,5 +157,17 @@ TEST(RunLock, ALockPathThatIsADirectoryNamesTheFix) {
   EXPECT_NE(r.output.find("remove that directory"), std::string::npos) << r.output;
 }
 
+// A lock file that is a symbolic link is refused: the holder text never lands in the file it names.
+TEST(RunLock, ALockFileThatIsASymlinkIsRefusedAndItsTargetUntouched) {
+  TempDir dir;
+  make_dirs(dir.file("d2"));
+  write_text(dir.file("precious"), "x");
+  ASSERT_EQ(::symlink(dir.file("precious").c_str(), dir.file("d2/run.lock").c_str()), 0);
+  const auto r = run_base_train({"--num_iterations=2", "--out_dir=" + dir.path()});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_NE(r.output.find("remove the link"), std::string::npos) << r.output;
+  EXPECT_EQ(read_text(dir.file("precious")), "x");
+}
+
 }  // namespace
 }  // namespace hgpt::testing
