@@ -12,13 +12,17 @@
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -34,6 +38,15 @@ namespace hgpt::dist {
 
 using detail::BackendPtr;
 using detail::StorePtr;
+
+namespace {
+
+// "rank 1 of 2": how every message about one rank's part in the group starts.
+std::string rank_of(int rank, int world_size) {
+  return "rank " + std::to_string(rank) + " of " + std::to_string(world_size);
+}
+
+}  // namespace
 
 struct ProcessGroup::Impl {
   int rank = 0;
@@ -57,8 +70,8 @@ struct ProcessGroup::Impl {
   bool active() const { return backend.defined(); }
 
   [[noreturn]] void fail(const std::string& what, const std::string& cause) const {
-    throw DistError(what + " failed on rank " + std::to_string(rank) + " of " + std::to_string(world_size) + " (" +
-                    name + ", timeout " + std::to_string(opts.timeout.count()) +
+    throw DistError(what + " failed on " + rank_of(rank, world_size) + " (" + name + ", timeout " +
+                    std::to_string(opts.timeout.count()) +
                     " ms); another rank probably exited or stopped responding: " + cause);
   }
 
@@ -113,11 +126,12 @@ void require_resolvable(const std::string& host) {
 // process exits as a failed collective would (exit 1).
 class RendezvousWatchdog {
  public:
-  RendezvousWatchdog(std::chrono::milliseconds limit, std::string message)
+  // `message` is made when the deadline passes (it may look at the network).
+  RendezvousWatchdog(std::chrono::milliseconds limit, std::function<std::string()> message)
       : thread_([this, limit, message = std::move(message)] {
           std::unique_lock<std::mutex> lock(mutex_);
           if (!done_cv_.wait_for(lock, limit, [this] { return done_; })) {
-            std::fprintf(stderr, "fatal: %s\n", message.c_str());
+            std::fprintf(stderr, "fatal: %s\n", message().c_str());
             std::fflush(stderr);
             std::_Exit(1);
           }
@@ -157,10 +171,39 @@ class QuietC10dLogs {
 std::string store_failure(const DistEnv& env, const DistOptions& opts) {
   const bool server = env.rank == 0 && !env.use_agent_store;
   const std::string role = server ? "host the rendezvous store on " : "reach the rendezvous store at ";
-  return "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + " could not " + role +
-         env.master_addr + ":" + std::to_string(env.master_port) + " within " + std::to_string(opts.timeout.count()) +
+  return rank_of(env.rank, env.world_size) + " could not " + role + env.master_addr + ":" +
+         std::to_string(env.master_port) + " within " + std::to_string(opts.timeout.count()) +
          " ms (every rank needs the same MASTER_ADDR/MASTER_PORT, rank 0 must be running and the port free)";
 }
+
+// What a fresh connection to host:port meets, for a rank that could not join the store there:
+// 0 when something accepts it, else the errno (ECONNREFUSED: nobody listens, so rank 0 has not
+// started or uses another MASTER_PORT; ETIMEDOUT: no reply within a second).
+int connect_error(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || found == nullptr)
+    return EHOSTUNREACH;
+  int error = ETIMEDOUT;
+  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    if (::connect(fd, found->ai_addr, found->ai_addrlen) == 0) {
+      error = 0;
+    } else if (errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      socklen_t len = sizeof(error);
+      if (::poll(&p, 1, 1000) == 1) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+    } else {
+      error = errno;
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return error;
+}
+
+constexpr const char* kNobodyListens = "nobody is listening on that port";
 
 StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
   require_resolvable(env.master_addr);
@@ -179,7 +222,9 @@ StorePtr connect_store(const DistEnv& env, const DistOptions& opts) {
   } catch (const std::exception& e) {
     const std::string cause =
         dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace() : e.what();
-    throw DistError(store_failure(env, opts) + ": " + cause);
+    const bool client = !so.isServer;
+    const bool nobody = client && connect_error(env.master_addr, env.master_port) == ECONNREFUSED;
+    throw DistError(store_failure(env, opts) + ": " + cause + (nobody ? std::string("; ") + kNobodyListens : ""));
   }
 }
 
@@ -235,14 +280,21 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, bool cuda
         std::min<std::chrono::milliseconds>(opts.timeout / 2 + std::chrono::seconds(2), std::chrono::seconds(5));
     const auto limit = opts.timeout + grace;
     {
-      const RendezvousWatchdog watchdog(
-          limit, store_failure(env, opts) + ": no answer in time (a program other than rank 0 may hold that port)");
+      const bool server = env.rank == 0 && !env.use_agent_store;
+      const RendezvousWatchdog watchdog(limit, [&env, &opts, server] {
+        const int error = server ? ETIMEDOUT : connect_error(env.master_addr, env.master_port);
+        const std::string why = error == 0              ? "a program other than rank 0 may hold that port"
+                                : error == ECONNREFUSED ? kNobodyListens
+                                                        : std::strerror(error);
+        return store_failure(env, opts) + ": no answer in time (" + why + ")";
+      });
       impl->store = connect_store(env, opts);
     }
-    const RendezvousWatchdog watchdog(
-        limit, "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": the " +
-                   std::string(cuda ? "NCCL" : "Gloo") + " process group was not built within dist_timeout_s (" +
-                   std::to_string(opts.timeout.count() / 1000) + " s): can every rank reach every other?");
+    const RendezvousWatchdog watchdog(limit, [&env, &opts, cuda] {
+      return rank_of(env.rank, env.world_size) + ": the " + std::string(cuda ? "NCCL" : "Gloo") +
+             " process group was not built within dist_timeout_s (" + std::to_string(opts.timeout.count() / 1000) +
+             " s): can every rank reach every other?";
+    });
     try {
       if (cuda) {
 #ifdef HGPT_WITH_CUDA  // backend_nccl_cuda.cpp is compiled exactly in the builds that define it

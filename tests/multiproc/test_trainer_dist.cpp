@@ -620,10 +620,12 @@ TEST(TrainerDist, AMuteMasterPortEndsTheRankWithinTwiceTheTimeout) {
   EXPECT_NE(res.exit_code, 0) << res.describe();
   EXPECT_LT(seconds, 2 * 5 + 4) << res.describe();  // twice the timeout, plus start-up on a slow machine
   EXPECT_TRUE(contains(res.output, "127.0.0.1:" + std::to_string(port))) << res.describe();
+  EXPECT_TRUE(contains(res.output, "a program other than rank 0 may hold that port")) << res.describe();
 }
 
 // Nothing listens on MASTER_PORT: c10d's client retries until the timeout, logging each failed try
-// with a C++ stack trace; the user sees one line instead, naming the address and the timeout.
+// with a C++ stack trace; the user sees one line instead, naming the address, the timeout and that
+// nobody listens there.
 TEST(TrainerDist, ANoOneAtTheMasterPortIsOneLineWithoutStackTraces) {
   const int port = hgpt::testing::free_tcp_port();
   auto specs = hgpt::testing::torchrun_specs(train_argv("TM", fresh_dir("closed_port"), {"--dist_timeout_s=3"}), 2,
@@ -633,6 +635,9 @@ TEST(TrainerDist, ANoOneAtTheMasterPortIsOneLineWithoutStackTraces) {
   EXPECT_TRUE(contains(res.output,
                        "could not reach the rendezvous store at 127.0.0.1:" + std::to_string(port) + " within 3000 ms"))
       << res.describe();
+  // Told apart from a port whose program is mute: nothing accepts the connection.
+  EXPECT_TRUE(contains(res.output, "nobody is listening on that port")) << res.describe();
+  EXPECT_FALSE(contains(res.output, "may hold that port")) << res.describe();
   EXPECT_FALSE(contains(res.output, "frame #")) << res.describe();
   EXPECT_FALSE(contains(res.output, "Exception raised from")) << res.describe();
   EXPECT_FALSE(contains(res.output, "[c10d]")) << res.describe();
