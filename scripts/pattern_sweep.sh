@@ -18,6 +18,8 @@
 #             of the all-T stack of the same config, within 2% where the knobs allow: its
 #             mamba_expand, else also its width (scripts/match_sizes.py says how). Each run
 #             folder keeps the result in sweep_match.json; report.py shows it and flags a miss.
+# --check     check the arguments (config, overrides, patterns, seeds, steps) and exit without
+#             training or writing anything (0 when all are good, 2 naming the first bad one).
 # --key=value any other base_train override, applied to every run (e.g. --depth=8); the keys the
 #             sweep sets itself (out_dir, model_tag, block_pattern, seed, resume, overwrite) are
 #             refused, naming the flag to use. save_every defaults to a quarter of the steps.
@@ -37,6 +39,7 @@ seeds="0,1,2"
 steps=""
 out="out/sweep"
 match=""
+check_only=""
 overrides=()
 command_line=$(printf '%q ' "$0" "$@")
 
@@ -53,6 +56,7 @@ while (($#)); do
       declare "${1#--}=$2"; shift 2 ;;
     --config=*|--patterns=*|--seeds=*|--steps=*|--out=*|--match=*)
       flag="${1%%=*}"; declare "${flag#--}=${1#*=}"; shift ;;
+    --check) check_only=1; shift ;;
     -h|--help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     --*=*) refuse_sweep_owned_key "$1"; overrides+=("$1"); shift ;;
@@ -89,6 +93,7 @@ for name in "${pattern_list[@]}"; do
   names+=("$name")
 done
 IFS=',' read -ra seed_list <<<"$seeds"
+[[ -z "$check_only" ]] || { log "arguments checked: ${#names[@]} pattern(s) × ${#seed_list[@]} seed(s)"; exit 0; }
 mkdir -p "$out"
 echo "$command_line" >"$out/command.txt"
 log "${#names[@]} pattern(s) × ${#seed_list[@]} seed(s), depth $depth, $iterations steps each, into $out"

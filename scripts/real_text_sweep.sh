@@ -18,7 +18,8 @@
 #                             (OUT/sweep/report.html, report.md, charts/).
 # Each step is skipped when its output is there, and the sweep resumes, so running the same command
 # again continues. --key=value overrides go to every run; the keys the sweep sets itself (out_dir,
-# model_tag, block_pattern, seed, resume, overwrite) are refused before any work, naming the flag to use.
+# model_tag, block_pattern, seed, resume, overwrite) are refused, naming the flag to use. Every
+# argument (overrides, patterns, seeds, steps) is checked before any work.
 # The defaults take about 19 minutes on a 2-core CPU (docs/BENCHMARKS.md "Real English").
 set -euo pipefail
 
@@ -57,6 +58,11 @@ for tool in tok_train tokenize base_train; do
 done
 [[ -x "$PYTHON" ]] || die "$PYTHON not found; scripts/setup.sh creates .venv (or set HGPT_PYTHON)"
 [[ ! -e "$out" || -d "$out" ]] || die "--out '$out' exists and is not a folder"
+# Every argument the sweep will get, checked now (on the built-in corpus, as the data is not made
+# yet): a mistyped override must not stop the sweep only after the corpus, tokenizer and shards.
+bash "$ROOT/scripts/pattern_sweep.sh" --check --config "$ROOT/configs/tiny_cpu.json" --patterns "$patterns" \
+  --seeds "$seeds" --steps "$steps" --out "$out/sweep" "--vocab_size=$vocab_size" "${overrides[@]}" >/dev/null ||
+  exit $?
 mkdir -p "$out/corpus"
 
 # ---------------------------------------------------------------------------------------------

@@ -711,6 +711,16 @@ class RealTextSweep(unittest.TestCase):
             self.assertIn(fix, r.stderr)
             self.assertEqual(os.listdir(self.dir), [], override)
 
+    def test_bad_arguments_stop_before_the_data_is_made(self):
+        # base_train's own check of the overrides, and the sweep's of its flags, before the corpus.
+        for args, needle in [(["--Seed=3"], "unknown key 'Seed'"), (["--depth=two"], "depth"),
+                             (["--seeds", "007"], "--seeds"), (["--patterns", "all-Q"], "all-Q")]:
+            r = self.run_script(*args)
+            self.assertEqual(r.returncode, 2, (args, r.stdout + r.stderr))
+            self.assertEqual(r.stderr.count("error: "), 1, r.stderr)
+            self.assertIn(needle, r.stderr)
+            self.assertEqual(os.listdir(self.dir), [], args)
+
 
 class PatternSweep(unittest.TestCase):
     def setUp(self):
