@@ -65,6 +65,44 @@ std::string path_join(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+std::string checked_output_folder(const std::string& flag, const std::string& path, const std::string& why_a_folder) {
+  std::string out = path;
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  const std::string named = flag + " " + out;
+  const std::string fix = "; choose another " + flag;
+  struct stat entry {
+  }, target{};
+  if (out.empty()) throw UserError(flag + " is empty; name a folder");
+  if (::lstat(out.c_str(), &entry) == 0) {
+    const bool resolves = ::stat(out.c_str(), &target) == 0;
+    if (S_ISLNK(entry.st_mode) && !resolves)
+      throw UserError(named + " is a symbolic link to something that does not exist; remove the link, make the " +
+                      "folder it points to, or choose another " + flag);
+    if (!S_ISDIR(target.st_mode)) throw UserError(named + " is a file, not a folder (" + why_a_folder + ")" + fix);
+    if (::access(out.c_str(), W_OK | X_OK) != 0) throw UserError(named + " is a folder this user cannot write" + fix);
+    if (!S_ISLNK(entry.st_mode)) return out;
+    char* real = ::realpath(out.c_str(), nullptr);
+    if (real == nullptr) throw UserError(named + ": cannot follow its link: " + std::strerror(errno) + fix);
+    const std::string resolved = real;
+    std::free(real);
+    return resolved;
+  }
+  // It is to be created: the nearest part of the path that exists must be a folder we can write.
+  std::string parent = out;
+  while (true) {
+    const size_t slash = parent.rfind('/');
+    parent = slash == std::string::npos ? "." : slash == 0 ? "/" : parent.substr(0, slash);
+    if (::lstat(parent.c_str(), &entry) == 0) break;
+    if (parent == "." || parent == "/") break;
+  }
+  const std::string cannot = named + " cannot be created: " + parent;
+  if (::stat(parent.c_str(), &target) != 0)
+    throw UserError(cannot + " is a symbolic link to something that does not exist" + fix);
+  if (!S_ISDIR(target.st_mode)) throw UserError(cannot + " is a file, not a folder" + fix);
+  if (::access(parent.c_str(), W_OK | X_OK) != 0) throw UserError(cannot + " is a folder this user cannot write" + fix);
+  return out;
+}
+
 namespace {
 
 // Writes all of `bytes` to fd; false on any error (errno says which).

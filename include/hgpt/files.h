@@ -15,6 +15,12 @@ bool is_directory(const std::string& path);
 bool path_exists(const std::string& path);                  // anything there (following links)
 std::vector<std::string> list_dir(const std::string& dir);  // entry names, sorted, without . and ..
 std::string path_join(const std::string& dir, const std::string& name);
+// The folder a tool writes into, checked before any work (`flag` names it in the messages, e.g.
+// "--out"; `why_a_folder` says what goes in it): not a file, not a symbolic link to nothing, and
+// creatable — its nearest existing parent is a writable folder. Returns the path to write to:
+// `path` without trailing slashes, or the folder a link there points to (so that a rename onto it
+// replaces the folder, not the link). UserError naming the problem and the fix otherwise.
+std::string checked_output_folder(const std::string& flag, const std::string& path, const std::string& why_a_folder);
 // The whole file; UserError "<what> <path> cannot be read: <reason>" when it cannot be opened.
 std::string read_file(const std::string& path, const char* what = "file");
 // Writes `bytes` to path + ".tmp", fsyncs it, renames it over `path` and fsyncs the folder:

@@ -83,6 +83,10 @@ struct DocumentReader::OpenFile {
 
 DocumentReader::DocumentReader(std::vector<std::string> files, DocumentReaderOptions options)
     : files_(std::move(files)), options_(options) {
+  if (options_.text_column.empty())
+    throw UserError(
+        "--text_column is empty; name the parquet column or JSONL field that holds the text "
+        "(the default is text)");
   for (const auto& f : files_) {
     struct stat st {};
     if (::stat(f.c_str(), &st) == 0 && S_ISREG(st.st_mode)) total_bytes_ += static_cast<int64_t>(st.st_size);

@@ -145,6 +145,14 @@ Tokenizer Tokenizer::from_tiktoken(const std::string& ranks_path, const std::str
 
 Tokenizer Tokenizer::load(const std::string& dir) {
   const std::string json_path = dir + "/" + kTokenizerJsonFile;
+  const std::string what_it_is = std::string(" (a tokenizer is a folder holding ") + kTokenizerJsonFile + " and " +
+                                 kTiktokenFile + ", as tok_train --out DIR writes it)";
+  if (!path_exists(dir))
+    throw UserError("tokenizer folder '" + dir + "' does not exist" + what_it_is +
+                    "; give an existing one, or train one with tok_train");
+  if (!is_directory(dir)) throw UserError("tokenizer '" + dir + "' is a file, not a folder" + what_it_is);
+  if (!path_exists(json_path))
+    throw UserError("tokenizer folder '" + dir + "' holds no " + kTokenizerJsonFile + what_it_is);
   const std::string text = read_file(json_path, "tokenizer sidecar");
   nlohmann::json j;
   try {

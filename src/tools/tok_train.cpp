@@ -50,9 +50,7 @@ int run(int argc, char** argv) {
   if (vocab_size < 256 + 9 || vocab_size > (int64_t{1} << 31))
     throw hgpt::UserError("--vocab_size must be in [265, 2^31] (256 bytes + 9 special tokens at least)");
   if (!(max_chars >= 1 && max_chars <= 1e18)) throw hgpt::UserError("--max_chars must be in [1, 1e18]");
-  if (hgpt::path_exists(out) && !hgpt::is_directory(out))
-    throw hgpt::UserError("--out " + out + " is a file, not a folder (the tokenizer is two files in a folder); " +
-                          "choose another --out");
+  out = hgpt::checked_output_folder("--out", out, "the tokenizer is two files in a folder");
   for (const char* name : {"tokenizer.json", "tokenizer.tiktoken"}) {
     const std::string existing = hgpt::path_join(out, name);
     if (hgpt::path_exists(existing) && !overwrite)
@@ -117,6 +115,11 @@ int run(int argc, char** argv) {
     }
   };
   hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::train(source, opt);
+  // A tokenizer of no text has no merges: refuse it rather than write one that looks trained.
+  if (reader && chars == 0)
+    throw hgpt::UserError("the files hold no text to train on (" + std::to_string(docs) + " documents, 0 characters" +
+                          (reader->skipped_summary().empty() ? "" : "; " + reader->skipped_summary()) +
+                          "); check --text_column and the files; nothing was written to " + out);
   tok.save(out);
   if (reader && !reader->skipped_summary().empty()) std::cerr << "tok_train: " << reader->skipped_summary() << "\n";
   if (tok.vocab_size() < vocab_size)

@@ -83,11 +83,8 @@ class ShardWriter {
 // (base_train reads every *.bin of the folder). A run that fails removes its staging folder.
 class StagedOutput {
  public:
+  // `out` as checked_output_folder returns it: no trailing slash, not a link.
   explicit StagedOutput(std::string out) : out_(std::move(out)) {
-    while (out_.size() > 1 && out_.back() == '/') out_.pop_back();
-    if (hgpt::path_exists(out_) && !hgpt::is_directory(out_))
-      throw hgpt::UserError("--out " + out_ + " is a file, not a folder (the shards are files in a folder); " +
-                            "choose another --out");
     if (hgpt::is_directory(out_)) {
       const auto entries = hgpt::list_dir(out_);
       if (!entries.empty())
@@ -155,6 +152,7 @@ int run(int argc, char** argv) {
     throw hgpt::UserError("--prefix '" + prefix + "' holds '_val_' or 'val_', which would make base_train read " +
                           "the training shards as validation; choose another prefix");
 
+  out = hgpt::checked_output_folder("--out", out, "the shards are files in a folder");
   const hgpt::tokenizer::Tokenizer tok = hgpt::tokenizer::Tokenizer::load(tokenizer_dir);
   const uint32_t bos = tok.bos_id();
   const bool wide = tok.vocab_size() > 65536;  // one width for every shard of the dataset
@@ -220,6 +218,12 @@ int run(int argc, char** argv) {
                    hgpt::format_duration(done > 0 ? t * (total - done) / done : -1).c_str());
     }
   }
+  // Shards of nothing but <|bos|> tokens would train on nothing: refuse (the staging folder goes).
+  if (docs == 0 || tokens == docs)
+    throw hgpt::UserError("the files hold no text to encode (" +
+                          (docs == 0 ? std::string("no documents") : std::to_string(docs) + " documents, all empty") +
+                          (reader.skipped_summary().empty() ? "" : "; " + reader.skipped_summary()) +
+                          "); check --text_column and the files; nothing was written to " + out);
   if (val) val->finish();
   train->finish();
   staged.commit();

@@ -141,6 +141,26 @@ TEST(ParquetInput, AFileWithoutRowsAddsNothing) {
   for (const auto& s : hgpt::list_dir(c.file("b"))) EXPECT_EQ(read_text(c.file("a/" + s)), read_text(c.file("b/" + s)));
 }
 
+// A file whose every text is null holds no text: both tools refuse it (nothing written), naming
+// the null rows, rather than write a tokenizer without merges or shards of <|bos|> alone.
+TEST(ParquetInput, OnlyNullTextsAreRefused) {
+  ParquetCases c;
+  SKIP_WITHOUT_PARQUET(c);
+  const std::string tok = c.tokenizer();
+  for (const std::string tool : {"tokenize", "tok_train"}) {
+    const std::string out = c.file(tool + "_nulls.out");
+    const std::string args = (tool == "tokenize" ? "--tokenizer " + tok + " " : std::string()) + "--out " + out + " " +
+                             c.file("nulls.parquet");
+    const ToolRun r = run_tool(c.dir, tool, args);
+    EXPECT_EQ(r.exit_code, 2) << tool << ": " << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find("error: the files hold no text to "), std::string::npos)
+        << tool << ": " << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find("5 null rows (no text)"), std::string::npos) << tool << ": " << r.stderr_text;
+    EXPECT_LT(file_size(out + "/tokenizer.json"), 0) << tool;
+    if (tool == "tokenize") EXPECT_LT(file_size(out), 0) << "tokenize created " << out;
+  }
+}
+
 // Each bad file: one `error:` line that names it and the problem, exit 2, no output folder; with
 // --skip_bad the file is skipped from its damage on, counted, and the good file's documents are all there.
 TEST(ParquetInput, BadFilesAreOneErrorLineAndExitTwo) {

@@ -8,6 +8,7 @@ pyarrow (the writer nanochat's shards come from), each beside the JSONL of the s
   twice.parquet    two columns, both named `text`
   body.parquet     the texts in a column named `body` (and body.jsonl with a "body" field)
   empty.parquet    a valid file with a `text` column and no rows
+  nulls.parquet    a `text` column of 5 rows, every one null
   zero.parquet     0 bytes
   ints.parquet     `text` is an int64 column
   truncated.parquet  docs.parquet cut in half (no footer)
@@ -48,6 +49,7 @@ pq.write_table(pa.Table.from_arrays([pa.array(texts), pa.array(texts)], names=["
 pq.write_table(pa.table({"body": texts}), path("body.parquet"), row_group_size=16, compression="zstd")
 write_jsonl("body.jsonl", "body", documents)
 pq.write_table(pa.table({"text": pa.array([], pa.string())}), path("empty.parquet"))
+pq.write_table(pa.table({"text": pa.array([None] * 5, pa.string())}), path("nulls.parquet"))
 open(path("zero.parquet"), "wb").close()
 pq.write_table(pa.table({"text": list(range(5))}), path("ints.parquet"))
 
