@@ -11,21 +11,24 @@
 namespace hgpt::infer {
 namespace {
 
-// A tokenizer given in place of the run's that is not the same (other ranks, or a run that read
-// bytes) makes text that does not match what the model learned: say so, once, on stderr.
-void warn_if_not_the_runs(const Config& config, const std::string& given) {
+// A tokenizer given in place of the run's makes text, and bits per byte, that do not match what the
+// model learned: refused when it is known to differ (other ranks than the run's own tokenizer, or a
+// run that read bytes); a warning, once on stderr, when the run's cannot be compared.
+void check_it_is_the_runs(const Config& config, const std::string& given) {
   if (given.empty()) return;
   const std::string& trained = config.train.tokenizer;
+  const std::string ranks = "tokenizer.tiktoken";
+  const std::string not_it = "--tokenizer '" + given + "' is not the tokenizer this model was trained with: ";
+  if (trained.empty() && config.train.data == "synthetic")
+    throw UserError(not_it + "the run read the built-in corpus's bytes, not tokens; leave --tokenizer out");
   std::string why;
   if (trained.empty()) {
-    why = config.train.data == "synthetic" ? "the run read the built-in corpus's bytes, not tokens of a tokenizer"
-                                           : "the run recorded no tokenizer";
-  } else if (trained != given) {
-    const std::string ranks = "tokenizer.tiktoken";
-    if (!path_exists(path_join(trained, ranks)))
-      why = "the run's own tokenizer '" + trained + "' is gone, so it cannot be compared";
-    else if (read_file(path_join(trained, ranks), "ranks file") != read_file(path_join(given, ranks), "ranks file"))
-      why = "its ranks differ from those of the run's tokenizer '" + trained + "'";
+    why = "the run recorded no tokenizer";
+  } else if (!path_exists(path_join(trained, ranks))) {
+    why = "the run's own tokenizer '" + trained + "' is gone, so it cannot be compared";
+  } else if (read_file(path_join(trained, ranks), "ranks file") != read_file(path_join(given, ranks), "ranks file")) {
+    throw UserError(not_it + "its ranks differ from those of the run's tokenizer '" + trained +
+                    "'; leave --tokenizer out, or give a copy of that one");
   }
   if (!why.empty())
     std::cerr << "warning: --tokenizer '" << given << "' may not be the tokenizer this model was trained with: " << why
@@ -52,7 +55,7 @@ TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_
                     (config.train.tokenizer.empty() ? std::string()
                                                     : " ('" + config.train.tokenizer + "', or leave --tokenizer out)"));
   }
-  warn_if_not_the_runs(config, tokenizer_dir);
+  check_it_is_the_runs(config, tokenizer_dir);
   if (tokens > config.model.vocab_size) {
     throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
                     " is smaller than the tokenizer's " + std::to_string(codec.tokenizer_->vocab_size()) +

@@ -59,8 +59,10 @@ int run(int argc, char** argv) {
   trained.model->to(ctx.device);
   const auto& t = config.train;
   data::Loader val_loader(train::loader_spec(config, "val", 0, 1));
-  const auto result = train::evaluate(ctx, trained.model, val_loader, train::eval_steps(config, 1),
-                                      train::token_byte_lengths(config, codec.tokenizer()));
+  const train::EvalPlan plan = train::plan_evaluation(config, 1, val_loader);
+  if (!plan.note.empty()) std::cerr << "note: " << plan.note << std::endl;  // stdout stays the result
+  const auto result =
+      train::evaluate(ctx, trained.model, val_loader, plan, train::token_byte_lengths(config, codec.tokenizer()));
   nlohmann::json record = train::eval_record(result);
   record["step"] = trained.step;
   record["eval_seq_len"] = config.model.sequence_len;

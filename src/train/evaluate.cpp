@@ -24,7 +24,34 @@
 
 namespace hgpt::train {
 
-EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, int64_t steps,
+EvalPlan plan_evaluation(const Config& config, int world_size, const data::Loader& val_loader) {
+  const int64_t eval_tokens = config.train.eval_tokens, row_tokens = config.model.sequence_len;
+  const int64_t rows_per_step = config.train.device_batch_size * world_size;
+  EvalPlan plan;
+  plan.steps = std::max<int64_t>(1, eval_tokens / (rows_per_step * row_tokens));
+  plan.tokens = plan.steps * rows_per_step * row_tokens;
+  const int64_t windows = val_loader.windows_per_epoch();
+  const bool whole_split = !val_loader.synthetic() && plan.steps * rows_per_step > windows;
+  if (whole_split) {
+    plan.steps = (windows + rows_per_step - 1) / rows_per_step;
+    plan.rows = windows;
+    plan.tokens = windows * row_tokens;
+  }
+  const std::string asked = "eval_tokens " + std::to_string(eval_tokens);
+  const std::string split = "the validation split of " + config.train.data + " (" + std::to_string(windows) +
+                            " windows of " + std::to_string(row_tokens) + " tokens)";
+  if (whole_split && plan.tokens < eval_tokens) {
+    plan.note = asked + " is more than " + split + " holds: each window counts once, " + std::to_string(plan.tokens) +
+                " tokens";
+  } else if (plan.tokens != eval_tokens) {
+    plan.note = asked + " is counted in whole micro-batches of " + std::to_string(rows_per_step) + " rows of " +
+                std::to_string(row_tokens) + " tokens: " + std::to_string(plan.tokens) + " tokens" +
+                (whole_split ? ", all of " + split : std::string());
+  }
+  return plan;
+}
+
+EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, const EvalPlan& plan,
                     const std::vector<int32_t>& token_bytes) {
   const at::Device& device = ctx.device;
   dist::ProcessGroup& pg = ctx.pg;
@@ -32,35 +59,43 @@ EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& l
   model->eval();
   const bool have_bytes = !token_bytes.empty();
   const auto bytes_table = have_bytes ? at::tensor(token_bytes, at::kLong) : at::Tensor();
+  const data::LoaderSpec& spec = loader.spec();
   double sum_nats = 0.0;
-  int64_t sum_bytes = 0, tokens = 0;
+  int64_t sum_bytes = 0, tokens = 0, unknown = 0;
   EvalResult result;
-  for (int64_t i = 0; i < steps; ++i) {
+  for (int64_t i = 0; i < plan.steps; ++i) {
+    const int64_t first_row = (loader.position() * spec.world_size + spec.rank) * spec.batch_size;
     const data::Batch batch = loader.next();
-    const auto inputs = batch.inputs.to(device), targets = batch.targets.to(device);
+    at::Tensor targets = batch.targets;
+    if (plan.rows >= 0 && first_row + spec.batch_size > plan.rows) {  // rows past the split count nothing
+      targets = targets.clone();
+      targets.slice(0, std::clamp<int64_t>(plan.rows - first_row, 0, spec.batch_size)).fill_(-1);
+    }
+    const auto inputs = batch.inputs.to(device);
     at::Tensor logits;
     {
       AutocastGuard guard(ctx.autocast);
       logits = model->forward(inputs);
     }
-    const auto losses =
-        at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {}, at::Reduction::None, -1);
-    const auto counted = batch.targets.reshape({-1}) >= 0;
+    const auto flat_targets = targets.reshape({-1});
+    const auto losses = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), flat_targets.to(device), {},
+                                               at::Reduction::None, -1);
+    const auto counted = flat_targets >= 0;
     sum_nats += losses.sum().item<double>();
     tokens += counted.sum().item<int64_t>();
     if (have_bytes) {
-      sum_bytes += at::where(counted, bytes_table.index_select(0, batch.targets.reshape({-1}).clamp_min(0)),
-                             at::zeros({1}, at::kLong))
-                       .sum()
-                       .item<int64_t>();
+      const auto target_bytes = bytes_table.index_select(0, flat_targets.clamp_min(0));
+      unknown += at::logical_and(counted, target_bytes < 0).sum().item<int64_t>();
+      sum_bytes += at::where(counted, target_bytes.clamp_min(0), at::zeros({1}, at::kLong)).sum().item<int64_t>();
     }
     if (batch.answer_span.defined()) {
       result.tasks.add(data::score_answers(batch, logits.argmax(-1).to(at::kCPU)));
     }
   }
   model->train();
-  // One all-reduce for everything: nats, bytes, tokens, task counts.
-  std::vector<double> sums = {sum_nats, static_cast<double>(sum_bytes), static_cast<double>(tokens)};
+  // One all-reduce for everything: nats, bytes, tokens, task counts, targets the tokenizer lacks.
+  std::vector<double> sums = {sum_nats, static_cast<double>(sum_bytes), static_cast<double>(tokens),
+                              static_cast<double>(unknown)};
   for (int t = 0; t < data::kNumTasks; ++t) {
     sums.push_back(static_cast<double>(result.tasks.correct[t]));
     sums.push_back(static_cast<double>(result.tasks.total[t]));
@@ -72,12 +107,18 @@ EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& l
     packed = packed.to(at::kCPU);
   }
   const auto* s = packed.data_ptr<double>();
+  if (s[3] > 0) {
+    const auto known = std::find(token_bytes.begin(), token_bytes.end(), -1) - token_bytes.begin();
+    throw UserError("the validation data " + spec.data + " holds " + std::to_string(static_cast<int64_t>(s[3])) +
+                    " tokens with ids past the tokenizer's " + std::to_string(known) +
+                    ", so it was not made with this tokenizer; use the tokenizer its shards were made with");
+  }
   result.tokens = static_cast<int64_t>(s[2]);
   result.loss = result.tokens > 0 ? s[0] / s[2] : 0.0;
   if (have_bytes && s[1] > 0) result.bpb = tokenizer::bits_per_byte(s[0], static_cast<int64_t>(s[1]));
   for (int t = 0; t < data::kNumTasks; ++t) {
-    result.tasks.correct[t] = static_cast<int64_t>(s[3 + 2 * t]);
-    result.tasks.total[t] = static_cast<int64_t>(s[4 + 2 * t]);
+    result.tasks.correct[t] = static_cast<int64_t>(s[4 + 2 * t]);
+    result.tasks.total[t] = static_cast<int64_t>(s[5 + 2 * t]);
   }
   return result;
 }
@@ -100,11 +141,6 @@ Config config_at_length(const Config& config, int64_t seq_len) {
   return at;
 }
 
-int64_t eval_steps(const Config& config, int world_size) {
-  const int64_t tokens_per_step = tokens_per_micro_step(config) * world_size;
-  return std::max<int64_t>(1, config.train.eval_tokens / tokens_per_step);
-}
-
 std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer) {
   std::vector<int32_t> bytes;
   if (tokenizer) {
@@ -115,7 +151,7 @@ std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::T
   } else {
     return bytes;
   }
-  bytes.resize(config.model.vocab_size, 0);  // padding rows never appear as targets
+  bytes.resize(config.model.vocab_size, -1);  // ids past the tokenizer: data it did not make
   return bytes;
 }
 

@@ -151,7 +151,9 @@ void evaluate_longer(const Context& ctx, model::HybridGPT& gpt, int64_t step, co
   for (int64_t multiple = 2; multiple <= config.train.extrapolate_to; multiple *= 2) {
     const Config at = config_at_length(config, multiple * config.model.sequence_len);
     data::Loader loader(loader_spec(at, "val", ctx.pg.rank(), ctx.pg.world_size()));
-    nlohmann::json record = eval_record(evaluate(ctx, gpt, loader, eval_steps(at, ctx.pg.world_size()), token_bytes));
+    const EvalPlan plan = plan_evaluation(at, ctx.pg.world_size(), loader);
+    if (!plan.note.empty()) say("note: at " + std::to_string(multiple) + "× the training length, " + plan.note);
+    nlohmann::json record = eval_record(evaluate(ctx, gpt, loader, plan, token_bytes));
     say("step " + std::to_string(step) + " at " + std::to_string(multiple) + "× the training length (" +
         std::to_string(at.model.sequence_len) + " tokens) | " + format_eval(record));
     record["step"] = step;
@@ -217,7 +219,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
   data::Loader train_loader(loader_spec(config, "train", pg.rank(), pg.world_size()));
   // Validated now, so bad data stops the run before any training.
   data::Loader val_loader(loader_spec(config, "val", pg.rank(), pg.world_size()));
-  const int64_t val_steps = eval_steps(config, pg.world_size());
+  const EvalPlan val_plan = plan_evaluation(config, pg.world_size(), val_loader);
   const auto token_bytes = token_byte_lengths(config, tokenizer);
 
   // Model and optimizers ----------------------------------------------------------------------
@@ -259,6 +261,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
   std::signal(SIGINT, on_stop_signal);  // from here on a signal stops at the next step boundary
   std::signal(SIGTERM, on_stop_signal);
   say(run_header(ctx));
+  if (!val_plan.note.empty()) say("note: " + val_plan.note);
 
   // Samples need a way to turn text into tokens and back: the byte corpus or a tokenizer.
   const bool can_sample = codec.knows_text();
@@ -274,7 +277,7 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
 
     if (last_step || (t.eval_every > 0 && step % t.eval_every == 0)) {
       val_loader.set_position(0);
-      last_val = eval_record(evaluate(ctx, gpt, val_loader, val_steps, token_bytes));
+      last_val = eval_record(evaluate(ctx, gpt, val_loader, val_plan, token_bytes));
       say("step " + std::to_string(step) + "/" + std::to_string(num_iterations) + " | " + format_eval(last_val));
       nlohmann::json rec = last_val;
       rec["step"] = step;

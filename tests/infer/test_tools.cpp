@@ -221,6 +221,12 @@ TEST_F(TrainedRun, EvaluateReproducesTheValidationBaseTrainLogged) {
   const auto text = run_tool(kEvaluate, {"--checkpoint", run_dir()});
   ASSERT_TRUE(text.ok()) << text.describe();
   EXPECT_NE(text.output.find("step 4 | val loss "), std::string::npos) << text.output;
+  // Fewer than one micro-batch (4 rows of 64 tokens): one micro-batch, and a note saying so.
+  const auto one = run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "1", "--json"});
+  ASSERT_TRUE(one.ok()) << one.describe();
+  EXPECT_NE(one.output.find("note: eval_tokens 1 is counted in whole micro-batches of 4 rows of 64 tokens: 256 tokens"),
+            std::string::npos)
+      << one.output;
   // Fewer tokens: another (here smaller) count of validation tokens.
   const auto fewer = run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "256", "--json"});
   ASSERT_TRUE(fewer.ok()) << fewer.describe();
@@ -290,6 +296,21 @@ TEST_F(TrainedRun, EvaluateBadInputsAreUserErrors) {
   // Bounded as base_train bounds eval_tokens: 2^34 + 1 is a typo, not hours of evaluation.
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "17179869185"}),
                     "--eval_tokens must be in 1..17179869184");
+  // Integers as typed: decimal only, and one past 64 bits is named as typed, not clamped.
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "0x10"}),
+                    "--eval_tokens needs a whole decimal number, got '0x10'");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", " 5"}),
+                    "--eval_tokens needs a whole decimal number, got ' 5'");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "99999999999999999999"}),
+                    "--eval_tokens 99999999999999999999 is out of range");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens="}), "--eval_tokens= has no value");
+  // A --tokenizer that is no tokenizer folder says what one is.
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--tokenizer", run_dir() + "/metrics.jsonl"}),
+                    "is a file, not a folder (a tokenizer is a folder holding tokenizer.json and tokenizer.tiktoken");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--tokenizer", dir_->path() + "/no_tok"}),
+                    "tokenizer folder '" + dir_->path() + "/no_tok' does not exist");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--tokenizer", run_dir()}),
+                    "holds no tokenizer.json");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--seq_len", "0"}), "--seq_len");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--data", dir_->path() + "/no_shards"}),
                     "no_shards");

@@ -8,8 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <fstream>
+
+#include "hgpt/files.h"
 
 namespace hgpt::testing {
 namespace {
@@ -29,6 +33,12 @@ void write_corpus(const std::string& path) {
     }
     out << "Number " << doc << ".\n\n";
   }
+}
+
+// The last line of `output` that is a JSON object (a tool's --json result after its stderr lines).
+nlohmann::json last_json(const std::string& output) {
+  const size_t start = output.rfind("\n{");
+  return nlohmann::json::parse(output.substr(start == std::string::npos ? 0 : start + 1));
 }
 
 ChildResult run(const std::vector<std::string>& argv) {
@@ -62,7 +72,22 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
   EXPECT_LT(bpb, loss / std::log(2.0)) << last.dump();
   EXPECT_FALSE(last.contains("acc_induction")) << "task accuracies belong to the built-in corpus only";
 
-  // sample with another tokenizer in place of the run's warns; with the run's own it does not.
+  // eval_tokens past the validation split (its first shard, 4000 tokens, in windows of
+  // max_seq_len 32) counts each window once, and says so; not a million tokens of repeats.
+  const std::string evaluate = std::string(HGPT_BUILD_DIR) + "/evaluate";
+  const auto whole_split = run({evaluate, "--checkpoint", dir.file("out/d2"), "--eval_tokens", "1000000", "--json"});
+  ASSERT_TRUE(whole_split.ok()) << whole_split.describe();
+  const auto val_bytes = static_cast<int64_t>(file_size(dir.file("shards/data_val_000000.bin")));
+  const int64_t val_windows = ((val_bytes - 256 * 4) / 2 - 1) / 32;  // llm.c header, uint16 tokens
+  EXPECT_EQ(last_json(whole_split.output).at("eval_tokens_counted").get<int64_t>(), val_windows * 32)
+      << whole_split.output;
+  EXPECT_NE(whole_split.output.find("note: eval_tokens 1000000 is more than the validation split of " +
+                                    dir.file("shards") + " (" + std::to_string(val_windows) +
+                                    " windows of 32 tokens) holds: each window counts once"),
+            std::string::npos)
+      << whole_split.output;
+
+  // sample with another tokenizer in place of the run's is refused; with the run's own it is quiet.
   ASSERT_TRUE(run({kTokTrain, "--out", dir.file("other_tok"), "--vocab_size", "300", dir.file("corpus.txt")}).ok());
   const std::string sample = std::string(HGPT_BUILD_DIR) + "/sample";
   const std::vector<std::string> args = {sample, "--checkpoint", dir.file("out/d2"), "--prompt", "The", "--max_tokens",
@@ -73,8 +98,9 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
     return run(argv);
   };
   const auto other = with_tokenizer(dir.file("other_tok")), same = with_tokenizer(dir.file("tok"));
-  ASSERT_TRUE(other.ok()) << other.describe();
-  EXPECT_NE(other.output.find("warning: --tokenizer '" + dir.file("other_tok") + "' may not be the tokenizer"),
+  EXPECT_EQ(other.exit_code, 2) << other.describe();
+  EXPECT_NE(other.output.find("error: --tokenizer '" + dir.file("other_tok") +
+                              "' is not the tokenizer this model was trained with: its ranks differ"),
             std::string::npos)
       << other.output;
   ASSERT_TRUE(same.ok()) << same.describe();
@@ -83,7 +109,6 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
   // A tokenizer with more tokens than the model's vocabulary cannot be its tokenizer: one error line
   // that names the run's tokenizer (setting vocab_size is no fix for a trained model), no warning.
   ASSERT_TRUE(run({kTokTrain, "--out", dir.file("big_tok"), "--vocab_size", "400", dir.file("corpus.txt")}).ok());
-  const std::string evaluate = std::string(HGPT_BUILD_DIR) + "/evaluate";
   for (const auto& argv :
        {std::vector<std::string>{sample, "--checkpoint", dir.file("out/d2"), "--prompt", "The", "--tokenizer",
                                  dir.file("big_tok")},
@@ -96,6 +121,34 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
     EXPECT_EQ(big.output.find("warning:"), std::string::npos) << big.output;
     EXPECT_EQ(big.output.find("set vocab_size"), std::string::npos) << big.output;
   }
+
+  // A run that recorded no tokenizer cannot compare one: a warning, and then its validation data
+  // holds ids the smaller tokenizer lacks (the special tokens of the one of 320, <|bos|> among them,
+  // are ids 311..319): an error, not bits per byte that count those tokens as no bytes.
+  const auto untokenized = run_base_train({"--data=" + dir.file("shards"), "--vocab_size=320", "--num_iterations=1",
+                                           "--out_dir=" + dir.file("out_shards_only")});
+  ASSERT_TRUE(untokenized.ok()) << untokenized.describe();
+  const auto lacking =
+      run({evaluate, "--checkpoint", dir.file("out_shards_only/d2"), "--tokenizer", dir.file("other_tok")});
+  EXPECT_EQ(lacking.exit_code, 2) << lacking.describe();
+  EXPECT_NE(lacking.output.find("warning: --tokenizer '" + dir.file("other_tok") + "' may not be the tokenizer"),
+            std::string::npos)
+      << lacking.output;
+  EXPECT_NE(lacking.output.find("tokens with ids past the tokenizer's 300, so it was not made with this tokenizer"),
+            std::string::npos)
+      << lacking.output;
+  EXPECT_EQ(lacking.output.find("val loss"), std::string::npos) << lacking.output;
+
+  // A run on the built-in corpus read bytes: no tokenizer stands in for them.
+  const auto bytes_run =
+      run_base_train({"--vocab_size=320", "--num_iterations=1", "--out_dir=" + dir.file("out_bytes")});
+  ASSERT_TRUE(bytes_run.ok()) << bytes_run.describe();
+  const auto on_bytes =
+      run({sample, "--checkpoint", dir.file("out_bytes/d2"), "--prompt", "The", "--tokenizer", dir.file("tok")});
+  EXPECT_EQ(on_bytes.exit_code, 2) << on_bytes.describe();
+  EXPECT_NE(on_bytes.output.find("the run read the built-in corpus's bytes, not tokens; leave --tokenizer out"),
+            std::string::npos)
+      << on_bytes.output;
 }
 
 // The tools' flags a hostile probe tried: each is one `error:` line and exit 2, before any work.
@@ -130,6 +183,47 @@ TEST(RealData, TokenizerToolsRefuseBadFlags) {
   expect_refused(run(with({"--prefix", "x_val_y"})), "_val_");
   expect_refused(run(with({"--threads", "100000"})), "--threads");
   expect_refused(run({kTokenize, "--tokenizer", tok, "--out", dir.file("a_file"), corpus}), "is a file, not a folder");
+
+  // An --out that cannot be made is refused before any work, naming the part in the way (not a
+  // staging folder of ours): under a file, or a symbolic link to nothing.
+  ASSERT_EQ(::symlink(dir.file("nowhere").c_str(), dir.file("dangling").c_str()), 0);
+  for (const auto& tool :
+       {std::vector<std::string>{kTokTrain}, std::vector<std::string>{kTokenize, "--tokenizer", tok}}) {
+    auto with_out = [&](const std::string& out) {
+      auto argv = tool;
+      argv.insert(argv.end(), {"--out", out, corpus});
+      return run(argv);
+    };
+    expect_refused(with_out(dir.file("a_file/sub")), "--out " + dir.file("a_file/sub") + " cannot be created: " +
+                                                         dir.file("a_file") + " is a file, not a folder");
+    expect_refused(with_out(dir.file("dangling")), "is a symbolic link to something that does not exist");
+    expect_refused(with_out(dir.file("dangling/sub")), "cannot be created: " + dir.file("dangling") +
+                                                           " is a symbolic link to something that does not exist");
+  }
+  // A link to an empty folder is written through: the shards land in the folder, the link stays.
+  make_dirs(dir.file("real_shards"));
+  ASSERT_EQ(::symlink(dir.file("real_shards").c_str(), dir.file("shard_link").c_str()), 0);
+  const auto through = run({kTokenize, "--tokenizer", tok, "--out", dir.file("shard_link"), corpus});
+  ASSERT_TRUE(through.ok()) << through.describe();
+  EXPECT_FALSE(list_dir(dir.file("real_shards")).empty());
+  EXPECT_TRUE(path_exists(dir.file("shard_link/data_val_000000.bin")));
+
+  // An empty --text_column, or "--text_column=" (which would take the next argument, the corpus,
+  // as its value), is refused rather than read as the built-in corpus.
+  expect_refused(run({kTokTrain, "--out", dir.file("t2"), "--text_column=", corpus}), "--text_column= has no value");
+  expect_refused(run({kTokTrain, "--out", dir.file("t2"), "--text_column", "", corpus}), "--text_column is empty");
+  expect_refused(run(with({"--text_column="})), "--text_column= has no value");
+  EXPECT_FALSE(path_exists(dir.file("t2")));
+
+  // Input without text (blank lines only): refused, nothing written — no tokenizer without merges,
+  // no shards of nothing but <|bos|>.
+  write_text(dir.file("blank.txt"), "\n\n   \n\n");
+  expect_refused(run({kTokTrain, "--out", dir.file("blank_tok"), dir.file("blank.txt")}), "hold no text to train on");
+  EXPECT_FALSE(path_exists(dir.file("blank_tok/tokenizer.json")));
+  expect_refused(run({kTokenize, "--tokenizer", tok, "--out", dir.file("blank_shards"), dir.file("blank.txt")}),
+                 "hold no text to encode");
+  EXPECT_FALSE(path_exists(dir.file("blank_shards")));
+  for (const auto& name : list_dir(dir.path())) EXPECT_EQ(name.find(".partial-"), std::string::npos) << name;
 }
 
 TEST(RealData, VocabSmallerThanTheTokenizerIsRefused) {

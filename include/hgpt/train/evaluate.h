@@ -25,10 +25,25 @@ struct EvalResult {
   data::TaskScore tasks;  // exact-match answers (synthetic corpus), summed over ranks
 };
 
-// Runs `steps` validation micro-batches from the loader (which the caller positions), all-reducing
-// sums across ranks. bits per byte = Σ token nats / (ln 2 · Σ target byte lengths), byte length of
-// a token from `token_bytes` (special tokens 0); empty token_bytes → no bpb.
-EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, int64_t steps,
+// How much of the validation split one evaluation reads: `steps` micro-batches, of which the rows
+// of global index < `rows` count (every row when rows < 0). eval_tokens is counted in whole
+// micro-batches on all ranks (at least one); on token shards no window is read twice: past the
+// split's E windows the evaluation stops, and rows past E in its last micro-batch count nothing.
+// `note` says how the evaluation differs from eval_tokens ("" when it reads exactly that many).
+struct EvalPlan {
+  int64_t steps = 1;
+  int64_t rows = -1;
+  int64_t tokens = 0;  // the target tokens it counts (on shards; the built-in corpus counts all)
+  std::string note;
+};
+EvalPlan plan_evaluation(const Config& config, int world_size, const data::Loader& val_loader);
+
+// Runs the plan's validation micro-batches from the loader (which the caller positions),
+// all-reducing sums across ranks. bits per byte = Σ token nats / (ln 2 · Σ target byte lengths),
+// byte length of a token from `token_bytes` (special tokens 0, ids the tokenizer lacks −1: a
+// target among them is an error on every rank, the data was not made with that tokenizer); empty
+// token_bytes → no bpb.
+EvalResult evaluate(const Context& ctx, model::HybridGPT& model, data::Loader& loader, const EvalPlan& plan,
                     const std::vector<int32_t>& token_bytes);
 
 // The run's loader for `split` ("train" | "val") on `rank` of `world_size`: training rows follow
@@ -42,12 +57,9 @@ data::LoaderSpec loader_spec(const Config& config, const std::string& split, int
 // tokens. At max_seq_len it is `config` itself.
 Config config_at_length(const Config& config, int64_t seq_len);
 
-// Validation micro-batches per evaluation: eval_tokens over the tokens of one micro-batch on all
-// `world_size` ranks, at least one.
-int64_t eval_steps(const Config& config, int world_size);
-
-// Byte length of each token id (padded to vocab_size) for bits per byte: from the tokenizer, or
-// 1 per byte and 0 for <|bos|> on the built-in corpus; empty when unknown (shards, no tokenizer).
+// Byte length of each token id (padded to vocab_size with −1: ids no text maps to) for bits per
+// byte: from the tokenizer, or 1 per byte and 0 for <|bos|> on the built-in corpus; empty when
+// unknown (shards, no tokenizer).
 std::vector<int32_t> token_byte_lengths(const Config& config, const tokenizer::Tokenizer* tokenizer);
 
 // The metrics.jsonl record of an evaluation (val_loss, val_bpb, acc_<task>) and its log text.
