@@ -345,7 +345,13 @@ TEST(TokenizerFiles, MalformedFilesNameFileAndLine) {
   expect_load_error(dir.path(), {"tokenizer.json:1:", "split pattern"});
   write_text(dir.file("tokenizer.json"), "{\"pattern\": \"x\",\n\"colour\": 1}");
   expect_load_error(dir.path(), {"tokenizer.json:2:", "colour"});
-  expect_load_error(dir.file("missing_dir"), {"missing_dir/tokenizer.json"});
+  // Not a tokenizer folder at all: said so, with what one is.
+  const std::string what_it_is = "(a tokenizer is a folder holding tokenizer.json and tokenizer.tiktoken";
+  expect_load_error(dir.file("missing_dir"),
+                    {"tokenizer folder '" + dir.file("missing_dir") + "' does not exist", what_it_is});
+  expect_load_error(dir.file("tokenizer.json"), {"is a file, not a folder", what_it_is});
+  const TempDir empty;
+  expect_load_error(empty.path(), {"holds no tokenizer.json", what_it_is});
 }
 
 TEST(BitsPerByte, HandComputed) {
