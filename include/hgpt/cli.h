@@ -18,8 +18,8 @@ namespace detail {
 
 // What CLI11 lets through that a user did not mean, as a message ("" when all is fine). Before
 // parsing: "--name=" with nothing after it (CLI11 would take the next argument, often a file, as
-// the value). After: integers that are not plain decimal ("0x10", " 5") or do not fit (CLI11
-// clamps those to the largest value).
+// the value). After: integers that are not plain decimal ("0x10", " 5", "010", which CLI11 reads
+// as octal) or do not fit (CLI11 clamps those to the largest value).
 inline std::string empty_value_argument(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -40,6 +40,11 @@ inline std::string unclear_integer(const CLI::App& app) {
       const bool decimal = value.size() > sign && value.find_first_not_of("0123456789", sign) == std::string::npos;
       if (!decimal || (is_unsigned && value[0] == '-'))
         return option->get_name() + " needs a whole decimal number, got '" + value + "'";
+      // CLI11 reads a leading 0 as octal (010 = 8): refused, naming the decimal number meant.
+      const size_t first = value.find_first_not_of('0', sign);
+      if (value[sign] == '0' && value.size() > sign + 1)
+        return option->get_name() + " " + value + " has a leading zero, which this parser reads as octal; write " +
+               value.substr(0, sign) + (first == std::string::npos ? "0" : value.substr(first));
       errno = 0;
       if (is_unsigned) {
         (void)std::strtoull(value.c_str(), nullptr, 10);

@@ -44,7 +44,8 @@ at::Tensor sample_next(const at::Tensor& logits_in, const SamplingParams& p, at:
   auto probs = at::softmax(scaled, -1);
   if (p.top_p < 1) {  // keep the most likely tokens until their mass reaches top_p (at least one)
     const auto [sorted, order] = probs.sort(-1, /*descending=*/true);
-    const auto dropped_sorted = sorted.cumsum(-1) - sorted >= p.top_p;  // the mass before it already suffices
+    auto dropped_sorted = sorted.cumsum(-1) - sorted >= p.top_p;  // the mass before it already suffices
+    dropped_sorted.select(-1, 0).fill_(false);  // the most likely always stays (a top_p below float's least: 0 ≥ 0)
     probs = probs.masked_fill(at::zeros_like(dropped_sorted).scatter(-1, order, dropped_sorted), 0.0);
   }
   return at::multinomial(probs, 1, /*replacement=*/false, generator).squeeze(-1);

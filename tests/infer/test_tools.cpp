@@ -149,6 +149,10 @@ TEST_F(TrainedRun, SampleExtremeFlagsWork) {
                                           "9223372036854775807", "--temperature", "0"});
   ASSERT_TRUE(longest.ok()) << longest.describe();
   expect_user_error(with({"--num_samples", "1000000000000"}), "--num_samples");
+  // A top_p below float's least positive number keeps the most likely token: the greedy text.
+  const auto narrow = with({"--top_p", "1e-46"});
+  ASSERT_TRUE(narrow.ok()) << narrow.describe();
+  EXPECT_EQ(text(narrow), text(greedy));
 }
 
 // A copy of the run whose step-4 weights are edited and saved again, with the meta file's checksum
@@ -304,6 +308,10 @@ TEST_F(TrainedRun, EvaluateBadInputsAreUserErrors) {
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens", "99999999999999999999"}),
                     "--eval_tokens 99999999999999999999 is out of range");
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--eval_tokens="}), "--eval_tokens= has no value");
+  // CLI11 reads a leading zero as octal (012 = step 10): refused, naming the number meant.
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", "012"}),
+                    "--step 012 has a leading zero, which this parser reads as octal; write 12");
+  expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--step", "000004"}), "write 4");
   // A --tokenizer that is no tokenizer folder says what one is.
   expect_user_error(run_tool(kEvaluate, {"--checkpoint", run_dir(), "--tokenizer", run_dir() + "/metrics.jsonl"}),
                     "is a file, not a folder (a tokenizer is a folder holding tokenizer.json and tokenizer.tiktoken");
