@@ -103,6 +103,26 @@ std::string checked_output_folder(const std::string& flag, const std::string& pa
   return out;
 }
 
+int open_own_file(const std::string& path, int flags, const std::string& what) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, 0644);
+  const std::string named = what + " " + path;
+  if (fd < 0) {
+    const int err = errno;
+    const std::string fix = err == EISDIR ? "remove that directory (the program keeps its own file at that name)"
+                            : err == ELOOP
+                                ? "it is a symbolic link: remove the link (the program keeps its own file there)"
+                                : "make its folder writable, or choose another one";
+    throw UserError("cannot open " + named + ": " + std::strerror(err) + "; " + fix);
+  }
+  struct stat st {};
+  // A character device (/dev/null, /dev/full) holds no file's bytes: writing it changes no file.
+  if (::fstat(fd, &st) == 0 && (S_ISCHR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink == 1))) return fd;
+  ::close(fd);
+  throw UserError(named + (S_ISREG(st.st_mode) ? " is a hard link (the same file has other names): remove it, so "
+                                                 "that writing it changes no other file"
+                                               : " is neither a file nor a character device: remove it"));
+}
+
 namespace {
 
 // Writes all of `bytes` to fd; false on any error (errno says which).
@@ -143,7 +163,9 @@ void maybe_die_while_writing(const std::string& path, int fd, const std::string&
 // the folder) before we return; at any moment `path` holds either the old or the new bytes.
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A fresh file: whatever a crash (or a user) left at the temporary name, a link included, goes.
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) throw UserError("cannot write " + tmp + ": " + std::strerror(errno));
   maybe_die_while_writing(path, fd, bytes);
   bool ok = write_all(fd, bytes) && ::fsync(fd) == 0;

@@ -23,7 +23,13 @@ std::string path_join(const std::string& dir, const std::string& name);
 std::string checked_output_folder(const std::string& flag, const std::string& path, const std::string& why_a_folder);
 // The whole file; UserError "<what> <path> cannot be read: <reason>" when it cannot be opened.
 std::string read_file(const std::string& path, const char* what = "file");
-// Writes `bytes` to path + ".tmp", fsyncs it, renames it over `path` and fsyncs the folder:
+// Opens `path` (open(2) `flags`, with O_CLOEXEC | O_NOFOLLOW, mode 0644) as a file the program
+// owns: a symbolic link there, a hard link (a file with other names) or anything but a regular
+// file or a character device (/dev/null, /dev/full) is refused, so that writing it never changes
+// another file. UserError "cannot open <what>
+// <path>: <reason>; <fix>" (or "<what> <path> is ...") otherwise; the caller closes the descriptor.
+int open_own_file(const std::string& path, int flags, const std::string& what);
+// Writes `bytes` to a fresh path + ".tmp", fsyncs it, renames it over `path` and fsyncs the folder:
 // readers never see half a file, and after a crash or power loss `path` holds the old or new bytes.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

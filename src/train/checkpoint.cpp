@@ -21,6 +21,7 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/nn/module.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -56,7 +57,9 @@ std::string save_tensor_dict(const std::string& path, const TensorDict& dict) {
 TensorDict load_tensor_dict(const std::string& path, const std::string& checksum) {
   if (is_directory(path)) throw UserError("checkpoint file '" + path + "' is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError("cannot read checkpoint file '" + path + "'");
+  if (!in)
+    throw UserError("cannot read checkpoint file '" + path + "': " + std::strerror(errno) +
+                    "; if that checkpoint is lost, remove its meta_*.json file to use the one before it");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!checksum.empty() && fnv1a64_hex(std::string_view(bytes.data(), bytes.size())) != checksum) {
     throw UserError("checkpoint file '" + path + "' does not match the checksum in its meta file: its bytes " +
@@ -128,8 +131,9 @@ std::optional<int64_t> latest_checkpoint(const std::string& dir) {
 
 nlohmann::json read_meta(const std::string& dir, int64_t step) {
   const std::string path = path_join(dir, meta_file_name(step));
+  if (is_directory(path)) throw UserError("'" + path + "' is a folder, not a checkpoint's meta file: remove it");
   std::ifstream in(path);
-  if (!in) throw UserError("cannot read '" + path + "'");
+  if (!in) throw UserError("cannot read '" + path + "': " + std::strerror(errno));
   try {
     return nlohmann::json::parse(in);
   } catch (const std::exception& e) {

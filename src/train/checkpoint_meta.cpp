@@ -5,7 +5,9 @@
 #include "hgpt/errors.h"
 #include "hgpt/files.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 
@@ -81,8 +83,9 @@ CheckpointMeta parse_checkpoint_meta(const nlohmann::json& meta, const std::stri
 
 CheckpointMeta read_checkpoint_meta(const std::string& dir, int64_t step) {
   const std::string path = path_join(dir, meta_file_name(step));
+  if (is_directory(path)) throw UserError("'" + path + "' is a folder, not a checkpoint's meta file: remove it");
   std::ifstream in(path);
-  if (!in) throw UserError("cannot read checkpoint meta file '" + path + "'");
+  if (!in) throw UserError("cannot read checkpoint meta file '" + path + "': " + std::strerror(errno));
   nlohmann::json meta;
   try {
     meta = nlohmann::json::parse(in);

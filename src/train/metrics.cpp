@@ -2,6 +2,7 @@
 #include "hgpt/train/metrics.h"
 
 #include "hgpt/errors.h"
+#include "hgpt/files.h"
 
 #include <nlohmann/json.hpp>
 
@@ -79,10 +80,9 @@ MetricsWriter::~MetricsWriter() {
 
 void MetricsWriter::open(const std::string& path, int64_t start_step) {
   path_ = path;
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw UserError("cannot open '" + path + "' for writing (" + std::strerror(errno) + "): check out_dir");
+  fd_ = open_own_file(path, O_RDWR | O_CREAT | O_APPEND, "the run's metrics file");  // never through a link
   struct stat st {};
-  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return;  // a device or pipe: nothing to cut
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return;  // a character device: nothing to cut
   std::string text;
   char buf[1 << 16];
   for (ssize_t n; (n = ::read(fd_, buf, sizeof(buf))) != 0;) {
@@ -105,8 +105,8 @@ void MetricsWriter::write(const nlohmann::json& record) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       throw UserError("cannot write '" + path_ + "' (" + std::strerror(errno) +
-                      "); the run stops here, its last checkpoint is intact: free space, then resume with "
-                      "--resume=true");
+                      "); the run stops here, its checkpoints intact: free space, then resume with --resume=true "
+                      "(or start it again if it saved none yet)");
     }
     done += static_cast<size_t>(n);
   }

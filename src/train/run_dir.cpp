@@ -61,16 +61,8 @@ std::string read_lock_holder(int fd) {
 RunLock::RunLock(const std::string& dir) {
   make_dirs(dir);
   const std::string path = path_join(dir, kLockFile);
-  // O_NOFOLLOW: the holder text is written into the lock file, never into a file a link points at.
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd_ < 0) {
-    const int err = errno;
-    const std::string fix = err == EISDIR ? "remove that directory (base_train keeps its lock file at that name)"
-                            : err == ELOOP
-                                ? "it is a symbolic link: remove the link (base_train keeps its lock file there)"
-                                : "make the run folder writable, or choose another out_dir";
-    throw UserError("cannot open the run folder's lock file " + path + ": " + std::strerror(err) + "; " + fix);
-  }
+  // The holder text is written into the lock file itself, never into a file a link there names.
+  fd_ = open_own_file(path, O_RDWR | O_CREAT, "the run folder's lock file");
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     const std::string holder = err == EWOULDBLOCK ? read_lock_holder(fd_) : std::string();

@@ -4,12 +4,17 @@
 // files (missing keys, wrong types, a short RNG state, a step name beyond int64), a num_iterations
 // below the checkpoint's step, a torn metrics.jsonl, a metrics write that fails, and a loss that
 // becomes NaN.
+#include "hgpt/files.h"
 #include "hgpt/train/checkpoint.h"
 #include "tests/train/train_test_util.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 namespace hgpt::testing {
@@ -79,6 +84,18 @@ TEST(ResumeFaults, DamagedMetaFile) {
   }
 }
 
+// A newest meta file that is a folder, or whose model file is gone: one line naming the file and
+// what to do (was: a C++ stream error, exit 1), and the run's files untouched.
+TEST(ResumeFaults, MetaFileThatIsAFolderOrAMissingModelFile) {
+  SavedRun saved;
+  make_dirs(saved.file("meta_000006.json"));
+  expect_one_error_line(saved.resume({"--num_iterations=8"}),
+                        {saved.file("meta_000006.json"), "is a folder, not a checkpoint's meta file: remove it"});
+  remove_tree(saved.file("meta_000006.json"));
+  ASSERT_EQ(std::remove(saved.file("model_000004.pt").c_str()), 0);
+  expect_one_error_line(saved.resume(), {saved.file("model_000004.pt"), "remove its meta_*.json file"});
+}
+
 TEST(ResumeFaults, MetaFileNameBeyondInt64) {
   SavedRun saved;
   const std::string name = "meta_99999999999999999999.json";
@@ -109,7 +126,13 @@ TEST(ResumeFaults, AFailedMetricsWriteStopsTheRunAndKeepsTheCheckpoint) {
   const std::string metrics = saved.file("metrics.jsonl");
   const std::string kept = read_text(metrics);
   ASSERT_EQ(::unlink(metrics.c_str()), 0);
-  ASSERT_EQ(::symlink("/dev/full", metrics.c_str()), 0);  // every write fails: a full disk
+  // metrics.jsonl as the device /dev/full is (a link to it would be refused): every write fails
+  // as on a full disk. Making a device node needs root (or CAP_MKNOD).
+  struct stat full {};
+  ASSERT_EQ(::stat("/dev/full", &full), 0);
+  if (::mknod(metrics.c_str(), S_IFCHR | 0666, full.st_rdev) != 0)
+    GTEST_SKIP() << "cannot make a device node here (" << std::strerror(errno)
+                 << "): run the tests as root for this one";
   const auto r = saved.resume();
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;

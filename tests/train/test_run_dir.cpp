@@ -169,5 +169,34 @@ TEST(RunLock, ALockFileThatIsASymlinkIsRefusedAndItsTargetUntouched) {
   EXPECT_EQ(read_text(dir.file("precious")), "x");
 }
 
+// The files a run writes in its folder are its own: a link at one of their names (a symbolic link
+// at metrics.jsonl or at a checkpoint's temporary name, a hard link at run.lock) never lets the run
+// write into the file it names. metrics.jsonl and run.lock: refused; the temporary file: replaced.
+TEST(RunLock, LinksInTheRunFolderNeverCarryTheRunsWritesElsewhere) {
+  TempDir dir;
+  write_text(dir.file("precious"), "x");
+  make_dirs(dir.file("a/d2"));
+  ASSERT_EQ(::symlink(dir.file("precious").c_str(), dir.file("a/d2/metrics.jsonl").c_str()), 0);
+  const auto metrics = run_base_train({"--num_iterations=2", "--out_dir=" + dir.file("a")});
+  EXPECT_EQ(metrics.exit_code, 2) << metrics.describe();
+  EXPECT_NE(metrics.output.find("metrics.jsonl: Too many levels of symbolic links; it is a symbolic link: remove"),
+            std::string::npos)
+      << metrics.output;
+
+  make_dirs(dir.file("b/d2"));
+  ASSERT_EQ(::link(dir.file("precious").c_str(), dir.file("b/d2/run.lock").c_str()), 0);
+  const auto lock = run_base_train({"--num_iterations=2", "--out_dir=" + dir.file("b")});
+  EXPECT_EQ(lock.exit_code, 2) << lock.describe();
+  EXPECT_NE(lock.output.find("run.lock is a hard link (the same file has other names): remove it"), std::string::npos)
+      << lock.output;
+
+  make_dirs(dir.file("c/d2"));
+  ASSERT_EQ(::symlink(dir.file("precious").c_str(), dir.file("c/d2/model_000002.pt.tmp").c_str()), 0);
+  const auto checkpoint = run_base_train({"--num_iterations=2", "--out_dir=" + dir.file("c")});
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.describe();
+  EXPECT_TRUE(path_exists(dir.file("c/d2/model_000002.pt")));
+  EXPECT_EQ(read_text(dir.file("precious")), "x") << "a run wrote through a link in its folder";
+}
+
 }  // namespace
 }  // namespace hgpt::testing
