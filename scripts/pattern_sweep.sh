@@ -44,7 +44,7 @@ overrides=()
 command_line=$(printf '%q ' "$0" "$@")
 
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
-source "$ROOT/scripts/sweep_owned_keys.sh"
+source "$ROOT/scripts/sweep_checks.sh"
 log() { printf '[sweep] %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ seed_re='(0|[1-9][0-9]{0,18})'
 [[ "$seeds" =~ ^$seed_re(,$seed_re)*$ ]] ||
   die "--seeds must be comma-separated integers 0..9999999999999999999 without leading zeros, got '$seeds'"
 [[ "$patterns" =~ [^,] ]] || die "--patterns is empty; give a comma-separated list (see --help)"
-[[ ! -e "$out" || -d "$out" ]] || die "--out '$out' exists and is not a folder"
+refuse_unusable_out "$out"
 [[ -z "$match" || "$match" == params || "$match" == flops ]] || die "--match must be params or flops, got '$match'"
 [[ -n "$steps" ]] && overrides+=("--num_iterations=$steps")
 
@@ -85,18 +85,26 @@ read -r depth iterations < <("$PYTHON" -c 'import json,sys; s=json.load(sys.stdi
 # the overrides say otherwise.
 [[ " ${overrides[*]} " == *" --save_every="* ]] || overrides+=("--save_every=$(( (iterations + 3) / 4 ))")
 
+# Each pattern as base_train reads it, checked as its run will be (data, tokenizer, device and the
+# settings that only some block kinds use, such as mamba2_headdim), so no run is refused midway.
 names=() pats=()
+declare -A listed=()
 IFS=',' read -ra pattern_list <<<"$patterns"
 for name in "${pattern_list[@]}"; do
   [[ "$name" =~ ^[A-Za-z0-9*-]+$ ]] || die "pattern '$name' is neither block_pattern symbols nor a strategy name (see --help)"
+  [[ -z "${listed[$name]:-}" ]] || die "pattern '$name' is listed twice in --patterns; give each once"
+  listed[$name]=1
   pats+=("$("$PYTHON" "$ROOT/scripts/block_patterns.py" "$name" "$depth")") || exit 2
   names+=("$name")
+  "$BASE_TRAIN" "$config" "${overrides[@]}" "--block_pattern=${pats[-1]}" --check >/dev/null || exit $?
 done
 IFS=',' read -ra seed_list <<<"$seeds"
+declare -A seen=()
+for seed in "${seed_list[@]}"; do
+  [[ -z "${seen[$seed]:-}" ]] || die "seed $seed is listed twice in --seeds; give each once"
+  seen[$seed]=1
+done
 [[ -z "$check_only" ]] || { log "arguments checked: ${#names[@]} pattern(s) × ${#seed_list[@]} seed(s)"; exit 0; }
-mkdir -p "$out"
-echo "$command_line" >"$out/command.txt"
-log "${#names[@]} pattern(s) × ${#seed_list[@]} seed(s), depth $depth, $iterations steps each, into $out"
 
 # ---------------------------------------------------------------------------------------------
 # --match: each pattern's extra overrides (the same on every run of the sweep, so resumes agree).
@@ -111,6 +119,46 @@ for p in "${!names[@]}"; do
   matched[p]=$(printf '{"metric": "%s", "block": %s, "all_T": %s, "overrides": "%s"}' "$match" "$value" "$target" "$extra")
   log "${names[p]}: block $match $value vs all-T's $target$( [[ -n "$extra" ]] && echo " with $extra")"
 done
+
+# ---------------------------------------------------------------------------------------------
+# A run already in --out continues (or is skipped as done) only with the settings it was trained
+# with, so that one report never compares runs that differ in more than their pattern and seed.
+# Free to change: how long a run trains and how often it logs, evaluates, samples and saves.
+run_args() {  # base_train's arguments for pattern index $1, seed $2 (the run's own, without --resume)
+  read -ra extra <<<"${extras[$1]}"
+  local tag="${names[$1]//\*/A}-s$2"  # no glob character in a folder name
+  printf '%s\0' "$config" "${overrides[@]}" "${extra[@]}" "--block_pattern=${pats[$1]}" "--seed=$2" \
+    "--out_dir=$out" "--model_tag=$tag"
+}
+for p in "${!names[@]}"; do
+  for seed in "${seed_list[@]}"; do
+    dir="$out/${names[p]//\*/A}-s$seed"
+    [[ -f "$dir/run.json" ]] || continue
+    mapfile -d '' args < <(run_args "$p" "$seed")
+    "$BASE_TRAIN" "${args[@]}" --dry-run --json | "$PYTHON" -c '
+import json, sys
+run_dir = sys.argv[1]
+now = json.load(sys.stdin)["config"]
+try:
+    then = json.load(open(run_dir + "/run.json"))["config"]
+except (OSError, ValueError, KeyError, TypeError):
+    sys.exit(0)  # no readable record: base_train itself decides whether the folder can continue
+free = {"resume", "overwrite", "num_iterations", "save_every", "log_every", "sample_every", "eval_every",
+        "dist_timeout_s", "gloo_interface", "out_dir"}
+differ = [k for k in sorted(set(now) | set(then)) if k not in free and now.get(k) != then.get(k)]
+if differ:
+    k = differ[0]
+    more = " (and %d more keys)" % (len(differ) - 1) if len(differ) > 1 else ""
+    print("error: %s was trained with %s=%s, this command gives %s=%s%s: continue the sweep with the settings it "
+          "was started with (command.txt in its folder), or give another --out"
+          % (run_dir, k, json.dumps(then.get(k)), k, json.dumps(now.get(k)), more), file=sys.stderr)
+    sys.exit(2)
+' "$dir" || exit $?
+  done
+done
+mkdir -p "$out"
+echo "$command_line" >"$out/command.txt"
+log "${#names[@]} pattern(s) × ${#seed_list[@]} seed(s), depth $depth, $iterations steps each, into $out"
 
 # ---------------------------------------------------------------------------------------------
 # The runs: finished ones are skipped, interrupted ones resume from their newest checkpoint.
@@ -133,10 +181,9 @@ for p in "${!names[@]}"; do
     log "$i/$total $tag: pattern ${pats[p]}$note; log in $dir/train.log"
     mkdir -p "$dir"
     [[ -z "${matched[p]}" ]] || echo "${matched[p]}" >"$dir/sweep_match.json"
-    read -ra extra <<<"${extras[p]}"
+    mapfile -d '' args < <(run_args "$p" "$seed")
     status=0
-    "$BASE_TRAIN" "$config" "${overrides[@]}" "${extra[@]}" "--block_pattern=${pats[p]}" "--seed=$seed" \
-      "--out_dir=$out" "--model_tag=$tag" "${resume[@]}" >>"$dir/train.log" 2>&1 || status=$?
+    "$BASE_TRAIN" "${args[@]}" "${resume[@]}" >>"$dir/train.log" 2>&1 || status=$?
     if ((status != 0)); then
       tail -n 5 "$dir/train.log" >&2
       if ((status == 2)); then

@@ -35,7 +35,7 @@ vocab_size="4096"
 overrides=()
 
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
-source "$ROOT/scripts/sweep_owned_keys.sh"
+source "$ROOT/scripts/sweep_checks.sh"
 log() { printf '[real_text] %s\n' "$*"; }
 
 while (($#)); do
@@ -52,12 +52,13 @@ while (($#)); do
     *) die "unexpected argument '$1' (see --help)" ;;
   esac
 done
-[[ "$vocab_size" =~ ^[1-9][0-9]{2,6}$ ]] || die "--vocab_size must be an integer in [265, 9999999], got '$vocab_size'"
+[[ "$vocab_size" =~ ^[1-9][0-9]{2,6}$ ]] && ((vocab_size >= 265)) ||
+  die "--vocab_size must be an integer in [265, 9999999], got '$vocab_size'"
 for tool in tok_train tokenize base_train; do
   [[ -x "$BUILD/$tool" ]] || die "$BUILD/$tool not found; build it first with scripts/setup.sh"
 done
 [[ -x "$PYTHON" ]] || die "$PYTHON not found; scripts/setup.sh creates .venv (or set HGPT_PYTHON)"
-[[ ! -e "$out" || -d "$out" ]] || die "--out '$out' exists and is not a folder"
+refuse_unusable_out "$out"
 # Every argument the sweep will get, checked now (on the built-in corpus, as the data is not made
 # yet): a mistyped override must not stop the sweep only after the corpus, tokenizer and shards.
 bash "$ROOT/scripts/pattern_sweep.sh" --check --config "$ROOT/configs/tiny_cpu.json" --patterns "$patterns" \

@@ -57,10 +57,19 @@ class ReportError(Exception):
 # Reading a run
 
 def number(value):
-    """A metric as a float: null, strings and other non-numbers become NaN (a gap)."""
+    """A metric as a float: null, strings and other non-numbers become NaN (a gap), and an integer
+    beyond a double's range (JSON allows any) infinity."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def whole(value, limit=2 ** 53):
+    """A step or length the report can count with: an integer in 0..limit (a double holds it exactly)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
 
 
 # The fields of run.json and of its config that the report reads, with their types: a field of
@@ -116,14 +125,14 @@ class Run:
                 step = record["step"]
             except (ValueError, KeyError, TypeError):
                 step = None  # e.g. the half-written last line of a run being killed
-            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-                bad += 1  # also a step that is not a whole number: Infinity, 1e400, "3", -1
+            if not whole(step):
+                bad += 1  # also a step that is not a whole number: Infinity, 1e400, "3", -1, 10**400
                 continue
             # Files from before base_train cut metrics.jsonl back on resume may repeat steps: the later line wins.
             if "loss" in record:
                 steps[step] = record
             length = record.get("eval_seq_len")
-            if "val_loss" in record and isinstance(length, int) and not isinstance(length, bool):
+            if "val_loss" in record and whole(length):
                 lengths[length] = record  # extrapolate_to: the final model at a longer length
             elif "val_loss" in record:
                 evals[step] = record
@@ -156,7 +165,7 @@ class Run:
             info["config"] = self._typed(info["config"], CONFIG_FIELDS, "the config")
         for key in ("parameters_by_block", "flops_by_block"):
             if key in info:
-                info[key] = {k: v for k, v in info[key].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                info[key] = {k: v for k, v in info[key].items() if math.isfinite(number(v))}
         return info
 
     def _read_match(self):
@@ -178,8 +187,9 @@ class Run:
         out = dict(fields)
         for key, kind in types.items():
             value = out.get(key)
-            if value is not None and (isinstance(value, bool) and kind is not bool or not isinstance(value, kind)):
-                self.notes.append(f"{where}: '{key}' is not {TYPE_NAMES[kind]}: ignored")
+            wrong = isinstance(value, bool) and kind is not bool or not isinstance(value, kind)
+            if value is not None and (wrong or kind in (NUMBER, int) and not math.isfinite(number(value))):
+                self.notes.append(f"{where}: '{key}' is not {TYPE_NAMES[kind] if wrong else 'a finite number'}: ignored")
                 del out[key]
         return out
 
@@ -273,7 +283,8 @@ def final_values(run, tasks):
     values["median tok/s"] = statistics.median(tok_s) if tok_s else None
     values["_params"] = params
     values["_flops"] = run.info.get("flops_per_token")
-    values["_tokens"] = int(run.last_step() * run.tokens_per_step()) if run.steps else 0
+    tokens = run.last_step() * run.tokens_per_step() if run.steps else 0
+    values["_tokens"] = int(tokens) if math.isfinite(tokens) else 0
     values["_seconds"] = seconds[-1] if seconds else 0.0
     return values
 
@@ -803,6 +814,13 @@ def main(argv):
     try:
         # Before anything is written: a missing package stops the report, not half of it.
         SummaryWriter = summary_writer() if args.tensorboard else None
+        if args.tensorboard:  # its folder made first: a report is never left without its event files
+            if os.path.exists(args.tensorboard) and not os.path.isdir(args.tensorboard):
+                raise ReportError(f"--tensorboard '{args.tensorboard}' is a file, not a folder; choose another --tensorboard")
+            try:
+                os.makedirs(args.tensorboard, exist_ok=True)
+            except OSError as e:
+                raise ReportError(f"cannot write the TensorBoard event files ({e}); choose another --tensorboard")
         runs = [Run(path) for path in args.runs]
         distinct_names(runs)
         out = args.out or default_out(args.runs)

@@ -1,16 +1,19 @@
 // base_train — pretrain a HybridGPT from a JSON config (the C++ counterpart of nanochat's
 // scripts/base_train.py).
 //
-//   base_train CONFIG.json [--key=value ...] [--dry-run [--json]]
+//   base_train CONFIG.json [--key=value ...] [--dry-run [--json] | --check]
 //
 // Launch as one process, under torchrun (RANK/WORLD_SIZE/...) or under mpirun (OMPI_COMM_WORLD_*).
 // Exit codes: 0 done, 2 bad input (config, data, flags), 1 internal or distributed failure,
 // 128+N after a clean stop on signal N (a checkpoint was written; resume with --resume=true).
 #include "hgpt/config.h"
 #include "hgpt/cpu_memory.h"
+#include "hgpt/data/loader.h"
 #include "hgpt/dist/process_group.h"
 #include "hgpt/errors.h"
+#include "hgpt/infer/text_codec.h"
 #include "hgpt/strings.h"
+#include "hgpt/train/evaluate.h"
 #include "hgpt/train/summary.h"
 #include "hgpt/train/trainer.h"
 
@@ -27,16 +30,18 @@
 namespace {
 
 const char* kUsage =
-    "usage: base_train CONFIG.json [--key=value ...] [--dry-run [--json]]\n"
+    "usage: base_train CONFIG.json [--key=value ...] [--dry-run [--json] | --check]\n"
     "  CONFIG.json   a JSON object of config keys (see README.md; configs/ has examples)\n"
     "  --key=value   override a config key (value parsed as JSON, else taken as a string)\n"
     "  --dry-run     print the model/batch/memory summary and exit without training\n"
-    "  --json        with --dry-run: the summary as one JSON object on stdout\n";
+    "  --json        with --dry-run: the summary (and the resolved config) as one JSON object\n"
+    "  --check       check the config, device, memory, data and tokenizer as a run does, then exit\n"
+    "                without training or writing anything\n";
 
 struct Args {
   std::string config_path;
   std::vector<std::string> overrides;
-  bool dry_run = false, json = false, help = false;
+  bool dry_run = false, json = false, check = false, help = false;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -49,6 +54,8 @@ Args parse_args(int argc, char** argv) {
       args.dry_run = true;
     else if (a == "--json")
       args.json = true;
+    else if (a == "--check")
+      args.check = true;
     else if (hgpt::starts_with(a, "--"))
       args.overrides.push_back(a.substr(2));
     else if (args.config_path.empty())
@@ -60,6 +67,7 @@ Args parse_args(int argc, char** argv) {
     throw hgpt::UserError("no config file given; try configs/tiny_cpu.json\n" + std::string(kUsage));
   }
   if (args.json && !args.dry_run) throw hgpt::UserError("--json only goes with --dry-run");
+  if (args.check && args.dry_run) throw hgpt::UserError("give --dry-run or --check, not both");
   return args;
 }
 
@@ -82,13 +90,21 @@ int run(int argc, char** argv) {
       hgpt::train::with_document_bos(hgpt::load_config(args.config_path, args.overrides, env.world_size));
 
   if (args.dry_run) {
-    const auto summary = hgpt::train::run_summary(config, env.world_size, hgpt::train::wants_cuda(config.train.device));
+    auto summary = hgpt::train::run_summary(config, env.world_size, hgpt::train::wants_cuda(config.train.device));
+    if (args.json) summary["config"] = config.to_json();  // as run.json records it
     if (env.rank == 0) std::cout << (args.json ? summary.dump() + "\n" : hgpt::train::format_summary(summary));
     return 0;
   }
 
   const at::Device device = hgpt::train::resolve_device(config.train.device, env.local_rank);
   hgpt::train::check_fits_in_memory(config, device.is_cuda());
+  if (args.check) {  // what a run reads before its first step, read the same way
+    (void)hgpt::infer::TextCodec::for_run(config);
+    for (const char* split : {"train", "val"})
+      hgpt::data::Loader loader(hgpt::train::loader_spec(config, split, env.rank, env.world_size));
+    if (env.rank == 0) std::cout << "check: config, device, memory, data and tokenizer are good\n";
+    return 0;
+  }
   if (device.is_cpu()) share_cpu_threads(env);
   hgpt::dist::DistOptions options;
   options.timeout = std::chrono::seconds(config.train.dist_timeout_s);

@@ -306,6 +306,27 @@ class ReportEdgeCases(unittest.TestCase):
         self.assertEqual(page.rows("runs")[0]["status"], "done")
         self.assertIn("5 unreadable line(s) of metrics.jsonl skipped", self.markdown())
 
+    def test_numbers_beyond_a_double_are_gaps_or_notes_not_tracebacks(self):
+        huge = "1" + "0" * 400  # JSON allows any integer; Python's float() of it overflows
+        lines = [step_line(1, 3.0), '{"step": %s, "loss": 1.0}' % huge,
+                 '{"step": 2, "loss": %s, "dt_ms": %s}' % (huge, huge),
+                 '{"step": 2, "val_loss": 2.0, "eval_seq_len": %s}' % huge, step_line(3, 2.5)]
+        write_run(os.path.join(self.dir, "huge"), lines, num_iterations=3)
+        info_path = os.path.join(self.dir, "huge", "run.json")
+        with open(info_path) as f:
+            info = f.read()
+        info = info.replace('"tokens_per_step": 1000', '"tokens_per_step": Infinity')
+        info = info.replace('"flops_per_token": 3000000.0', '"flops_per_token": %s' % huge)
+        info = info.replace('"T": 10', '"T": %s' % huge)
+        with open(info_path, "w") as f:
+            f.write(info)
+        page = self.report("huge")
+        self.assertEqual(page.rows("runs")[0]["status"], "done")
+        notes = self.markdown()
+        self.assertIn("1 unreadable line(s) of metrics.jsonl skipped", notes)
+        self.assertIn("'tokens_per_step' is not a finite number", notes)
+        self.assertIn("'flops_per_token' is not a finite number", notes)
+
     def test_run_json_of_the_wrong_shape_is_noted_not_fatal(self):
         cases = {"list": [1, 2, 3], "iters": {"num_iterations": "10", "config": {"block_pattern": ["T"]}},
                  "config": {"num_iterations": 1, "config": [1]},
@@ -567,8 +588,16 @@ class ReportTensorBoard(unittest.TestCase):
         self.tb = a_file
         r = self.export(self.names[0])
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-        self.assertRegex(r.stderr, "^error: cannot write the TensorBoard event files")
+        self.assertRegex(r.stderr, "^error: --tensorboard '.*a_file' is a file, not a folder")
         self.assertNotIn("Traceback", r.stderr)
+        # Refused before anything is written: no report without its event files.
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "report.html")))
+        # A folder that cannot be made (under the file): also one line, also before the report.
+        self.tb = os.path.join(a_file, "sub")
+        r = self.export(self.names[0])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, "^error: cannot write the TensorBoard event files")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "report.html")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -714,7 +743,9 @@ class RealTextSweep(unittest.TestCase):
     def test_bad_arguments_stop_before_the_data_is_made(self):
         # base_train's own check of the overrides, and the sweep's of its flags, before the corpus.
         for args, needle in [(["--Seed=3"], "unknown key 'Seed'"), (["--depth=two"], "depth"),
-                             (["--seeds", "007"], "--seeds"), (["--patterns", "all-Q"], "all-Q")]:
+                             (["--seeds", "007"], "--seeds"), (["--patterns", "all-Q"], "all-Q"),
+                             (["--patterns", "all-M2", "--mamba2_headdim=48"], "mamba2_headdim"),
+                             (["--vocab_size", "200"], "--vocab_size must be an integer in [265")]:
             r = self.run_script(*args)
             self.assertEqual(r.returncode, 2, (args, r.stdout + r.stderr))
             self.assertEqual(r.stderr.count("error: "), 1, r.stderr)
@@ -764,6 +795,38 @@ class PatternSweep(unittest.TestCase):
         self.assertIn("(resuming)", longer.stdout)
         steps = [r["step"] for r in read_jsonl(os.path.join(self.dir, "all-T-s0", "metrics.jsonl")) if "loss" in r]
         self.assertEqual(steps, [1, 2, 3, 4])
+
+    def test_what_a_run_would_refuse_stops_the_sweep_before_any_run(self):
+        # Each pattern is checked as its run will be (base_train --check), so a setting only some
+        # block kinds use, missing data or a duplicate run stops the sweep before the first run.
+        a_file = os.path.join(self.dir, "a_file")
+        open(a_file, "w").close()
+        cases = [(["--patterns", "all-T,all-M2", "--mamba2_headdim=48"], "mamba2_headdim"),
+                 (["--patterns", "all-T", "--data=/nonexistent"], "/nonexistent"),
+                 (["--patterns", "all-T", "--hybrid_layer_pattern=M*"], "not hybrid_layer_pattern"),
+                 (["--patterns", "all-T,all-T"], "listed twice in --patterns"),
+                 (["--patterns", "all-T", "--seeds", "0,0"], "seed 0 is listed twice"),
+                 (["--patterns", "all-T", "--out", os.path.join(a_file, "sub")], "is a file, not a folder")]
+        for args, needle in cases:
+            for check in ([], ["--check"]):
+                r = self.sweep("--seeds", "0", "--steps", "2", *check, *args)
+                self.assertEqual(r.returncode, 2, str(args) + ": " + r.stdout + r.stderr)
+                self.assertEqual(r.stderr.count("error: "), 1, r.stderr)
+                self.assertIn(needle, r.stderr, args)
+                self.assertEqual(sorted(os.listdir(self.dir)), ["a_file"], args)
+
+    def test_a_sweep_continues_only_with_the_settings_its_runs_were_trained_with(self):
+        first = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "2")
+        self.assertEqual(first.returncode, 0, first.stdout + first.stderr)
+        command = open(os.path.join(self.dir, "command.txt")).read()
+        r = self.sweep("--patterns", "all-T,all-M", "--seeds", "0", "--steps", "2", "--matrix_lr=0.5")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("all-T-s0 was trained with matrix_lr=0.005, this command gives matrix_lr=0.5", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "all-M-s0")))
+        self.assertEqual(open(os.path.join(self.dir, "command.txt")).read(), command)
+        # Training longer is the same sweep continued.
+        longer = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "3")
+        self.assertEqual(longer.returncode, 0, longer.stdout + longer.stderr)
 
     def test_bad_pattern_stops_before_any_run(self):
         r = self.sweep("--patterns", "all-T,zigzag", "--seeds", "0", "--steps", "3")
