@@ -170,7 +170,7 @@ for p in "${!names[@]}"; do
     tag="${names[p]//\*/A}-s$seed"  # no glob character in a folder name
     dir="$out/$tag"
     run_dirs+=("$dir")
-    resume=() note=""
+    resume=(--resume=false) note=""  # fresh, whatever resume the config file holds
     if [[ -f "$dir/$(printf 'meta_%06d.json' "$iterations")" ]]; then
       log "$i/$total $tag: already done, skipped"; continue
     elif compgen -G "$dir/meta_*.json" >/dev/null; then

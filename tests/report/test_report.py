@@ -815,6 +815,19 @@ class PatternSweep(unittest.TestCase):
                 self.assertIn(needle, r.stderr, args)
                 self.assertEqual(sorted(os.listdir(self.dir)), ["a_file"], args)
 
+    def test_a_config_file_that_says_resume_still_starts_fresh_runs(self):
+        config = os.path.join(self.dir, "resuming.json")
+        with open(TINY_CONFIG) as f:
+            settings = json.load(f)
+        settings["resume"] = True
+        with open(config, "w") as f:
+            json.dump(settings, f)
+        r = subprocess.run([SWEEP, "--config", config, "--out", os.path.join(self.dir, "sweep"), "--patterns", "all-T",
+                            "--seeds", "0", "--steps", "2", *TINY, "--eval_every=-1"],
+                           capture_output=True, text=True, env=self.env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "sweep", "all-T-s0", "meta_000002.json")))
+
     def test_a_sweep_continues_only_with_the_settings_its_runs_were_trained_with(self):
         first = self.sweep("--patterns", "all-T", "--seeds", "0", "--steps", "2")
         self.assertEqual(first.returncode, 0, first.stdout + first.stderr)
