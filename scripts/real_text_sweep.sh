@@ -93,7 +93,11 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 2-3. The tokenizer and the token shards.
 tok="$out/tokenizer"
-if [[ ! -f "$tok/tokenizer.json" ]]; then
+if [[ -f "$tok/tokenizer.json" ]]; then  # made by an earlier run of this script: it must be the one asked for
+  made=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("vocab_size", "?"))' "$tok/tokenizer.json")
+  [[ "$made" == "$vocab_size" ]] ||
+    die "$tok holds a tokenizer of $made tokens, not --vocab_size $vocab_size: give --vocab_size $made to continue, or another --out"
+else
   log "training a tokenizer of $vocab_size tokens into $tok"
   "$BUILD/tok_train" --out "$tok" --vocab_size "$vocab_size" "$corpus"
 fi

@@ -37,7 +37,8 @@ void check_it_is_the_runs(const Config& config, const std::string& given) {
 
 }  // namespace
 
-TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_dir) {
+TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_dir,
+                             const std::string& trained_fingerprint) {
   const std::string dir = tokenizer_dir.empty() ? config.train.tokenizer : tokenizer_dir;
   TextCodec codec;  // bytes
   if (dir.empty()) {
@@ -55,7 +56,18 @@ TextCodec TextCodec::for_run(const Config& config, const std::string& tokenizer_
                     (config.train.tokenizer.empty() ? std::string()
                                                     : " ('" + config.train.tokenizer + "', or leave --tokenizer out)"));
   }
-  check_it_is_the_runs(config, tokenizer_dir);
+  if (trained_fingerprint.empty()) {
+    check_it_is_the_runs(config, tokenizer_dir);  // a run from before fingerprints: by its path
+  } else if (tokenizer::tokenizer_fingerprint(dir) != trained_fingerprint) {
+    if (tokenizer_dir.empty())
+      throw UserError("the run's tokenizer '" + dir + "' has changed since this model was trained (its files " +
+                      "differ from those its run.json recorded): restore it, or give a copy of the original " +
+                      "with --tokenizer");
+    throw UserError(
+        "--tokenizer '" + dir + "' is not the tokenizer this model was trained with: its files differ " +
+        "from those its run.json recorded" +
+        (config.train.tokenizer.empty() ? "" : "; leave --tokenizer out to use '" + config.train.tokenizer + "'"));
+  }
   if (tokens > config.model.vocab_size) {
     throw UserError("config key 'vocab_size': " + std::to_string(config.model.vocab_size) +
                     " is smaller than the tokenizer's " + std::to_string(codec.tokenizer_->vocab_size()) +

@@ -143,6 +143,11 @@ Tokenizer Tokenizer::from_tiktoken(const std::string& ranks_path, const std::str
   return Tokenizer(detail::make_impl(std::move(id_bytes), std::move(is_rank), special_tokens, pattern, ranks_path));
 }
 
+std::string tokenizer_fingerprint(const std::string& dir) {
+  return fnv1a64_hex(read_file(dir + "/" + kTiktokenFile, "ranks file") + '\0' +
+                     read_file(dir + "/" + kTokenizerJsonFile, "tokenizer sidecar"));
+}
+
 Tokenizer Tokenizer::load(const std::string& dir) {
   const std::string json_path = dir + "/" + kTokenizerJsonFile;
   const std::string what_it_is = std::string(" (a tokenizer is a folder holding ") + kTokenizerJsonFile + " and " +

@@ -14,6 +14,7 @@
 #include "hgpt/errors.h"
 #include "hgpt/infer/text_codec.h"
 #include "hgpt/train/context.h"
+#include "hgpt/train/summary.h"
 #include "hgpt/train/trained_model.h"
 
 #include <iostream>
@@ -51,7 +52,8 @@ int run(int argc, char** argv) {
   if (eval_tokens) config.train.eval_tokens = *eval_tokens;
   if (seq_len) config = train::config_at_length(config, *seq_len);
   if (!device_name.empty()) config.train.device = parse_device_choice(device_name);
-  const auto codec = infer::TextCodec::for_run(config, tokenizer_dir);
+  const auto codec =
+      infer::TextCodec::for_run(config, tokenizer_dir, train::recorded_tokenizer_fingerprint(trained.dir));
 
   const at::Device device = train::resolve_device(config.train.device, 0);
   auto pg = dist::ProcessGroup::create(dist::DistEnv{}, device.is_cuda());  // one process

@@ -10,6 +10,7 @@
 #include "hgpt/infer/text_codec.h"
 #include "hgpt/train/context.h"
 #include "hgpt/train/precision.h"
+#include "hgpt/train/summary.h"
 #include "hgpt/train/trained_model.h"
 
 #include <cstdio>
@@ -44,7 +45,8 @@ int run(int argc, char** argv) {
 
   const at::Device device = hgpt::train::resolve_device(hgpt::parse_device_choice(device_name), 0);
   auto run = hgpt::train::load_trained_model(checkpoint, step, device);
-  const auto codec = hgpt::infer::TextCodec::for_run(run.config, tokenizer_dir);
+  const auto codec =
+      hgpt::infer::TextCodec::for_run(run.config, tokenizer_dir, hgpt::train::recorded_tokenizer_fingerprint(run.dir));
   if (!codec.knows_text()) {
     throw hgpt::UserError("the run read token shards ('" + run.config.train.data +
                           "') without a tokenizer, so its text is unknown; pass --tokenizer DIR");

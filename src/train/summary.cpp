@@ -6,6 +6,7 @@
 #include "hgpt/model/block_kinds.h"
 #include "hgpt/model/hybrid_layer_pattern.h"
 #include "hgpt/model/sizes.h"
+#include "hgpt/tokenizer/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -175,7 +176,18 @@ void write_run_record(const std::string& run_dir, const nlohmann::json& summary,
   nlohmann::json record = summary;
   record["config"] = config.to_json();
   record["device"] = device;
+  if (!config.train.tokenizer.empty())
+    record["tokenizer_fingerprint"] = tokenizer::tokenizer_fingerprint(config.train.tokenizer);
   write_file_atomic(path_join(run_dir, "run.json"), record.dump(2));
+}
+
+std::string recorded_tokenizer_fingerprint(const std::string& run_dir) {
+  const std::string path = path_join(run_dir, "run.json");
+  if (!path_exists(path) || is_directory(path)) return "";
+  const auto record = nlohmann::json::parse(read_file(path, "run record"), nullptr, /*allow_exceptions=*/false);
+  if (!record.is_object() || !record.contains("tokenizer_fingerprint")) return "";
+  const auto& fingerprint = record["tokenizer_fingerprint"];
+  return fingerprint.is_string() ? fingerprint.get<std::string>() : "";
 }
 
 }  // namespace hgpt::train

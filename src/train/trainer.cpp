@@ -252,6 +252,12 @@ int run_training(const Config& config, dist::ProcessGroup& pg, c10::Device devic
     }
     say("resumed from " + dir + " at step " + std::to_string(start_step));
   }
+  // A resumed run reads the tokenizer it started with: the same files, not only the same path.
+  const std::string started_with = resume && ctx.master() ? recorded_tokenizer_fingerprint(dir) : "";
+  if (!started_with.empty() && !t.tokenizer.empty() && tokenizer::tokenizer_fingerprint(t.tokenizer) != started_with)
+    throw UserError("config key 'tokenizer': '" + t.tokenizer + "' has changed since this run started (its files " +
+                    "differ from those " + path_join(dir, "run.json") + " recorded); restore it, or start afresh " +
+                    "(--overwrite=true, or another model_tag)");
   MetricsWriter metrics;
   if (ctx.master()) metrics.open(path_join(dir, "metrics.jsonl"), start_step);
   if (ctx.master()) {

@@ -100,7 +100,7 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
   const auto other = with_tokenizer(dir.file("other_tok")), same = with_tokenizer(dir.file("tok"));
   EXPECT_EQ(other.exit_code, 2) << other.describe();
   EXPECT_NE(other.output.find("error: --tokenizer '" + dir.file("other_tok") +
-                              "' is not the tokenizer this model was trained with: its ranks differ"),
+                              "' is not the tokenizer this model was trained with: its files differ"),
             std::string::npos)
       << other.output;
   ASSERT_TRUE(same.ok()) << same.describe();
@@ -149,6 +149,29 @@ TEST(RealData, TokTrainTokenizeBaseTrain) {
   EXPECT_NE(on_bytes.output.find("the run read the built-in corpus's bytes, not tokens; leave --tokenizer out"),
             std::string::npos)
       << on_bytes.output;
+
+  // The run's tokenizer replaced in place (same path, other files): sample and resume refuse it,
+  // naming the change; a copy of the original, elsewhere, is accepted as the run's tokenizer.
+  make_dirs(dir.file("tok_copy"));
+  for (const char* name : {"tokenizer.json", "tokenizer.tiktoken"})
+    write_text(dir.file(std::string("tok_copy/") + name), read_text(dir.file(std::string("tok/") + name)));
+  ASSERT_TRUE(
+      run({kTokTrain, "--out", dir.file("tok"), "--overwrite", "--vocab_size", "310", dir.file("corpus.txt")}).ok());
+  const auto replaced = run(args);
+  EXPECT_EQ(replaced.exit_code, 2) << replaced.describe();
+  EXPECT_NE(
+      replaced.output.find("the run's tokenizer '" + dir.file("tok") + "' has changed since this model was trained"),
+      std::string::npos)
+      << replaced.output;
+  const auto original = with_tokenizer(dir.file("tok_copy"));
+  ASSERT_TRUE(original.ok()) << original.describe();
+  EXPECT_EQ(original.output.find("warning:"), std::string::npos) << original.output;
+  const auto resumed =
+      run_base_train({"--data=" + dir.file("shards"), "--tokenizer=" + dir.file("tok"), "--vocab_size=320",
+                      "--num_iterations=4", "--resume=true", "--out_dir=" + dir.file("out")});
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.describe();
+  EXPECT_NE(resumed.output.find("'" + dir.file("tok") + "' has changed since this run started"), std::string::npos)
+      << resumed.output;
 }
 
 // The tools' flags a hostile probe tried: each is one `error:` line and exit 2, before any work.

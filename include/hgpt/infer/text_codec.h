@@ -20,9 +20,11 @@ class TextCodec {
   // A codec over `tokenizer` (not owned; it must outlive the codec), or bytes when null.
   explicit TextCodec(const tokenizer::Tokenizer* tokenizer = nullptr) : tokenizer_(tokenizer) {}
   // The tokenizer in `tokenizer_dir` when given, else the run's (config key `tokenizer`), checked
-  // against the model's vocabulary (UserError); without one, bytes, which only the built-in corpus
-  // is written in (knows_text() says so).
-  static TextCodec for_run(const Config& config, const std::string& tokenizer_dir = "");
+  // against the model's vocabulary and, when the run recorded one, against `trained_fingerprint`
+  // (tokenizer_fingerprint of the tokenizer it was trained with): UserError when it is not that
+  // tokenizer. Without one, bytes, which only the built-in corpus is written in (knows_text()).
+  static TextCodec for_run(const Config& config, const std::string& tokenizer_dir = "",
+                           const std::string& trained_fingerprint = "");
 
   // False for a run on token shards without a tokenizer: its tokens have no known text.
   bool knows_text() const { return knows_text_; }

@@ -48,6 +48,11 @@ struct TrainOptions {
 // Yields documents one at a time: fills `doc` and returns true, or returns false when done.
 using DocumentSource = std::function<bool(std::string& doc)>;
 
+// What identifies a tokenizer folder's contents: fnv1a64_hex of its tokenizer.tiktoken and
+// tokenizer.json bytes. Runs record it (run.json), so that a tokenizer replaced in place, or a copy
+// of the original elsewhere, is told apart from the path alone. UserError when the files cannot be read.
+std::string tokenizer_fingerprint(const std::string& dir);
+
 class Tokenizer {
  public:
   // Reads DIR/tokenizer.tiktoken and DIR/tokenizer.json. Malformed files → hgpt::UserError naming

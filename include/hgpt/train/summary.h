@@ -25,9 +25,13 @@ void check_fits_in_memory(const Config& config, bool cuda);
 std::string format_summary(const nlohmann::json& summary);
 
 // <run_dir>/run.json, written by rank 0 when a run starts (again when it resumes): the summary plus
-// the resolved config and the device name, so that scripts/report.py can describe a run that is
-// still in progress or never reached a checkpoint.
+// the resolved config, the device name and, for a run with a tokenizer, its tokenizer_fingerprint,
+// so that scripts/report.py can describe a run that is still in progress or never reached a
+// checkpoint, and sample, evaluate and resume can tell the tokenizer it was trained with.
 void write_run_record(const std::string& run_dir, const nlohmann::json& summary, const Config& config,
                       const std::string& device);
+// The tokenizer_fingerprint a run's run.json recorded; "" when there is none (no tokenizer, no
+// run.json, or a run from before it was recorded).
+std::string recorded_tokenizer_fingerprint(const std::string& run_dir);
 
 }  // namespace hgpt::train
